@@ -1,0 +1,33 @@
+import { readFileSync } from "node:fs";
+import { UserError } from "../errors.js";
+
+/** Reads all of standard input as UTF-8. */
+export async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new UserError("expected input on stdin (pipe a file in, e.g. `< input.json`)");
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Parses JSON, turning a syntax error into a one-line user error naming the source. */
+export function parseJson(text: string, source: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${source}: invalid JSON (${(e as Error).message})`);
+  }
+}
+
+export function readTextFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`${path}: cannot read file${code ? ` (${code})` : ""}`);
+  }
+}
+
+/** Writes one JSON value and a newline to stdout. */
+export function writeJson(value: unknown, pretty = false): void {
+  process.stdout.write(JSON.stringify(value, null, pretty ? 2 : undefined) + "\n");
+}
