@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { register as registerKv } from "./kv.js";
+import { register as registerBench } from "./bench.js";
 
 /**
  * The command table. One file per command (or command group); each exports a `register(program)` that
@@ -7,4 +8,5 @@ import { register as registerKv } from "./kv.js";
  */
 export function registerCommands(program: Command): void {
   registerKv(program);
+  registerBench(program);
 }
