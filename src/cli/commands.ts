@@ -1,6 +1,8 @@
 import type { Command } from "commander";
 import { register as registerKv } from "./kv.js";
 import { register as registerBench } from "./bench.js";
+import { register as registerDemo } from "./demo.js";
+import { register as registerTraceValidate } from "./trace-validate.js";
 
 /**
  * The command table. One file per command (or command group); each exports a `register(program)` that
@@ -9,4 +11,6 @@ import { register as registerBench } from "./bench.js";
 export function registerCommands(program: Command): void {
   registerKv(program);
   registerBench(program);
+  registerDemo(program);
+  registerTraceValidate(program);
 }

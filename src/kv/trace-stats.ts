@@ -1,0 +1,148 @@
+import { BlockTracker } from "../masking/tracker.js";
+import { resolveMasking, type MaskingConfig } from "../masking/config.js";
+import type { MementoTokenizer } from "../format/tokenizer.js";
+import { encodeChat } from "../format/chat.js";
+import { simulateKv, type KvSimulationResult } from "./simulate.js";
+import { ARCHITECTURE_PRESETS, type KvArchitecture } from "./architecture.js";
+
+export interface TraceInput {
+  id: string;
+  /** The assistant response, Memento markers included. */
+  text: string;
+  /** The user problem; when present the KV replay starts with its Memento chat prompt. */
+  problem?: string;
+}
+
+export interface KvSummary {
+  peakTokens: number;
+  aucTokens: number;
+  finalTokens: number;
+  peakGB: number;
+  aucGBxKtok: number;
+}
+
+export interface TraceStats {
+  id: string;
+  promptTokens: number;
+  outputTokens: number;
+  /** Completed blocks (with a closed memento) generated in the response. */
+  blocks: number;
+  blockTokens: number[];
+  mementoTokens: number[];
+  /** Memento tokens / block tokens, per block. */
+  compression: number[];
+  /** Sum of memento tokens / sum of block tokens. */
+  overallCompression: number;
+  evictions: number;
+  memento: KvSummary;
+  vanilla: KvSummary;
+  /** vanilla / memento: how many times lower Memento's peak and AUC are. */
+  peakReduction: number;
+  aucReduction: number;
+}
+
+export interface TraceStatsOptions {
+  tokenizer: MementoTokenizer;
+  masking?: Partial<MaskingConfig>;
+  architecture?: KvArchitecture;
+}
+
+function summarise(r: KvSimulationResult): KvSummary {
+  return {
+    peakTokens: r.peakTokens,
+    aucTokens: r.aucTokens,
+    finalTokens: r.finalTokens,
+    peakGB: r.bytes?.peakGB ?? 0,
+    aucGBxKtok: r.bytes?.aucGBxKtok ?? 0,
+  };
+}
+
+/**
+ * Tokenises one response (after its chat prompt, when the problem is known) and measures its Memento
+ * structure and its KV cost with block masking against the same tokens under full attention.
+ */
+export function traceStats(input: TraceInput, options: TraceStatsOptions): TraceStats {
+  const tok = options.tokenizer;
+  const ids = tok.specialTokens;
+  const architecture = options.architecture ?? ARCHITECTURE_PRESETS["qwen3-8b"];
+  const prompt = input.problem ? encodeChat([{ role: "user", content: input.problem }], { tokenizer: tok }).ids : [];
+  const tokens = prompt.concat(tok.encode(input.text));
+  // With a chat prompt, markers quoted in the problem must not count: track from `<|im_start|>assistant` on.
+  const masking = resolveMasking({ keepLastNBlocks: 0, ...options.masking, requireAssistantSection: prompt.length > 0 });
+  const special = {
+    blockStart: ids.blockStart,
+    blockEnd: ids.blockEnd,
+    summaryStart: ids.summaryStart,
+    summaryEnd: ids.summaryEnd,
+    imStart: ids.imStart,
+    assistant: ids.assistant,
+  };
+
+  const mem = simulateKv(tokens, prompt.length, special, masking, { architecture });
+  const van = simulateKv(tokens, prompt.length, special, { ...masking, keepLastNBlocks: -1 }, { architecture });
+
+  const tracker = new BlockTracker(masking, special);
+  tokens.forEach((t, i) => tracker.push(t, i < prompt.length));
+  const blockTokens: number[] = [];
+  const mementoTokens: number[] = [];
+  for (const b of tracker.blocks) {
+    if (b.inPrompt || b.end === undefined || b.summaryStart === undefined || b.summaryEnd === undefined) continue;
+    blockTokens.push(b.end - b.start - 1);
+    mementoTokens.push(b.summaryEnd - b.summaryStart - 1);
+  }
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  return {
+    id: input.id,
+    promptTokens: prompt.length,
+    outputTokens: tokens.length - prompt.length,
+    blocks: blockTokens.length,
+    blockTokens,
+    mementoTokens,
+    compression: blockTokens.map((b, i) => (b > 0 ? mementoTokens[i] / b : 0)),
+    overallCompression: sum(blockTokens) > 0 ? sum(mementoTokens) / sum(blockTokens) : 0,
+    evictions: mem.compactions.length,
+    memento: summarise(mem),
+    vanilla: summarise(van),
+    peakReduction: van.peakTokens / Math.max(1, mem.peakTokens),
+    aucReduction: van.aucTokens / Math.max(1, mem.aucTokens),
+  };
+}
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** A fixed-width table of per-trace statistics and the medians over all traces. */
+export function formatTraceStatsTable(stats: readonly TraceStats[], architecture: string): string {
+  const head = ["trace", "blocks", "med block tok", "med memento tok", "compress", "peak KV mem/van (tok)", "peak x", "AUC x", `peak GB mem/van`];
+  const rows = stats.map((s) => [
+    s.id,
+    String(s.blocks),
+    median(s.blockTokens).toFixed(0),
+    median(s.mementoTokens).toFixed(0),
+    s.overallCompression.toFixed(3),
+    `${s.memento.peakTokens}/${s.vanilla.peakTokens}`,
+    s.peakReduction.toFixed(2),
+    s.aucReduction.toFixed(2),
+    `${s.memento.peakGB.toFixed(3)}/${s.vanilla.peakGB.toFixed(3)}`,
+  ]);
+  if (stats.length > 1) {
+    rows.push([
+      "median",
+      median(stats.map((s) => s.blocks)).toFixed(1),
+      median(stats.flatMap((s) => s.blockTokens)).toFixed(0),
+      median(stats.flatMap((s) => s.mementoTokens)).toFixed(0),
+      median(stats.map((s) => s.overallCompression)).toFixed(3),
+      `${median(stats.map((s) => s.memento.peakTokens))}/${median(stats.map((s) => s.vanilla.peakTokens))}`,
+      median(stats.map((s) => s.peakReduction)).toFixed(2),
+      median(stats.map((s) => s.aucReduction)).toFixed(2),
+      `${median(stats.map((s) => s.memento.peakGB)).toFixed(3)}/${median(stats.map((s) => s.vanilla.peakGB)).toFixed(3)}`,
+    ]);
+  }
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (r: string[]) => r.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join("  ");
+  return [`KV for ${architecture}; memento = keepLastNBlocks 0, vanilla = full attention`, line(head), ...rows.map(line)].join("\n");
+}
