@@ -3,6 +3,7 @@ import { register as registerKv } from "./kv.js";
 import { register as registerBench } from "./bench.js";
 import { register as registerDemo } from "./demo.js";
 import { register as registerTraceValidate } from "./trace-validate.js";
+import { register as registerTokenize } from "./tokenize.js";
 
 /**
  * The command table. One file per command (or command group); each exports a `register(program)` that
@@ -13,4 +14,5 @@ export function registerCommands(program: Command): void {
   registerBench(program);
   registerDemo(program);
   registerTraceValidate(program);
+  registerTokenize(program);
 }

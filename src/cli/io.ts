@@ -14,7 +14,8 @@ export function parseJson(text: string, source: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new UserError(`${source}: invalid JSON (${(e as Error).message})`);
+    // JSON.parse may quote the bad input, newlines included: keep the error on one line.
+    throw new UserError(`${source}: invalid JSON (${(e as Error).message.replace(/\s+/g, " ")})`);
   }
 }
 
