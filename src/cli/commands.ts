@@ -3,7 +3,10 @@ import { register as registerKv } from "./kv.js";
 import { register as registerBench } from "./bench.js";
 import { register as registerDemo } from "./demo.js";
 import { register as registerTraceValidate } from "./trace-validate.js";
+import { register as registerTraceStats } from "./trace-stats.js";
 import { register as registerTokenize } from "./tokenize.js";
+import { register as registerDataSegment } from "./data-segment.js";
+import { register as registerDataSplit } from "./data-split.js";
 
 /**
  * The command table. One file per command (or command group); each exports a `register(program)` that
@@ -14,5 +17,8 @@ export function registerCommands(program: Command): void {
   registerBench(program);
   registerDemo(program);
   registerTraceValidate(program);
+  registerTraceStats(program);
   registerTokenize(program);
+  registerDataSegment(program);
+  registerDataSplit(program);
 }

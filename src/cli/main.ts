@@ -20,7 +20,8 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
-    return 0;
+    // A command reports a negative verdict (e.g. an invalid trace) by setting process.exitCode.
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {
       // Help and version exit through here with code 0; commander already printed its message.
