@@ -1,7 +1,7 @@
-import type { SpecialTokenIds } from "../masking/config.js";
+import type { TrackerTokenIds } from "../masking/config.js";
 
 /** Qwen3 ids of the Memento markers as our tokenizer assigns them (after the 26 existing added tokens). */
-export const QWEN3_MEMENTO_IDS: Required<SpecialTokenIds> = {
+export const QWEN3_MEMENTO_IDS: Required<TrackerTokenIds> = {
   blockStart: 151669,
   blockEnd: 151670,
   summaryStart: 151671,
@@ -31,7 +31,7 @@ export function xorshift(seed: number): () => number {
 export function syntheticMementoStream(
   length: number,
   seed = 1,
-  ids: Required<SpecialTokenIds> = QWEN3_MEMENTO_IDS,
+  ids: Required<TrackerTokenIds> = QWEN3_MEMENTO_IDS,
   blockTokens = 1150,
   mementoTokens = 194,
   promptTokens = 120,

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { BlockTracker } from "../masking/tracker.js";
-import { resolveMasking, specialTokenIdsSchema, type MaskingConfig, type SpecialTokenIds } from "../masking/config.js";
+import { resolveMasking, trackerTokenIdsSchema, type MaskingConfig, type TrackerTokenIds } from "../masking/config.js";
 import { KvLedger } from "./ledger.js";
 import { bytesPerToken, kvBytes, type KvArchitecture } from "./architecture.js";
 import { UserError } from "../errors.js";
@@ -51,7 +51,7 @@ export interface KvSimulationResult {
 export function simulateKv(
   tokens: ArrayLike<number>,
   promptLength: number,
-  specialTokens: SpecialTokenIds,
+  specialTokens: TrackerTokenIds,
   masking: Readonly<MaskingConfig>,
   options: KvSimulationOptions = {},
 ): KvSimulationResult {
@@ -124,7 +124,7 @@ export const kvSimulateInputSchema = z
   .object({
     tokens: z.array(z.number().int()),
     promptLength: z.number().int().min(0),
-    specialTokens: specialTokenIdsSchema,
+    specialTokens: trackerTokenIdsSchema,
     masking: z.unknown().optional(),
     architecture: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
     trajectory: z.boolean().optional(),

@@ -53,7 +53,7 @@ export function resolveMasking(partial: unknown = {}): MaskingConfig {
 }
 
 /** Token ids the tracker reacts to. `imStart`/`assistant` are needed only for requireAssistantSection. */
-export interface SpecialTokenIds {
+export interface TrackerTokenIds {
   blockStart: number;
   blockEnd: number;
   summaryStart: number;
@@ -62,7 +62,7 @@ export interface SpecialTokenIds {
   assistant?: number;
 }
 
-export const specialTokenIdsSchema = z
+export const trackerTokenIdsSchema = z
   .object({
     blockStart: z.number().int(),
     blockEnd: z.number().int(),

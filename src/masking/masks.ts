@@ -1,5 +1,5 @@
 import { BlockTracker } from "./tracker.js";
-import type { MaskingConfig, SpecialTokenIds } from "./config.js";
+import type { MaskingConfig, TrackerTokenIds } from "./config.js";
 
 /** Sentinel in `visibleUntil`: the key is never evicted. */
 export const NEVER = 0x7fffffff;
@@ -38,7 +38,7 @@ export function causalPattern(length: number): CompactAttentionPattern {
 export function mementoPattern(
   tokens: ArrayLike<number>,
   promptLength: number,
-  ids: SpecialTokenIds,
+  ids: TrackerTokenIds,
   config: Readonly<MaskingConfig>,
 ): CompactAttentionPattern {
   const n = tokens.length;

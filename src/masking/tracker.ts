@@ -1,4 +1,4 @@
-import type { MaskingConfig, SpecialTokenIds } from "./config.js";
+import type { MaskingConfig, TrackerTokenIds } from "./config.js";
 
 /** A block of reasoning as the tracker saw it; positions are logical token positions. */
 export interface TrackedBlock {
@@ -43,7 +43,7 @@ const NONE: readonly Eviction[] = Object.freeze([]);
  */
 export class BlockTracker {
   readonly config: Readonly<MaskingConfig>;
-  private readonly ids: SpecialTokenIds;
+  private readonly ids: TrackerTokenIds;
   private readonly gateOn: boolean;
 
   /** Every block created so far, in creation order. */
@@ -59,7 +59,7 @@ export class BlockTracker {
   private pos = 0;
   private evictionCount = 0;
 
-  constructor(config: Readonly<MaskingConfig>, ids: SpecialTokenIds) {
+  constructor(config: Readonly<MaskingConfig>, ids: TrackerTokenIds) {
     this.config = config;
     this.ids = ids;
     // Without both ChatML ids there is no way to find the assistant section: the requirement is switched off.

@@ -1,7 +1,7 @@
-import type { SpecialTokenIds } from "../../src/masking/config.js";
+import type { TrackerTokenIds } from "../../src/masking/config.js";
 
 /** Token ids for the one-letter stream language used in tracker and mask tests. */
-export const IDS: Required<SpecialTokenIds> = {
+export const IDS: Required<TrackerTokenIds> = {
   blockStart: 101,
   blockEnd: 102,
   summaryStart: 103,
