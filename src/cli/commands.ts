@@ -7,6 +7,7 @@ import { register as registerTraceStats } from "./trace-stats.js";
 import { register as registerTokenize } from "./tokenize.js";
 import { register as registerDataSegment } from "./data-segment.js";
 import { register as registerDataSplit } from "./data-split.js";
+import { registerSeedAndStats as registerDataSeedStats } from "./data-seed.js";
 
 /**
  * The command table. One file per command (or command group); each exports a `register(program)` that
@@ -21,4 +22,5 @@ export function registerCommands(program: Command): void {
   registerTokenize(program);
   registerDataSegment(program);
   registerDataSplit(program);
+  registerDataSeedStats(program);
 }
