@@ -53,7 +53,7 @@ describe("OpenMementos row schema", () => {
   });
 
   it("reports shape errors with their path", () => {
-    const bad = { ...row(), difficulty: "hard" } as unknown;
+    const bad = { ...row(), difficulty: 2.5 } as unknown;
     expect(checkOpenMementosRow(bad)[0].path).toBe("difficulty");
     expect(() => parseOpenMementosRow({ ...row(), blocks: [[0]] }, "data.jsonl:3")).toThrow(/^data.jsonl:3: invalid OpenMementos row: blocks.0/);
   });

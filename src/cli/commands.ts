@@ -8,6 +8,7 @@ import { register as registerTokenize } from "./tokenize.js";
 import { register as registerDataSegment } from "./data-segment.js";
 import { register as registerDataSplit } from "./data-split.js";
 import { registerSeedAndStats as registerDataSeedStats } from "./data-seed.js";
+import { register as registerDataBuild } from "./data-build.js";
 
 /**
  * The command table. One file per command (or command group); each exports a `register(program)` that
@@ -21,6 +22,7 @@ export function registerCommands(program: Command): void {
   registerTraceStats(program);
   registerTokenize(program);
   registerDataSegment(program);
+  registerDataBuild(program);
   registerDataSplit(program);
   registerDataSeedStats(program);
 }

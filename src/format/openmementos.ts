@@ -25,7 +25,8 @@ export const openMementosRowShape = z.object({
   response: z.string(),
   domain: z.string(),
   source: z.string(),
-  difficulty: z.number().int(),
+  // Integer levels in OpenMementos; null (unknown) or a label when a source has no numeric difficulty.
+  difficulty: z.union([z.number().int(), z.string(), z.null()]),
   sentences: z.array(z.string()),
   blocks: z.array(blockRange),
   block_summaries: z.array(z.string()),

@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { repoRoot } from "./reference.js";
 
@@ -17,4 +17,21 @@ export function runCli(args: string[], input?: string): CliResult {
     timeout: 60_000,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * Like runCli, without blocking the event loop: needed when the test process itself serves the CLI
+ * (e.g. the fake OpenAI server), which spawnSync would starve.
+ */
+export function runCliAsync(args: string[], input?: string): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(repoRoot, "bin", "memento.js"), ...args], { cwd: repoRoot });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
+    child.stdin.end(input ?? "");
+  });
 }

@@ -60,6 +60,8 @@ export interface FakeOpenAI {
   faults: Fault[];
   always?: Fault;
   rejectResponseFormat: boolean;
+  /** Delay before answering each chat request, in ms (to keep a build in flight long enough to kill it). */
+  delayMs: number;
   /** Chat requests per stage answered so far (any status). */
   count(kind?: PromptKind): number;
   close(): Promise<void>;
@@ -149,6 +151,7 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     faults: [],
     always: undefined,
     rejectResponseFormat: false,
+    delayMs: 0,
     count(kind?: PromptKind) {
       return state.requests.filter((r) => r.path.endsWith("/chat/completions") && (kind === undefined || r.kind === kind)).length;
     },
@@ -191,6 +194,7 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     const kind = promptKindOf(messages[0]?.content ?? "");
     const record: RecordedRequest = { method, path, body, kind, status: 0 };
     state.requests.push(record);
+    if (state.delayMs > 0) await new Promise((r) => setTimeout(r, state.delayMs));
 
     if (state.rejectResponseFormat && body.response_format !== undefined) {
       record.fault = "reject-response-format";
