@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { syntheticTraceRecord } from "./helpers/traces.js";
+import { syntheticTraceRecord } from "../src/bench/traces.js";
 import { startFakeOpenAI, stopFakeOpenAI, type FakeOpenAI } from "./helpers/fake-openai.js";
 import { runCli, runCliAsync } from "./helpers/cli.js";
 import { describeWithReference, referencePath, repoRoot } from "./helpers/reference.js";
@@ -57,6 +57,9 @@ describe("memento data build (offline)", () => {
     const report = JSON.parse(readFileSync(join(out, "seed-report.json"), "utf8"));
     expect(report.dropped).toMatchObject({ no_think_end: 1, cjk: 1 });
     expect(existsSync(join(out, "openmementos.parquet"))).toBe(true);
+    const stats = runCli(["data", "stats", out, "--json"]);
+    expect(stats.status, stats.stderr).toBe(0);
+    expect(JSON.parse(stats.stdout).rows).toBe(4); // the outputs only, not the journal beside them
 
     const again = runCli(["data", "build", "-i", input, "-o", out]);
     expect(again.status).toBe(0);

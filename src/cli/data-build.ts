@@ -3,7 +3,7 @@ import { UserError } from "../errors.js";
 import { loadTokenizer } from "../format/tokenizer.js";
 import { createProvider, type ProviderOptions } from "../data/providers/index.js";
 import { OpenAIProvider } from "../data/providers/openai.js";
-import { parseFieldMapping, DEFAULT_MIN_CHARS } from "../data/seed.js";
+import { parseFieldMapping, formatSeedReport, DEFAULT_MIN_CHARS } from "../data/seed.js";
 import { buildDataset } from "../data/runner.js";
 import { dataCommand } from "./data-segment.js";
 import { ProgressReporter } from "./progress.js";
@@ -160,6 +160,7 @@ export function register(program: Command): void {
           `done: ${summary.completed} completed, ${summary.failed} failed (of ${summary.total}; ${summary.resumed} from an earlier run); ` +
             `seeds read ${summary.seedReport.read}, kept ${summary.seedReport.kept}\n`,
         );
+        err.write(`seed selection: ${formatSeedReport(summary.seedReport).join("; ")}\n`);
         for (const path of summary.outputs) err.write(`wrote ${path}\n`);
         if (provider.heuristic) err.write("note: the offline provider is heuristic (rule-based scores, extractive mementos); use --provider openai for LLM-written data\n");
       } finally {

@@ -188,6 +188,7 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildSummary> {
         failed: progress.failed,
         interrupted,
         usage: opts.provider.usage(),
+        costUsd: opts.cost?.() ?? null,
         finishedAt: new Date().toISOString(),
       },
       null,

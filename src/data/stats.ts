@@ -16,7 +16,7 @@
  * Quantiles interpolate linearly between order statistics.
  *
  * Input: a file (JSONL or Parquet), or a directory: its Parquet files when it has any, else its JSONL files, in
- * both cases without `failed.jsonl` and hidden (temporary) files. Rows without a string `response` or with
+ * both cases without `failed.jsonl`, a build's `journal.jsonl` and hidden (temporary) files. Rows without a string `response` or with
  * `status: "failed"` are skipped and counted.
  *
  * The HTML report (`renderStatsHtml`) is one self-contained file: inline CSS and SVG, no scripts, fonts or
@@ -225,7 +225,8 @@ export function statsInputFiles(path: string): string[] {
   }
   if (!st.isDirectory()) return [path];
   const names = readdirSync(path)
-    .filter((n) => !n.startsWith(".") && n !== FAILED_FILE)
+    // The build's journal holds the same records as its outputs (and failures): never count it.
+    .filter((n) => !n.startsWith(".") && n !== FAILED_FILE && n !== "journal.jsonl")
     .filter((n) => statSync(join(path, n)).isFile())
     .sort();
   const parquet = names.filter((n) => extname(n).toLowerCase() === ".parquet");
