@@ -1,7 +1,7 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, ftruncateSync, writeSync, statSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { MementoTokenizer } from "../format/tokenizer.js";
-import { UserError } from "../errors.js";
+import { JsonlJournal } from "../io/journal.js";
 import { readRecords } from "./readers.js";
 import { selectSeeds, type SeedOptions, type SeedReport } from "./seed.js";
 import { processTrace, type PipelineOptions } from "./pipeline.js";
@@ -52,48 +52,6 @@ export interface BuildSummary extends BuildProgress {
 }
 
 /**
- * The journal: one finished PipelineRecord per line, appended and fsync'd as each trace finishes, so a build
- * killed at any moment (SIGKILL included) loses at most the traces in flight. A torn last line (the kill hit
- * mid-write) is cut off on resume. The final outputs are rebuilt from the journal, in input order, once per id.
- */
-export class Journal {
-  private fd: number;
-  readonly records = new Map<string, PipelineRecord>();
-
-  constructor(readonly path: string) {
-    let keep = 0;
-    if (existsSync(path)) {
-      const buf = readFileSync(path);
-      const text = buf.toString("utf8");
-      const lastNewline = text.lastIndexOf("\n");
-      keep = lastNewline < 0 ? 0 : Buffer.byteLength(text.slice(0, lastNewline + 1), "utf8");
-      for (const line of text.slice(0, lastNewline + 1).split("\n")) {
-        if (!line.trim()) continue;
-        let rec: PipelineRecord;
-        try {
-          rec = JSON.parse(line) as PipelineRecord;
-        } catch {
-          throw new UserError(`${path}: corrupt journal line (not JSON); move the file away to start over`);
-        }
-        this.records.set(rec.id, rec); // a later line for the same id (a retried failure) wins
-      }
-    }
-    this.fd = openSync(path, "a+");
-    if (existsSync(path) && statSync(path).size > keep) ftruncateSync(this.fd, keep); // drop a torn tail
-  }
-
-  append(rec: PipelineRecord): void {
-    writeSync(this.fd, JSON.stringify(rec) + "\n");
-    fsyncSync(this.fd);
-    this.records.set(rec.id, rec);
-  }
-
-  close(): void {
-    closeSync(this.fd);
-  }
-}
-
-/**
  * `memento data build`: select seeds from the input, run each through the pipeline with `workers` traces at a
  * time, journal every result, and write the OpenMementos outputs. Running the same command again resumes.
  */
@@ -109,7 +67,8 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildSummary> {
   const traces: SeedTrace[] = opts.limit !== undefined ? seeds.traces.slice(0, opts.limit) : seeds.traces;
   writeFileAtomic(join(opts.outputDir, SEED_REPORT_FILE), JSON.stringify(seeds.report, null, 2) + "\n");
 
-  const journal = new Journal(join(opts.outputDir, JOURNAL_FILE));
+  // Every finished trace is journalled (fsync'd); the outputs are rebuilt from it, in input order, once per id.
+  const journal = new JsonlJournal<PipelineRecord>(join(opts.outputDir, JOURNAL_FILE), (r) => r.id);
   const isDone = (t: SeedTrace) => {
     const r = journal.records.get(t.id);
     return r !== undefined && (r.status === "completed" || !opts.retryFailed);

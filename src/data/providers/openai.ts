@@ -63,7 +63,7 @@ export class ProviderAnswerError extends Error {
 export class ProviderRequestError extends Error {
   override name = "ProviderRequestError";
   constructor(
-    readonly stage: PromptKind,
+    readonly stage: RequestStage,
     message: string,
     /** HTTP status of the last failure, when there was a response. */
     readonly status: number | undefined,
@@ -315,10 +315,19 @@ export interface Prices {
   outputPerMillion: number;
 }
 
+/** A pipeline prompt kind, or "generate" for plain completions (`complete()`, used by evaluation). */
+export type RequestStage = PromptKind | "generate";
+
 export type ProviderEvent =
-  | { type: "retry"; stage: PromptKind; attempt: number; delayMs: number; reason: string; status?: number }
+  | { type: "retry"; stage: RequestStage; attempt: number; delayMs: number; reason: string; status?: number }
   | { type: "reask"; stage: PromptKind; error: string }
-  | { type: "json-mode-off"; stage: PromptKind; reason: string };
+  | { type: "json-mode-off"; stage: RequestStage; reason: string };
+
+export interface CompletionResult {
+  content: string;
+  usage: { prompt: number; completion: number };
+  finishReason?: string;
+}
 
 export interface OpenAIProviderOptions {
   /** Endpoint, e.g. "http://localhost:8000/v1" (default: the client's, i.e. OPENAI_BASE_URL or api.openai.com). */
@@ -502,8 +511,29 @@ export class OpenAIProvider implements Provider {
     throw new ProviderAnswerError(stage, r2.error, second.slice(0, 2000));
   }
 
+  /**
+   * One plain chat completion with the same rate limiting and transport retries as the pipeline stages, no JSON
+   * mode, and extra request fields (sampling such as top_k/min_p/seed, `skip_special_tokens`, ...) passed through.
+   */
+  async complete(
+    messages: ChatMessage[],
+    opts: { model?: string; extra?: Record<string, unknown>; signal?: AbortSignal } = {},
+  ): Promise<CompletionResult> {
+    return this.chatFull("generate", opts.model ?? this.models.compress, messages, opts.signal, opts.extra ?? {});
+  }
+
   /** One completion's text, with rate limiting and transport retries. */
   private async chat(stage: PromptKind, model: string, messages: ChatMessage[], signal?: AbortSignal): Promise<string> {
+    return (await this.chatFull(stage, model, messages, signal)).content;
+  }
+
+  private async chatFull(
+    stage: RequestStage,
+    model: string,
+    messages: ChatMessage[],
+    signal?: AbortSignal,
+    extra?: Record<string, unknown>,
+  ): Promise<CompletionResult> {
     const estimate = estimatePromptTokens(messages) + (this.maxTokens ?? 0);
     let attempt = 0;
     for (;;) {
@@ -511,9 +541,10 @@ export class OpenAIProvider implements Provider {
       attempt++;
       if (this.limiter.enabled) await this.limiter.acquire(estimate, signal);
       try {
-        const { content, usage } = await this.requestOnce(model, messages, signal);
+        const result = await this.requestOnce(model, messages, signal, extra);
+        const { usage } = result;
         if (this.limiter.enabled) this.limiter.settle(estimate, usage.prompt + usage.completion || estimate);
-        return content;
+        return result;
       } catch (e) {
         if (signal?.aborted) throw abortReason(signal);
         const info: FailureInfo =
@@ -521,7 +552,7 @@ export class OpenAIProvider implements Provider {
             ? { retryable: true, reason: e.message }
             : classifyFailure(e);
         const status = info.status;
-        if (this.jsonMode && status === 400 && /response_format/i.test(describeApiError(e))) {
+        if (this.jsonMode && !extra && status === 400 && /response_format/i.test(describeApiError(e))) {
           this.jsonMode = false;
           this.onEvent?.({ type: "json-mode-off", stage, reason: info.reason });
           attempt--; // the resend without response_format is not a retry
@@ -544,12 +575,16 @@ export class OpenAIProvider implements Provider {
     }
   }
 
-  /** Sends one request; the whole exchange (headers and body) is bounded by `timeoutMs`. */
+  /**
+   * Sends one request; the whole exchange (headers and body) is bounded by `timeoutMs`. With `extra` (a plain
+   * completion) the fields are merged into the body and no response_format is sent.
+   */
   private async requestOnce(
     model: string,
     messages: ChatMessage[],
     signal?: AbortSignal,
-  ): Promise<{ content: string; usage: { prompt: number; completion: number } }> {
+    extra?: Record<string, unknown>,
+  ): Promise<CompletionResult> {
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -564,11 +599,12 @@ export class OpenAIProvider implements Provider {
     };
     if (this.temperature !== undefined) body.temperature = this.temperature;
     if (this.maxTokens !== undefined) body.max_tokens = this.maxTokens;
-    if (this.jsonMode) body.response_format = { type: "json_object" };
+    if (this.jsonMode && !extra) body.response_format = { type: "json_object" };
+    if (extra) Object.assign(body, extra);
     try {
       const completion: unknown = await this.client.chat.completions.create(body, { signal: controller.signal });
       const c = completion as {
-        choices?: { message?: { content?: unknown } }[];
+        choices?: { message?: { content?: unknown }; finish_reason?: unknown }[];
         usage?: { prompt_tokens?: unknown; completion_tokens?: unknown };
       } | null;
       if (!c || typeof c !== "object" || !Array.isArray(c.choices) || c.choices.length === 0 || !c.choices[0]?.message) {
@@ -580,7 +616,12 @@ export class OpenAIProvider implements Provider {
       this.counters.promptTokens += prompt;
       this.counters.completionTokens += completionTokens;
       const content = c.choices[0].message.content;
-      return { content: typeof content === "string" ? content : "", usage: { prompt, completion: completionTokens } };
+      const finish = c.choices[0].finish_reason;
+      return {
+        content: typeof content === "string" ? content : "",
+        usage: { prompt, completion: completionTokens },
+        finishReason: typeof finish === "string" ? finish : undefined,
+      };
     } catch (e) {
       if (timedOut && !signal?.aborted) throw new TimeoutError(`request timed out after ${this.timeoutMs} ms`);
       if (e instanceof APIUserAbortError && signal?.aborted) throw abortReason(signal);
