@@ -1,0 +1,111 @@
+import type { Command } from "commander";
+import { UserError } from "../errors.js";
+import { loadTokenizer } from "../format/tokenizer.js";
+import { writeJsonlAtomic } from "../data/writers.js";
+import { DEFAULT_TEST_SEED, DEFAULT_TRAIN_SEED, type ToyParams, type ToySplit, generateDataset } from "../train/toy-task.js";
+import { type ExportReport, exportSft } from "../train/sft-data.js";
+import { toyTokenizer } from "../train/char-tokenizer.js";
+
+/** The `memento train` command group (created on first use; other train commands attach to the same group). */
+export function trainCommand(program: Command): Command {
+  const existing = program.commands.find((c) => c.name() === "train");
+  if (existing) return existing;
+  return program.command("train").description("training: SFT data export for GPU trainers, the toy model").exitOverride();
+}
+
+/** The `memento toy` command group. */
+export function toyCommand(program: Command): Command {
+  const existing = program.commands.find((c) => c.name() === "toy");
+  if (existing) return existing;
+  return program.command("toy").description("the toy Memento task (running digit sums mod 10, one block per digit group)").exitOverride();
+}
+
+function intOption(name: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new UserError(`${name}: expected an integer >= ${min}, got "${v}"`);
+  return n;
+}
+
+export interface ToyGenerateOptions {
+  count: string;
+  seed?: string;
+  split?: string;
+  output?: string;
+  minGroups?: string;
+  maxGroups?: string;
+  groupSize?: string;
+}
+
+/** The JSONL lines `memento toy generate` writes (exported for tests). */
+export function toyGenerateLines(opts: ToyGenerateOptions): string[] {
+  const split = (opts.split ?? "train") as ToySplit;
+  if (split !== "train" && split !== "test") throw new UserError(`--split: expected train or test, got "${opts.split}"`);
+  const count = intOption("--count", opts.count, 0)!;
+  const seed = intOption("--seed", opts.seed, 0) ?? (split === "train" ? DEFAULT_TRAIN_SEED : DEFAULT_TEST_SEED);
+  const params: Partial<ToyParams> = {
+    minGroups: intOption("--min-groups", opts.minGroups, 1),
+    maxGroups: intOption("--max-groups", opts.maxGroups, 1),
+    groupSize: intOption("--group-size", opts.groupSize, 1),
+  };
+  return generateDataset(seed, count, params, split).map((d) => JSON.stringify({ prompt: d.prompt, response: d.response, answer: d.answer }));
+}
+
+export interface TrainExportOptions {
+  input: string;
+  output: string;
+  tokenizer?: string;
+  toyTokenizer?: boolean;
+  maxTokens?: string;
+}
+
+/** Runs `memento train export`; skipped rows are reported on stderr, the summary is returned (exported for tests). */
+export async function trainExport(opts: TrainExportOptions): Promise<ExportReport> {
+  if (opts.toyTokenizer && opts.tokenizer !== undefined) throw new UserError("--toy-tokenizer and --tokenizer are mutually exclusive");
+  const tokenizer = opts.toyTokenizer ? toyTokenizer() : loadTokenizer(opts.tokenizer);
+  const maxTokens = intOption("--max-tokens", opts.maxTokens, 1);
+  return exportSft(opts.input, opts.output, {
+    tokenizer,
+    maxTokens,
+    onSkip: (s) => process.stderr.write(`memento: ${opts.input}:${s.line}: skipped (${s.reason}): ${s.message}\n`),
+  });
+}
+
+export function register(program: Command): void {
+  toyCommand(program)
+    .command("generate")
+    .description("write toy problems as JSONL {prompt, response, answer}; train and test splits are disjoint whatever the seeds")
+    .requiredOption("--count <n>", "number of problems")
+    .option("--seed <s>", `random seed (default ${DEFAULT_TRAIN_SEED} for train, ${DEFAULT_TEST_SEED} for test)`)
+    .option("--split <split>", "train or test (held-out)", "train")
+    .option("--output <file>", "write to this JSONL file instead of stdout")
+    .option("--min-groups <n>", "fewest digit groups (blocks) per problem (default 4)")
+    .option("--max-groups <n>", "most digit groups (blocks) per problem (default 8)")
+    .option("--group-size <n>", "digits per group (steps per block; default 5)")
+    .exitOverride()
+    .action((opts: ToyGenerateOptions) => {
+      const lines = toyGenerateLines(opts);
+      if (opts.output !== undefined) writeJsonlAtomic(opts.output, lines.map((l) => JSON.parse(l) as unknown));
+      else process.stdout.write(lines.map((l) => l + "\n").join(""));
+    });
+
+  trainCommand(program)
+    .command("export")
+    .description(
+      "tokenise OpenMementos rows or {prompt, response} rows (JSONL or Parquet) into SFT examples for GPU trainers: one record " +
+        "{input_ids, labels, prompt_length, memento_visible_until, view_at} per row (JSONL, or Parquet when --output ends in .parquet); " +
+        "Stage-2 mask: k <= q && view_at[q] <= visible_until[k] (-1 = never evicted); prints a JSON summary",
+    )
+    .requiredOption("--input <file>", "JSONL or Parquet rows")
+    .requiredOption("--output <file>", "output .jsonl or .parquet")
+    .option("--tokenizer <dir>", "tokenizer directory (default: the bundled Qwen3 tokenizer + Memento tokens)")
+    .option("--toy-tokenizer", "use the toy character tokenizer")
+    .option("--max-tokens <n>", "skip (and report) examples longer than this; never truncates")
+    .exitOverride()
+    .action(async (opts: TrainExportOptions) => {
+      const report = await trainExport(opts);
+      const { skipped, ...rest } = report;
+      const summary = { ...rest, skippedCount: skipped.length, skipped: skipped.slice(0, 100) };
+      process.stdout.write(JSON.stringify(summary) + "\n");
+    });
+}

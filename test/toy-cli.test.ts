@@ -1,0 +1,88 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Command } from "commander";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { main } from "../src/cli/main.js";
+import { trainCommand } from "../src/cli/toy.js";
+import { validateResponse } from "../src/format/validate.js";
+import { generateDataset } from "../src/train/toy-task.js";
+
+const dir = mkdtempSync(join(tmpdir(), "memento-toycli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const o = vi.spyOn(process.stdout, "write").mockImplementation((s) => ((out += String(s)), true));
+  const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => ((err += String(s)), true));
+  try {
+    const code = await main(["node", "memento", ...args]);
+    return { code, out, err };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+}
+
+describe("memento toy generate", () => {
+  it("writes {prompt, response, answer} lines, deterministic by seed", async () => {
+    const a = await run(["toy", "generate", "--count", "5", "--seed", "3"]);
+    expect(a.code).toBe(0);
+    const b = await run(["toy", "generate", "--count", "5", "--seed", "3"]);
+    expect(b.out).toBe(a.out);
+    const rows = a.out.trim().split("\n").map((l) => JSON.parse(l) as { prompt: string; response: string; answer: string });
+    expect(rows).toEqual(generateDataset(3, 5).map((d) => ({ prompt: d.prompt, response: d.response, answer: d.answer })));
+    for (const r of rows) expect(validateResponse(r.response).valid).toBe(true);
+  });
+
+  it("writes the held-out split to a file", async () => {
+    const file = join(dir, "test.jsonl");
+    const r = await run(["toy", "generate", "--count", "4", "--split", "test", "--output", file]);
+    expect(r.code).toBe(0);
+    expect(r.out).toBe("");
+    const rows = readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { prompt: string });
+    expect(rows.map((x) => x.prompt)).toEqual(generateDataset(2, 4, {}, "test").map((d) => d.prompt));
+  });
+
+  it("rejects bad options with exit code 2", async () => {
+    expect((await run(["toy", "generate", "--count", "x"])).code).toBe(2);
+    expect((await run(["toy", "generate", "--count", "3", "--split", "dev"])).err).toMatch(/--split/);
+  });
+});
+
+describe("memento train export", () => {
+  it("exports toy data with the toy tokenizer and reports long rows on stderr", async () => {
+    const input = join(dir, "in.jsonl");
+    const output = join(dir, "out.jsonl");
+    const g = await run(["toy", "generate", "--count", "10", "--seed", "9", "--output", input]);
+    expect(g.code).toBe(0);
+    const r = await run(["train", "export", "--input", input, "--output", output, "--toy-tokenizer", "--max-tokens", "220"]);
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.out) as { read: number; written: number; skippedCount: number; skipped: { line: number; tokens: number }[] };
+    expect(summary.read).toBe(10);
+    expect(summary.written + summary.skippedCount).toBe(10);
+    expect(summary.skippedCount).toBeGreaterThan(0);
+    for (const s of summary.skipped) {
+      expect(s.tokens).toBeGreaterThan(220);
+      expect(r.err).toContain(`${input}:${s.line}: skipped (too_long): ${s.tokens} tokens > --max-tokens 220`);
+    }
+    const recs = readFileSync(output, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { input_ids: number[] });
+    expect(recs.length).toBe(summary.written);
+    expect(recs.every((x) => x.input_ids.length <= 220)).toBe(true);
+  });
+
+  it("reports a missing input as a user error", async () => {
+    writeFileSync(join(dir, "empty.jsonl"), "");
+    const r = await run(["train", "export", "--input", join(dir, "nope.jsonl"), "--output", join(dir, "o.jsonl"), "--toy-tokenizer"]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/cannot read/);
+  });
+
+  it("trainCommand returns the existing group", () => {
+    const p = new Command("x");
+    const a = trainCommand(p);
+    expect(trainCommand(p)).toBe(a);
+    expect(p.commands.filter((c) => c.name() === "train")).toHaveLength(1);
+  });
+});
