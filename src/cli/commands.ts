@@ -9,6 +9,7 @@ import { register as registerDataSegment } from "./data-segment.js";
 import { register as registerDataSplit } from "./data-split.js";
 import { registerSeedAndStats as registerDataSeedStats } from "./data-seed.js";
 import { register as registerDataBuild } from "./data-build.js";
+import { register as registerModelAddTokens } from "./model.js";
 import { register as registerToy } from "./toy.js";
 
 /**
@@ -26,5 +27,6 @@ export function registerCommands(program: Command): void {
   registerDataBuild(program);
   registerDataSplit(program);
   registerDataSeedStats(program);
+  registerModelAddTokens(program);
   registerToy(program);
 }
