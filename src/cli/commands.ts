@@ -11,6 +11,9 @@ import { registerSeedAndStats as registerDataSeedStats } from "./data-seed.js";
 import { register as registerDataBuild } from "./data-build.js";
 import { register as registerModelAddTokens } from "./model.js";
 import { register as registerToy } from "./toy.js";
+import { register as registerEvalReport } from "./eval-report.js";
+import { register as registerView } from "./view.js";
+import { register as registerEvalRun } from "./eval-run.js";
 
 /**
  * The command table. One file per command (or command group); each exports a `register(program)` that
@@ -29,4 +32,7 @@ export function registerCommands(program: Command): void {
   registerDataSeedStats(program);
   registerModelAddTokens(program);
   registerToy(program);
+  registerEvalReport(program);
+  registerView(program);
+  registerEvalRun(program);
 }

@@ -1,0 +1,9 @@
+/**
+ * Evaluation: answer extraction, normalisation, symbolic equivalence, code execution, checking, metrics.
+ */
+export * from "./extract.js";
+export * from "./normalize.js";
+export * from "./equivalence.js";
+export * from "./code-runner.js";
+export * from "./check.js";
+export * from "./metrics.js";

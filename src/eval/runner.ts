@@ -1,0 +1,213 @@
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { UserError } from "../errors.js";
+import { JsonlJournal } from "../io/journal.js";
+import { writeFileAtomic } from "../data/writers.js";
+import type { MementoTokenizer } from "../format/tokenizer.js";
+import { OpenAIProvider } from "../data/providers/openai.js";
+import { traceStats } from "../kv/trace-stats.js";
+import { simulateKv } from "../kv/simulate.js";
+import { resolveMasking } from "../masking/config.js";
+import type { KvArchitecture } from "../kv/architecture.js";
+import { renderPrompt } from "./benchmark.js";
+import { checkAnswer } from "./check.js";
+import { answerKey } from "./normalize.js";
+import { summarizeRun } from "./summary.js";
+import type { BenchmarkProblem, Generation, GenerationKv, RunManifest, RunSummary, SamplingParams } from "./types.js";
+
+export const RUN_MANIFEST = "run.json";
+export const GENERATIONS_FILE = "generations.jsonl";
+export const RESULTS_FILE = "results.json";
+
+export interface EvalProgress {
+  total: number;
+  done: number;
+  completed: number;
+  failed: number;
+  resumed: number;
+  usage: { promptTokens: number; completionTokens: number; requests: number };
+  cost: number;
+}
+
+export interface EvalRunOptions {
+  problems: BenchmarkProblem[];
+  benchmark: string;
+  outDir: string;
+  endpoint: string;
+  model: string;
+  apiKey?: string;
+  label: string;
+  n: number;
+  sampling: SamplingParams;
+  extraBody?: Record<string, unknown>;
+  concurrency?: number;
+  promptTemplate?: string;
+  tokenizer: MementoTokenizer;
+  architecture: KvArchitecture;
+  timeoutMs?: number;
+  attempts?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: EvalProgress) => void;
+}
+
+const keyOf = (g: Pick<Generation, "problemId" | "sample">) => `${g.problemId}#${g.sample}`;
+
+/** Keeps at most `max` points, taking the maximum of each bucket so sawtooth peaks survive. */
+export function downsample(values: readonly number[], max = 512): number[] {
+  if (values.length <= max) return [...values];
+  const out: number[] = [];
+  for (let b = 0; b < max; b++) {
+    const from = Math.floor((b * values.length) / max);
+    const to = Math.floor(((b + 1) * values.length) / max);
+    let m = -Infinity;
+    for (let i = from; i < to; i++) if (values[i] > m) m = values[i];
+    out.push(m);
+  }
+  return out;
+}
+
+/** KV metrics of one response with the foundation's simulator (memento: keepLastNBlocks 0; vanilla: full attention). */
+export function generationKv(prompt: string, response: string, tok: MementoTokenizer, architecture: KvArchitecture): GenerationKv {
+  const s = traceStats({ id: "", text: response, problem: prompt }, { tokenizer: tok, architecture });
+  const ids = tok.specialTokens;
+  const special = { blockStart: ids.blockStart, blockEnd: ids.blockEnd, summaryStart: ids.summaryStart, summaryEnd: ids.summaryEnd };
+  const tokens = tok.encode(response);
+  const traj = simulateKv(tokens, 0, special, resolveMasking({ keepLastNBlocks: 0 }), { trajectory: true }).trajectory!;
+  return {
+    promptTokens: s.promptTokens,
+    outputTokens: s.outputTokens,
+    blocks: s.blocks,
+    compression: s.overallCompression,
+    blockTokens: s.blockTokens,
+    mementoTokens: s.mementoTokens,
+    memento: s.memento,
+    vanilla: s.vanilla,
+    // Trajectories are of the response alone; add promptTokens for the absolute resident count.
+    trajectory: downsample(traj),
+    vanillaTrajectory: downsample(traj.map((_, i) => i + 1)),
+  };
+}
+
+function checkManifest(path: string, m: RunManifest): void {
+  if (!existsSync(path)) return;
+  let old: RunManifest;
+  try {
+    old = JSON.parse(readFileSync(path, "utf8")) as RunManifest;
+  } catch {
+    throw new UserError(`${path}: unreadable run manifest; use another --out directory`);
+  }
+  for (const k of ["model", "benchmark", "endpoint"] as const) {
+    if (old[k] !== m[k]) throw new UserError(`${path}: this directory holds a run with ${k} "${old[k]}", not "${m[k]}"; use another --out directory`);
+  }
+  if (JSON.stringify(old.sampling) !== JSON.stringify(m.sampling)) {
+    throw new UserError(`${path}: this directory holds a run with other sampling settings; use another --out directory`);
+  }
+}
+
+/**
+ * `memento eval run`: n generations per problem from an OpenAI-compatible endpoint, each checked and measured
+ * (KV by simulation) as it finishes and journalled, so the same command resumes after a crash without
+ * duplicates. Generations that failed at the transport level are retried on resume.
+ */
+export async function runEval(opts: EvalRunOptions): Promise<{ summary: RunSummary; progress: EvalProgress; interrupted: boolean }> {
+  mkdirSync(opts.outDir, { recursive: true });
+  const manifest: RunManifest = {
+    label: opts.label,
+    endpoint: opts.endpoint,
+    model: opts.model,
+    benchmark: opts.benchmark,
+    problems: opts.problems.length,
+    n: opts.n,
+    sampling: opts.sampling,
+    ...(opts.extraBody ? { extraBody: opts.extraBody } : {}),
+    architecture: opts.architecture.name,
+    startedAt: new Date().toISOString(),
+  };
+  const manifestPath = join(opts.outDir, RUN_MANIFEST);
+  checkManifest(manifestPath, manifest);
+  writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2) + "\n");
+
+  const client = new OpenAIProvider({
+    baseURL: opts.endpoint,
+    apiKey: opts.apiKey,
+    model: opts.model,
+    jsonMode: false,
+    retry: { attempts: opts.attempts ?? 4, timeoutMs: opts.timeoutMs ?? 600_000 },
+  });
+  const journal = new JsonlJournal<Generation>(join(opts.outDir, GENERATIONS_FILE), keyOf);
+  const tasks: { problem: BenchmarkProblem; sample: number }[] = [];
+  for (const problem of opts.problems) for (let s = 0; s < opts.n; s++) tasks.push({ problem, sample: s });
+  const todo = tasks.filter((t) => journal.records.get(keyOf({ problemId: t.problem.id, sample: t.sample }))?.status !== "ok");
+  const progress: EvalProgress = {
+    total: tasks.length,
+    done: tasks.length - todo.length,
+    completed: tasks.length - todo.length,
+    failed: 0,
+    resumed: tasks.length - todo.length,
+    usage: client.usage(),
+    cost: 0,
+  };
+  opts.onProgress?.({ ...progress });
+
+  const { temperature, top_p, top_k, min_p, max_tokens, seed } = opts.sampling;
+  let cursor = 0;
+  const worker = async () => {
+    while (cursor < todo.length && !opts.signal?.aborted) {
+      const { problem, sample } = todo[cursor++];
+      const prompt = renderPrompt(problem, opts.promptTemplate);
+      const started = Date.now();
+      let gen: Generation;
+      try {
+        const r = await client.complete([{ role: "user", content: prompt }], {
+          signal: opts.signal,
+          extra: {
+            temperature,
+            top_p,
+            top_k,
+            ...(min_p !== undefined ? { min_p } : {}),
+            max_tokens,
+            ...(seed !== undefined ? { seed: seed + sample } : {}),
+            // Keep the Memento markers in the text so blocks and mementos can be measured.
+            skip_special_tokens: false,
+            ...opts.extraBody,
+          },
+        });
+        const checked = await checkAnswer(r.content, problem.answer, { kind: problem.kind, tests: problem.tests });
+        gen = {
+          problemId: problem.id,
+          sample,
+          status: "ok",
+          response: r.content,
+          finishReason: r.finishReason,
+          usage: { promptTokens: r.usage.prompt, completionTokens: r.usage.completion },
+          latencyMs: Date.now() - started,
+          extracted: checked.extracted ?? undefined,
+          // Majority voting groups equivalent answers by their normalised form.
+          voteKey: checked.extracted === null ? undefined : problem.kind === "math" ? answerKey(checked.extracted) : checked.extracted.trim(),
+          correct: checked.correct,
+          method: checked.method,
+          kv: generationKv(prompt, r.content, opts.tokenizer, opts.architecture),
+        };
+      } catch (e) {
+        if (opts.signal?.aborted) return; // interrupted: not a failed generation
+        gen = { problemId: problem.id, sample, status: "error", error: (e as Error).message.replace(/\s+/g, " ").slice(0, 500) };
+      }
+      journal.append(gen);
+      progress.done++;
+      if (gen.status === "ok") progress.completed++;
+      else progress.failed++;
+      progress.usage = client.usage();
+      opts.onProgress?.({ ...progress });
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 4, todo.length || 1)) }, worker));
+  } finally {
+    journal.close();
+  }
+  const generations = tasks.map((t) => journal.records.get(keyOf({ problemId: t.problem.id, sample: t.sample }))).filter((g): g is Generation => g !== undefined);
+  const summary = summarizeRun(opts.label, opts.problems, generations, opts.n);
+  writeFileAtomic(join(opts.outDir, RESULTS_FILE), JSON.stringify(summary, null, 2) + "\n");
+  const interrupted = opts.signal?.aborted === true && progress.done < progress.total;
+  return { summary, progress, interrupted };
+}
