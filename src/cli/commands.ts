@@ -14,6 +14,7 @@ import { register as registerToy } from "./toy.js";
 import { register as registerEvalReport } from "./eval-report.js";
 import { register as registerView } from "./view.js";
 import { register as registerEvalRun } from "./eval-run.js";
+import { register as registerTrain } from "./train.js";
 
 /**
  * The command table. One file per command (or command group); each exports a `register(program)` that
@@ -35,4 +36,5 @@ export function registerCommands(program: Command): void {
   registerEvalReport(program);
   registerView(program);
   registerEvalRun(program);
+  registerTrain(program);
 }

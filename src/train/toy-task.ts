@@ -12,16 +12,18 @@
  * Response. One block per group, each doing G steps, then a memento with the running value:
  *
  *   <think>\n
- *   <|block_start|>a:54389|0>59209<|block_end|>\n<|summary_start|>a x=9<|summary_end|>\n
- *   <|block_start|>b:31740|9>23044<|block_end|>\n<|summary_start|>b x=4<|summary_end|>\n
+ *   <|block_start|>a:54389|0+5=5 5+4=9 9+3=2 2+8=0 0+9=9<|block_end|>\n<|summary_start|>a x=9<|summary_end|>\n
+ *   <|block_start|>b:31740|9+3=2 2+1=3 3+7=0 0+4=4 4+0=4<|block_end|>\n<|summary_start|>b x=4<|summary_end|>\n
  *   ...
  *   </think>\n\n{answer}
  *
- * Block text = `{label}:{group digits}|{value before}>{value after each step}`: the group is first copied from the
- * prompt (found by its label: an induction-style copy), the value the block starts from is restated, then each
- * output digit is (previous output digit + the group digit G+2 characters further back) mod 10, so every step
- * reads two tokens at fixed relative offsets: a 100-entry table, learnable by a tiny model. The memento
- * `{label} x={value}` names the group just finished and the running value after it.
+ * Block text = `{label}:{group digits}|{x}+{d}={x'} ...`: the group is first copied from the prompt (found by its
+ * label: an induction-style copy), then every step is written out: the running value (copied from the previous
+ * step, or from the last memento for the first step), the group digit, and their sum mod 10, so each prediction
+ * is a copy or a 100-entry table lookup, learnable by a tiny model. Writing the steps out also makes a block
+ * several times longer than its memento, as real reasoning blocks are, so evicting blocks saves KV (about 2x
+ * lower peak with the defaults, the prompt included). The memento `{label} x={value}` names the group just
+ * finished and the running value after it.
  *
  * Why the memento carries all the state needed after eviction: with memento attention (keepLastNBlocks 0) a
  * block's content is evicted as soon as its memento closes. The next block needs exactly (1) which group comes
@@ -32,8 +34,8 @@
  * that relied on reading earlier blocks (say, to re-add digits) fails: masking matters.
  *
  * Lengths with the defaults (G = 5, N = 4..8, character tokenizer, ChatML chat): prompt 3 + 8 N characters
- * (35-67), response 6 + 26 N tokens (110-214; 4 markers + 15 block + 5 memento + 2 newlines per block), a whole
- * training example exactly 18 + 34 N tokens (154-290, mean 222); N blocks of G steps (20-40 steps).
+ * (35-67); per block 37 content tokens + 2 delimiters + 5 memento + 2 memento markers + 2 newlines; a whole
+ * training example exactly 18 + 56 N tokens (242-466); N blocks of G steps (20-40 steps).
  *
  * Splits: a problem belongs to the held-out ("test") split iff an FNV-1a hash of its prompt is 0 mod
  * TEST_FRACTION_DENOMINATOR; `generateDataset` only keeps problems of the requested split (rejection sampling),
@@ -158,16 +160,20 @@ export function parsePrompt(prompt: string): ToyProblem {
   return makeProblem(Number(m[1]), groups);
 }
 
-/** The text of block k: `{label}:{digits}|{value before}>{value after each digit}`. */
+/**
+ * The text of block k: `{label}:{digits}|{x}+{d}={x'} ...`, one explicit step per digit. Writing every step
+ * out keeps each prediction local (copy x, copy d, add mod 10) and makes a block several times longer than its
+ * memento, as real reasoning blocks are, so evicting it saves KV.
+ */
 export function blockText(problem: ToyProblem, k: number): string {
   let x = k === 0 ? problem.start : problem.values[k - 1];
-  const before = x;
-  const outs: number[] = [];
+  const steps: string[] = [];
   for (const d of problem.groups[k]) {
-    x = (x + d) % 10;
-    outs.push(x);
+    const next = (x + d) % 10;
+    steps.push(`${x}+${d}=${next}`);
+    x = next;
   }
-  return `${LABELS[k]}:${problem.groups[k].join("")}|${before}>${outs.join("")}`;
+  return `${LABELS[k]}:${problem.groups[k].join("")}|${steps.join(" ")}`;
 }
 
 /** The memento of block k: `{label} x={running value}`. */

@@ -1,0 +1,194 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Qwen3Model } from "../model/transformer.js";
+import { KVCache } from "../model/kv-cache.js";
+import { countParameters, toyConfig, type Qwen3Config } from "../model/config.js";
+import { saveModel } from "../model/index.js";
+import { BlockTracker } from "../masking/tracker.js";
+import { resolveMasking, type MaskingConfig } from "../masking/config.js";
+import { toyTokenizer, type CharTokenizer } from "./char-tokenizer.js";
+import { buildSftExample, IGNORE_INDEX, renderSftPrompt, stagePattern, trackerIdsOf, type SftExample } from "./sft-data.js";
+import { generateDataset, generateHeldOut, gradeResponse, type ToyDatasetItem, type ToyParams } from "./toy-task.js";
+import { train, type TrainResult } from "./trainer.js";
+import type { TrainSequence } from "./grad-job.js";
+
+/** Next-token targets from unshifted labels: targets[i] = labels[i + 1]. */
+export function shiftLabels(labels: Int32Array): Int32Array {
+  const t = new Int32Array(labels.length).fill(IGNORE_INDEX);
+  t.set(labels.subarray(1), 0);
+  return t;
+}
+
+export function toSequences(examples: readonly SftExample[], stage: 1 | 2, tok: CharTokenizer): TrainSequence[] {
+  const ids = trackerIdsOf(tok);
+  return examples.map((ex) => ({ ids: ex.ids, targets: shiftLabels(ex.labels), pattern: stagePattern(ex, stage, ids) }));
+}
+
+export interface GenerateResult {
+  tokens: number[];
+  text: string;
+  peakKvTokens: number;
+  evictions: number;
+}
+
+/**
+ * Greedy decoding with the reference KV cache. With `masking` (keepLastNBlocks >= 0) a block tracker evicts
+ * each completed block from the cache right after its `<|summary_end|>`, as the engine does; without it the
+ * model keeps full attention.
+ */
+export function generateGreedy(
+  model: Qwen3Model,
+  tok: CharTokenizer,
+  prompt: string,
+  masking: Readonly<MaskingConfig> | undefined,
+  maxTokens = 512,
+): GenerateResult {
+  const promptIds = tok.encode(renderSftPrompt(prompt));
+  const cache = new KVCache(model);
+  const tracker = masking ? new BlockTracker(masking, trackerIdsOf(tok)) : undefined;
+  for (const t of promptIds) tracker?.push(t, true);
+  let logits = cache.prefill(promptIds);
+  const vocab = model.config.vocab_size;
+  let last = logits.subarray((promptIds.length - 1) * vocab, promptIds.length * vocab);
+  const out: number[] = [];
+  const stop = new Set([tok.specialTokens.imEnd, tok.specialTokens.eos, tok.specialTokens.pad].filter((x): x is number => x !== undefined && x >= 0));
+  let evictions = 0;
+  for (let i = 0; i < maxTokens; i++) {
+    let best = 0;
+    for (let v = 1; v < vocab; v++) if (last[v] > last[best]) best = v;
+    if (stop.has(best)) break;
+    out.push(best);
+    logits = cache.step(best);
+    last = logits;
+    if (tracker) {
+      for (const ev of tracker.push(best)) {
+        cache.evict(ev.start, ev.end);
+        evictions++;
+      }
+    }
+  }
+  return { tokens: out, text: tok.decode(out), peakKvTokens: cache.peakResidentTokens, evictions };
+}
+
+export interface ToyEvalResult {
+  problems: number;
+  accuracy: number;
+  /** Fraction of responses that pass the Memento validator. */
+  validFormat: number;
+  meanPeakKvTokens: number;
+  meanEvictions: number;
+}
+
+export function evaluateToy(model: Qwen3Model, tok: CharTokenizer, items: readonly ToyDatasetItem[], masking: Readonly<MaskingConfig> | undefined): ToyEvalResult {
+  let correct = 0;
+  let valid = 0;
+  let peak = 0;
+  let ev = 0;
+  for (const item of items) {
+    const r = generateGreedy(model, tok, item.prompt, masking, 64 + 40 * item.problem.groups.length);
+    const g = gradeResponse(item.problem, r.text);
+    if (g.correct) correct++;
+    if (g.valid) valid++;
+    peak += r.peakKvTokens;
+    ev += r.evictions;
+  }
+  const n = Math.max(1, items.length);
+  return { problems: items.length, accuracy: correct / n, validFormat: valid / n, meanPeakKvTokens: peak / n, meanEvictions: ev / n };
+}
+
+export interface ToyTrainOptions {
+  outDir: string;
+  seed: number;
+  trainExamples: number;
+  testExamples: number;
+  stage1Steps: number;
+  stage2Steps: number;
+  batchSize: number;
+  lr: number;
+  workers: number;
+  task?: Partial<ToyParams>;
+  config?: Partial<Qwen3Config>;
+  checkpointEvery?: number;
+  onLog?: (line: string) => void;
+}
+
+export interface ToyReport {
+  seed: number;
+  parameters: number;
+  config: Qwen3Config;
+  train: { examples: number; steps: { stage1: number; stage2: number }; batchSize: number; lr: number; seconds: number; tokens: number; finalLoss: Record<string, number> };
+  heldOut: {
+    problems: number;
+    masked: ToyEvalResult;
+    fullAttention: ToyEvalResult;
+    /** Full-attention mean peak KV / masked mean peak KV. */
+    peakKvReduction: number;
+    /** masked - full accuracy, in points. */
+    accuracyDeltaPoints: number;
+  };
+}
+
+/**
+ * `memento train toy`: generate the toy task, train a ~1M-parameter Qwen3-architecture model with two-stage SFT
+ * (stage 1 causal, stage 2 memento attention), save it in the Hugging Face layout with its tokenizer, and
+ * evaluate held-out problems with block masking (keepLastNBlocks 0) and with full attention.
+ */
+export async function trainToy(opts: ToyTrainOptions): Promise<{ report: ToyReport; result: TrainResult; modelDir: string }> {
+  const log = opts.onLog ?? (() => {});
+  const tok = toyTokenizer();
+  const config = toyConfig({ vocab_size: Math.ceil(tok.vocabSize / 8) * 8, ...opts.config });
+  const model = Qwen3Model.random(config, { seed: opts.seed });
+  log(`model: ${countParameters(config).toLocaleString("en-US")} parameters (${config.num_hidden_layers} layers, d=${config.hidden_size}, vocab ${config.vocab_size})`);
+  const trainItems = generateDataset(opts.seed, opts.trainExamples, opts.task ?? {}, "train");
+  const testItems = generateHeldOut(opts.testExamples, opts.task ?? {});
+  const examples = trainItems.map((it) => buildSftExample(tok, it.prompt, it.response));
+  const meanLen = examples.reduce((a, e) => a + e.ids.length, 0) / Math.max(1, examples.length);
+  log(`data: ${examples.length} training examples (mean ${meanLen.toFixed(0)} tokens), ${testItems.length} held-out problems`);
+
+  const result = await train({
+    model,
+    stages: [
+      { name: "stage1", sequences: toSequences(examples, 1, tok), steps: opts.stage1Steps, lr: opts.lr },
+      { name: "stage2", sequences: toSequences(examples, 2, tok), steps: opts.stage2Steps, lr: opts.lr },
+    ],
+    batchSize: opts.batchSize,
+    seed: opts.seed,
+    outDir: opts.outDir,
+    workers: opts.workers,
+    checkpointEvery: opts.checkpointEvery ?? 50,
+    onLog: log,
+  });
+
+  const modelDir = join(opts.outDir, "model");
+  mkdirSync(modelDir, { recursive: true });
+  saveModel(modelDir, model);
+  tok.save(modelDir);
+
+  log(`evaluating ${testItems.length} held-out problems with block masking and with full attention`);
+  const masked = evaluateToy(model, tok, testItems, resolveMasking({ keepLastNBlocks: 0, requireAssistantSection: true }));
+  const full = evaluateToy(model, tok, testItems, undefined);
+  const report: ToyReport = {
+    seed: opts.seed,
+    parameters: countParameters(config),
+    config,
+    train: {
+      examples: examples.length,
+      steps: { stage1: opts.stage1Steps, stage2: opts.stage2Steps },
+      batchSize: opts.batchSize,
+      lr: opts.lr,
+      seconds: result.seconds,
+      tokens: result.tokens,
+      finalLoss: result.finalLoss,
+    },
+    heldOut: {
+      problems: testItems.length,
+      masked,
+      fullAttention: full,
+      peakKvReduction: full.meanPeakKvTokens / Math.max(1, masked.meanPeakKvTokens),
+      accuracyDeltaPoints: 100 * (masked.accuracy - full.accuracy),
+    },
+  };
+  writeFileSync(join(opts.outDir, "report.json"), JSON.stringify(report, null, 2) + "\n");
+  writeFileSync(join(modelDir, "memento_toy_report.json"), JSON.stringify(report, null, 2) + "\n");
+  return { report, result, modelDir };
+}
