@@ -15,14 +15,14 @@ export function register(program: Command): void {
     .description("train the bundled toy Memento model (two-stage SFT: causal, then memento attention) and evaluate it held-out")
     .option("-o, --out <dir>", "output directory (checkpoints, loss.csv/svg, model/, report.json); rerun to resume", "runs/toy")
     .option("--seed <n>", "seed for data, initialisation and batches", "1")
-    .option("--train-examples <n>", "training problems", "6000")
+    .option("--train-examples <n>", "training problems", "8000")
     .option("--test-examples <n>", "held-out problems", "200")
-    .option("--stage1-steps <n>", "optimizer steps with full causal attention", "500")
-    .option("--stage2-steps <n>", "optimizer steps with memento attention", "300")
-    .option("--batch <n>", "sequences per step", "16")
-    .option("--lr <x>", "peak learning rate", "2e-3")
+    .option("--stage1-steps <n>", "optimizer steps with full causal attention", "550")
+    .option("--stage2-steps <n>", "optimizer steps with memento attention", "250")
+    .option("--batch <n>", "sequences per step", "12")
+    .option("--lr <x>", "peak learning rate", "3e-3")
     .option("--workers <n>", "gradient worker threads", "2")
-    .option("--checkpoint-every <n>", "steps between checkpoints", "50")
+    .option("--checkpoint-every <n>", "steps between checkpoints", "25")
     .action(async (o: Record<string, string>) => {
       const lr = Number(o.lr);
       if (!(lr > 0)) throw new UserError(`--lr: expected a positive number, got "${o.lr}"`);
