@@ -1,8 +1,7 @@
 /**
  * memento: the library behind the `memento` CLI.
- *   format   - tokens, parse/render/validate, OpenMementos rows, tokenizer, chat templates
- *   masking  - block tracker (state machine) and attention patterns
- *   kv       - KV simulation and accounting
+ *   format, masking, kv   the foundation, exported flat (parseResponse, BlockTracker, simulateKv, loadTokenizer, ...)
+ *   data, model, train, evaluation   exported as namespaces (data.buildDataset, model.Qwen3Model, ...)
  */
 export * from "./errors.js";
 export * from "./format/index.js";
@@ -10,3 +9,7 @@ export * from "./format/tokenizer.js";
 export * from "./format/chat.js";
 export * from "./masking/index.js";
 export * from "./kv/index.js";
+export * as data from "./data/index.js";
+export * as model from "./model/index.js";
+export * as train from "./train/index.js";
+export * as evaluation from "./eval/index.js";
