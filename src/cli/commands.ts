@@ -13,6 +13,7 @@ import { register as registerModelAddTokens } from "./model.js";
 import { register as registerToy } from "./toy.js";
 import { register as registerEvalReport } from "./eval-report.js";
 import { register as registerView } from "./view.js";
+import { register as registerEngine } from "./engine.js";
 import { register as registerEvalRun } from "./eval-run.js";
 import { register as registerTrain } from "./train.js";
 
@@ -35,6 +36,7 @@ export function registerCommands(program: Command): void {
   registerToy(program);
   registerEvalReport(program);
   registerView(program);
+  registerEngine(program); // after registerBench: adds `bench engine`
   registerEvalRun(program);
   registerTrain(program);
 }

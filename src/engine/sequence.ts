@@ -1,0 +1,179 @@
+/**
+ * One request's state inside the engine: its tokens (prompt + completion, each at logical position = index),
+ * how many of them have KV computed, its block tracker (the masking state after exactly those tokens), its
+ * sampler, its text stream, and its counters. The engine moves it between waiting, running and finished and
+ * performs the backend calls; this class only keeps the books and decides what the next token is.
+ */
+import { BlockTracker } from "../masking/tracker.js";
+import type { MaskingConfig, TrackerTokenIds } from "../masking/config.js";
+import { Sampler } from "./sampling.js";
+import { TextStream } from "./text.js";
+import type { RequestChannel } from "./handle.js";
+import type { EngineTokenizer, FinishReason, RequestStats, SamplingParams, SeqId } from "./types.js";
+
+export type SequenceStatus = "waiting" | "running" | "finished";
+
+export interface SequenceInit {
+  id: string;
+  arrival: number;
+  prompt: readonly number[];
+  sampling: SamplingParams;
+  masking: MaskingConfig;
+  markers: TrackerTokenIds;
+  tokenizer: EngineTokenizer;
+  stopIds: ReadonlySet<number>;
+  replay?: readonly number[];
+  skipSpecialTokens: boolean;
+  channel: RequestChannel;
+}
+
+export interface Finish {
+  reason: FinishReason;
+  stopReason?: string | number;
+  message?: string;
+}
+
+export class Sequence {
+  readonly id: string;
+  readonly arrival: number;
+  readonly promptLength: number;
+  /** Prompt then completion; `tokens[i]` sits at logical position i. */
+  readonly tokens: number[];
+  /** tokens[0, computed) have KV computed (in the backend, or to be recomputed after a preemption). */
+  computed = 0;
+  tracker: BlockTracker;
+  readonly masking: MaskingConfig;
+  readonly markers: TrackerTokenIds;
+  readonly sampling: SamplingParams;
+  readonly channel: RequestChannel;
+  status: SequenceStatus = "waiting";
+  /** Backend sequence while running. */
+  seq: SeqId | undefined;
+  /** Cells resident, as last measured. */
+  residentTokens = 0;
+  /** Has been admitted before (a later admission recomputes). */
+  started = false;
+  cancelRequested = false;
+  readonly stats: RequestStats;
+  readonly submittedAt = performance.now();
+
+  private readonly sampler: Sampler;
+  private readonly replay: readonly number[] | undefined;
+  private readonly stopIds: ReadonlySet<number>;
+  private readonly text: TextStream;
+
+  constructor(init: SequenceInit) {
+    this.id = init.id;
+    this.arrival = init.arrival;
+    this.promptLength = init.prompt.length;
+    this.tokens = [...init.prompt];
+    this.masking = init.masking;
+    this.markers = init.markers;
+    this.sampling = init.sampling;
+    this.channel = init.channel;
+    this.replay = init.replay;
+    this.stopIds = init.stopIds;
+    this.tracker = new BlockTracker(init.masking, init.markers);
+    this.sampler = new Sampler(init.sampling);
+    this.text = new TextStream(init.tokenizer, init.replay ? [] : (init.sampling.stop ?? []), init.skipSpecialTokens);
+    this.stats = {
+      promptTokens: init.prompt.length,
+      completionTokens: 0,
+      blocks: 0,
+      evictions: 0,
+      evictedTokens: 0,
+      peakKvTokens: 0,
+      currentKvTokens: 0,
+      finalKvTokens: 0,
+      aucKvTokens: 0,
+      preemptions: 0,
+      recomputedTokens: 0,
+      restartRecomputedTokens: 0,
+      forcedBlockEnds: 0,
+      queueMs: 0,
+      firstTokenMs: 0,
+      totalMs: 0,
+    };
+  }
+
+  /** Cells an admission must be able to hold: the prompt, or after a preemption the peak reached (bounds the recompute). */
+  get admissionNeed(): number {
+    return this.started ? Math.max(this.stats.peakKvTokens, this.computed) : this.promptLength;
+  }
+
+  get completionLength(): number {
+    return this.tokens.length - this.promptLength;
+  }
+
+  get isReplay(): boolean {
+    return this.replay !== undefined;
+  }
+
+  /** The token whose KV the next decode step computes. */
+  get pendingToken(): number {
+    return this.tokens[this.computed];
+  }
+
+  /** Records a fresh measurement of this sequence's cells. */
+  measure(resident: number): void {
+    this.residentTokens = resident;
+    this.stats.currentKvTokens = resident;
+    if (resident > this.stats.peakKvTokens) this.stats.peakKvTokens = resident;
+  }
+
+  /** After a completion token's KV and its evictions: KV AUC and block count. */
+  afterCompletionToken(): void {
+    this.stats.aucKvTokens += this.residentTokens;
+    this.stats.blocks = this.tracker.blocks.length;
+  }
+
+  /**
+   * Replay: the next recorded token, or the finish once every accepted token's KV is computed.
+   * Call only when tokens.length === computed.
+   */
+  nextReplay(): { token: number } | Finish {
+    const replay = this.replay as readonly number[];
+    const n = this.completionLength;
+    if (n >= this.sampling.maxTokens) return { reason: n < replay.length ? "length" : "stop" };
+    if (n >= replay.length) return { reason: "stop" };
+    return { token: replay[n] };
+  }
+
+  /** Generation: the next token from the logits of the last computed token (forced `<|block_end|>` when the block is full). */
+  choose(logits: Float32Array): { token: number; forced: boolean } {
+    if (this.tracker.mustEndBlock()) return { token: this.markers.blockEnd, forced: true };
+    return { token: this.sampler.sample(logits), forced: false };
+  }
+
+  /**
+   * Appends a completion token and emits its event. Returns how the request ends if this token ends it
+   * (generation only: stop id, stop string or max tokens; replay ends in nextReplay).
+   */
+  accept(token: number, forced = false): Finish | undefined {
+    this.tokens.push(token);
+    this.stats.completionTokens++;
+    if (forced) this.stats.forcedBlockEnds++;
+    if (this.stats.completionTokens === 1) this.stats.firstTokenMs = performance.now() - this.submittedAt;
+    const position = this.tokens.length - 1;
+    let finish: Finish | undefined;
+    if (!this.replay && this.stopIds.has(token)) {
+      finish = { reason: "stop", stopReason: token };
+    } else {
+      const hit = this.text.push(token);
+      if (!this.replay && hit) finish = { reason: "stop", stopReason: this.text.stopped };
+      else if (!this.replay && this.completionLength >= this.sampling.maxTokens) finish = { reason: "length" };
+    }
+    const text = this.text.release(finish !== undefined);
+    this.channel.emit({ type: "token", id: token, position, text });
+    return finish;
+  }
+
+  /** Text not yet released (emitted with the done event's last token when a replay or an abort ends). */
+  flushText(): string {
+    return this.text.release(true);
+  }
+
+  get completionText(): string {
+    return this.text.fullText;
+  }
+}
