@@ -2,7 +2,6 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
-import { main } from "../src/cli/main.js";
 import { defaultTokenizerDir, loadTokenizer } from "../src/format/tokenizer.js";
 import { BLOCK_END, BLOCK_START, MEMENTO_SPECIAL_TOKENS, SUMMARY_END, SUMMARY_START } from "../src/format/tokens.js";
 import {
@@ -14,6 +13,7 @@ import {
 } from "../src/model/add-tokens.js";
 import { decodeFloats, dtypeSize, encodeFloats, type FloatDtype } from "../src/model/dtype.js";
 import { INDEX_FILE, SafetensorsCheckpoint, SafetensorsWriter, readSafetensorsIndex, type TensorPlan } from "../src/model/safetensors.js";
+import { runInProcess as cli } from "./helpers/cli.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "memento-addtok-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -355,20 +355,6 @@ describe("memento model add-tokens (library)", () => {
   });
 });
 
-/** Runs the CLI in-process; returns exit code, stdout and stderr. */
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const o = vi.spyOn(process.stdout, "write").mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => ((err += String(s)), true));
-  try {
-    const code = await main(["node", "memento", ...args]);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 describe("memento model add-tokens (CLI)", () => {
   it("writes OUT and prints a summary; --json prints the report", async () => {

@@ -2,7 +2,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
-import { main } from "../src/cli/main.js";
 import { readAllRecords, readRecords } from "../src/data/readers.js";
 import {
   contentHash,
@@ -18,6 +17,7 @@ import {
 import type { SeedTrace } from "../src/data/types.js";
 import { encodeParquet, type OutputRow } from "../src/data/writers.js";
 import { describeWithReference, referencePath } from "./helpers/reference.js";
+import { runInProcess as run } from "./helpers/cli.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "memento-seed-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -29,19 +29,6 @@ function longReasoning(tag: string, n = 2100): string {
   return sentence.repeat(Math.ceil(n / sentence.length)).trim();
 }
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const o = vi.spyOn(process.stdout, "write").mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => ((err += String(s)), true));
-  try {
-    const code = await main(["node", "memento", ...args]);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 describe("splitThink", () => {
   it("cuts at <think>...</think>", () => {

@@ -1,25 +1,7 @@
-import { Readable } from "node:stream";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { dataSplitOutput } from "../src/cli/data-split.js";
-import { main } from "../src/cli/main.js";
+import { runInProcess as run } from "./helpers/cli.js";
 
-/** Runs the CLI in-process with `input` on stdin; returns exit code, stdout and stderr. */
-async function run(args: string[], input: string): Promise<{ code: number; out: string; err: string }> {
-  const original = Object.getOwnPropertyDescriptor(process, "stdin")!;
-  Object.defineProperty(process, "stdin", { value: Object.assign(Readable.from([Buffer.from(input)]), { isTTY: false }), configurable: true });
-  let out = "";
-  let err = "";
-  const o = vi.spyOn(process.stdout, "write").mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => ((err += String(s)), true));
-  try {
-    const code = await main(["node", "memento", ...args]);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-    Object.defineProperty(process, "stdin", original);
-  }
-}
 
 afterEach(() => vi.restoreAllMocks());
 

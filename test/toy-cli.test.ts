@@ -2,28 +2,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
-import { afterAll, describe, expect, it, vi } from "vitest";
-import { main } from "../src/cli/main.js";
+import { afterAll, describe, expect, it } from "vitest";
 import { trainCommand } from "../src/cli/toy.js";
 import { validateResponse } from "../src/format/validate.js";
 import { generateDataset } from "../src/train/toy-task.js";
+import { runInProcess as run } from "./helpers/cli.js";
 
 const dir = mkdtempSync(join(tmpdir(), "memento-toycli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const o = vi.spyOn(process.stdout, "write").mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => ((err += String(s)), true));
-  try {
-    const code = await main(["node", "memento", ...args]);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 describe("memento toy generate", () => {
   it("writes {prompt, response, answer} lines, deterministic by seed", async () => {
