@@ -16,6 +16,7 @@ import { register as registerView } from "./view.js";
 import { register as registerEngine } from "./engine.js";
 import { register as registerEvalRun } from "./eval-run.js";
 import { register as registerTrain } from "./train.js";
+import { register as registerServe } from "./serve.js";
 
 /**
  * The command table. One file per command (or command group); each exports a `register(program)` that
@@ -39,4 +40,5 @@ export function registerCommands(program: Command): void {
   registerEngine(program); // after registerBench: adds `bench engine`
   registerEvalRun(program);
   registerTrain(program);
+  registerServe(program);
 }

@@ -35,6 +35,8 @@ export interface ToyGenerateOptions {
   minGroups?: string;
   maxGroups?: string;
   groupSize?: string;
+  /** Write evaluation benchmark records {id, problem, answer, kind: "math"} (for `memento eval run`) instead of training rows. */
+  benchmark?: boolean;
 }
 
 /** The JSONL lines `memento toy generate` writes (exported for tests). */
@@ -48,7 +50,12 @@ export function toyGenerateLines(opts: ToyGenerateOptions): string[] {
     maxGroups: intOption("--max-groups", opts.maxGroups, 1),
     groupSize: intOption("--group-size", opts.groupSize, 1),
   };
-  return generateDataset(seed, count, params, split).map((d) => JSON.stringify({ prompt: d.prompt, response: d.response, answer: d.answer }));
+  const items = generateDataset(seed, count, params, split);
+  if (opts.benchmark) {
+    const width = Math.max(4, String(Math.max(0, count - 1)).length);
+    return items.map((d, i) => JSON.stringify({ id: `toy-${split}-${String(i).padStart(width, "0")}`, problem: d.prompt, answer: d.answer, kind: "math" }));
+  }
+  return items.map((d) => JSON.stringify({ prompt: d.prompt, response: d.response, answer: d.answer }));
 }
 
 export interface TrainExportOptions {
@@ -82,6 +89,11 @@ export function register(program: Command): void {
     .option("--min-groups <n>", "fewest digit groups (blocks) per problem (default 4)")
     .option("--max-groups <n>", "most digit groups (blocks) per problem (default 8)")
     .option("--group-size <n>", "digits per group (steps per block; default 5)")
+    .option(
+      "--benchmark",
+      "write evaluation records {id, problem, answer, kind: \"math\"} for `memento eval run` instead; " +
+        "assets/toy-benchmark.jsonl is `--split test --count 200 --benchmark`",
+    )
     .exitOverride()
     .action((opts: ToyGenerateOptions) => {
       const lines = toyGenerateLines(opts);
