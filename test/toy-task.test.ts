@@ -39,8 +39,8 @@ describe("toy task", () => {
     expect(p.answer).toBe(7);
     const r = renderResponse(p);
     expect(r).toBe(
-      "<think>\n<|block_start|>a:53581|7+5=2 2+3=5 5+5=0 0+8=8 8+1=9<|block_end|>\n<|summary_start|>a x=9<|summary_end|>\n" +
-        "<|block_start|>b:99|9+9=8 8+9=7<|block_end|>\n<|summary_start|>b x=7<|summary_end|>\n</think>\n\n7",
+      "<think>\n<|block_start|>a:53581|7 3581_|2 581__|5 81___|0 1____|8 _____|9<|block_end|>\n<|summary_start|>a x=9<|summary_end|>\n" +
+        "<|block_start|>b:99|9 9_|8 __|7<|block_end|>\n<|summary_start|>b x=7<|summary_end|>\n</think>\n\n7",
     );
     expect(parsePrompt(p.prompt)).toEqual(p);
   });
@@ -98,10 +98,10 @@ describe("toy task", () => {
     expect(generateDataset(1, 100, {}, "test").some((d) => trainSet.has(d.prompt))).toBe(false);
   });
 
-  it("has short sequences: 242-466 tokens with the char tokenizer, 4-8 blocks", () => {
+  it("has short sequences: 290-562 tokens with the char tokenizer, 4-8 blocks", () => {
     const tok = toyTokenizer();
     const lens = generateDataset(5, 300).map((d) => ({ n: buildSftExample(tok, d.prompt, d.response).ids.length, g: d.problem.groups.length }));
-    for (const { n, g } of lens) expect(n).toBe(18 + 56 * g);
+    for (const { n, g } of lens) expect(n).toBe(18 + 68 * g);
     expect(Math.min(...lens.map((l) => l.g))).toBe(4);
     expect(Math.max(...lens.map((l) => l.g))).toBe(8);
   });

@@ -12,18 +12,17 @@
  * Response. One block per group, each doing G steps, then a memento with the running value:
  *
  *   <think>\n
- *   <|block_start|>a:54389|0+5=5 5+4=9 9+3=2 2+8=0 0+9=9<|block_end|>\n<|summary_start|>a x=9<|summary_end|>\n
- *   <|block_start|>b:31740|9+3=2 2+1=3 3+7=0 0+4=4 4+0=4<|block_end|>\n<|summary_start|>b x=4<|summary_end|>\n
+ *   <|block_start|>a:54389|0 4389_|5 389__|9 89___|2 9____|0 _____|9<|block_end|>\n<|summary_start|>a x=9<|summary_end|>\n
+ *   <|block_start|>b:31740|9 1740_|2 740__|3 40___|0 0____|4 _____|4<|block_end|>\n<|summary_start|>b x=4<|summary_end|>\n
  *   ...
  *   </think>\n\n{answer}
  *
- * Block text = `{label}:{group digits}|{x}+{d}={x'} ...`: the group is first copied from the prompt (found by its
- * label: an induction-style copy), then every step is written out: the running value (copied from the previous
- * step, or from the last memento for the first step), the group digit, and their sum mod 10, so each prediction
- * is a copy or a 100-entry table lookup, learnable by a tiny model. Writing the steps out also makes a block
- * several times longer than its memento, as real reasoning blocks are, so evicting blocks saves KV (about 2x
- * lower peak with the defaults, the prompt included). The memento `{label} x={value}` names the group just
- * finished and the running value after it.
+ * Block text = `{label}:` then G+1 fixed-width chunks (see `blockText`): the group is first copied from the prompt
+ * (found by its label: an induction-style copy), then each step's chunk is read off the previous chunk at fixed
+ * distances (shifted digits, the digit being added, the running value), a copy or a 100-entry addition table,
+ * learnable by a tiny model. A block is several times longer than its memento, as real reasoning blocks are, so
+ * evicting blocks saves KV (a bit over 2x lower peak with the defaults, the prompt included). The memento
+ * `{label} x={value}` names the group just finished and the running value after it.
  *
  * Why the memento carries all the state needed after eviction: with memento attention (keepLastNBlocks 0) a
  * block's content is evicted as soon as its memento closes. The next block needs exactly (1) which group comes
@@ -34,8 +33,8 @@
  * that relied on reading earlier blocks (say, to re-add digits) fails: masking matters.
  *
  * Lengths with the defaults (G = 5, N = 4..8, character tokenizer, ChatML chat): prompt 3 + 8 N characters
- * (35-67); per block 37 content tokens + 2 delimiters + 5 memento + 2 memento markers + 2 newlines; a whole
- * training example exactly 18 + 56 N tokens (242-466); N blocks of G steps (20-40 steps).
+ * (35-67); per block 49 content tokens + 2 delimiters + 5 memento + 2 memento markers + 2 newlines; a whole
+ * training example exactly 18 + 68 N tokens (290-562); N blocks of G steps (20-40 steps).
  *
  * Splits: a problem belongs to the held-out ("test") split iff an FNV-1a hash of its prompt is 0 mod
  * TEST_FRACTION_DENOMINATOR; `generateDataset` only keeps problems of the requested split (rejection sampling),
@@ -161,19 +160,25 @@ export function parsePrompt(prompt: string): ToyProblem {
 }
 
 /**
- * The text of block k: `{label}:{digits}|{x}+{d}={x'} ...`, one explicit step per digit. Writing every step
- * out keeps each prediction local (copy x, copy d, add mod 10) and makes a block several times longer than its
- * memento, as real reasoning blocks are, so evicting it saves KV.
+ * The text of block k: the group is copied from the prompt, then one fixed-width chunk per step. A chunk is
+ * `{digits still to add, left-aligned, padded with _}|{running value}`; each step drops the first digit, adds it
+ * to the running value and pads on the right:
+ *
+ *   a:54389|0 4389_|5 389__|9 89___|2 9____|0 _____|9
+ *
+ * Every prediction inside a block reads tokens at fixed distances back (the same slot of the previous chunk,
+ * its first digit, its running value), so a small model can learn it; and a block is several times longer than
+ * its memento, as real reasoning blocks are, so evicting blocks saves KV.
  */
 export function blockText(problem: ToyProblem, k: number): string {
   let x = k === 0 ? problem.start : problem.values[k - 1];
-  const steps: string[] = [];
-  for (const d of problem.groups[k]) {
-    const next = (x + d) % 10;
-    steps.push(`${x}+${d}=${next}`);
-    x = next;
+  const digits = problem.groups[k];
+  const chunks: string[] = [`${digits.join("")}|${x}`];
+  for (let i = 0; i < digits.length; i++) {
+    x = (x + digits[i]) % 10;
+    chunks.push(`${digits.slice(i + 1).join("")}${"_".repeat(i + 1)}|${x}`);
   }
-  return `${LABELS[k]}:${problem.groups[k].join("")}|${steps.join(" ")}`;
+  return `${LABELS[k]}:${chunks.join(" ")}`;
 }
 
 /** The memento of block k: `{label} x={running value}`. */

@@ -85,8 +85,8 @@ export function evaluateToy(model: Qwen3Model, tok: CharTokenizer, items: readon
   let peak = 0;
   let ev = 0;
   for (const item of items) {
-    // A reference response is 3 + 48 tokens per group; leave room for a model that writes a little more.
-    const r = generateGreedy(model, tok, item.prompt, masking, 64 + 64 * item.problem.groups.length);
+    // A reference response is 3 + 60 tokens per group; leave room for a model that writes a little more.
+    const r = generateGreedy(model, tok, item.prompt, masking, 64 + 80 * item.problem.groups.length);
     const g = gradeResponse(item.problem, r.text);
     if (g.correct) correct++;
     if (g.valid) valid++;
