@@ -10,6 +10,7 @@ import { register as registerDataSplit } from "./data-split.js";
 import { registerSeedAndStats as registerDataSeedStats } from "./data-seed.js";
 import { register as registerDataBuild } from "./data-build.js";
 import { register as registerModelAddTokens } from "./model.js";
+import { register as registerModelExportGguf } from "./gguf.js";
 import { register as registerToy } from "./toy.js";
 import { register as registerEvalReport } from "./eval-report.js";
 import { register as registerView } from "./view.js";
@@ -34,6 +35,7 @@ export function registerCommands(program: Command): void {
   registerDataSplit(program);
   registerDataSeedStats(program);
   registerModelAddTokens(program);
+  registerModelExportGguf(program);
   registerToy(program);
   registerEvalReport(program);
   registerView(program);
