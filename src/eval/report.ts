@@ -25,9 +25,10 @@ import type { MementoTokenizer } from "../format/tokenizer.js";
 import type { KvArchitecture } from "../kv/architecture.js";
 import { answerKey } from "./normalize.js";
 import { majAtKProblem, mean, passAtK, standardError } from "./metrics.js";
-import { traceStats } from "../kv/trace-stats.js";
-import { simulateKv } from "../kv/simulate.js";
-import { resolveMasking } from "../masking/config.js";
+import { median } from "../kv/trace-stats.js";
+// The KV of one response (to fill in generations stored without `kv`), as the runner computes it.
+import { computeGenerationKv } from "./kv.js";
+export { computeGenerationKv };
 
 // ---------------------------------------------------------------------------------------------------------
 // Loading and validation
@@ -175,61 +176,10 @@ export function loadRun(dir: string): LoadedRun {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// KV of one response (to fill in generations stored without `kv`)
-
-/** Keeps at most `max` points, the maximum of each bucket, so sawtooth peaks survive. */
-function downsamplePeaks(values: readonly number[], max = 512): number[] {
-  if (values.length <= max) return [...values];
-  const out: number[] = [];
-  for (let b = 0; b < max; b++) {
-    const from = Math.floor((b * values.length) / max);
-    const to = Math.max(from + 1, Math.floor(((b + 1) * values.length) / max));
-    let m = -Infinity;
-    for (let i = from; i < to; i++) if (values[i] > m) m = values[i];
-    out.push(m);
-  }
-  return out;
-}
-
-/**
- * The `kv` record of one response, as the runner stores it: the simulator's numbers with block masking
- * (keepLastNBlocks 0) and under full attention, per-block token counts, and both trajectories of the
- * response's tokens (resident tokens excluding the prompt), downsampled to at most 512 points.
- */
-export function computeGenerationKv(
-  response: string,
-  opts: { tokenizer: MementoTokenizer; architecture: KvArchitecture; problem?: string },
-): GenerationKv {
-  const s = traceStats({ id: "", text: response, problem: opts.problem }, { tokenizer: opts.tokenizer, architecture: opts.architecture });
-  const ids = opts.tokenizer.specialTokens;
-  const special = { blockStart: ids.blockStart, blockEnd: ids.blockEnd, summaryStart: ids.summaryStart, summaryEnd: ids.summaryEnd };
-  const tokens = opts.tokenizer.encode(response);
-  const traj = simulateKv(tokens, 0, special, resolveMasking({ keepLastNBlocks: 0 }), { trajectory: true }).trajectory ?? [];
-  return {
-    promptTokens: s.promptTokens,
-    outputTokens: s.outputTokens,
-    blocks: s.blocks,
-    compression: s.overallCompression,
-    blockTokens: s.blockTokens,
-    mementoTokens: s.mementoTokens,
-    memento: { peakTokens: s.memento.peakTokens, aucTokens: s.memento.aucTokens, peakGB: s.memento.peakGB, aucGBxKtok: s.memento.aucGBxKtok },
-    vanilla: { peakTokens: s.vanilla.peakTokens, aucTokens: s.vanilla.aucTokens, peakGB: s.vanilla.peakGB, aucGBxKtok: s.vanilla.aucGBxKtok },
-    trajectory: downsamplePeaks(traj),
-    vanillaTrajectory: downsamplePeaks(traj.map((_, i) => i + 1)),
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------------
 // Metrics
 
 const identity = (a: string) => a;
 
-function median(xs: readonly number[]): number {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 export interface KvMeans {
   peakTokens: number;

@@ -5,15 +5,13 @@ import { JsonlJournal } from "../io/journal.js";
 import { writeFileAtomic } from "../data/writers.js";
 import type { MementoTokenizer } from "../format/tokenizer.js";
 import { OpenAIProvider } from "../data/providers/openai.js";
-import { traceStats } from "../kv/trace-stats.js";
-import { simulateKv } from "../kv/simulate.js";
-import { resolveMasking } from "../masking/config.js";
 import type { KvArchitecture } from "../kv/architecture.js";
 import { renderPrompt } from "./benchmark.js";
 import { checkAnswer } from "./check.js";
+import { computeGenerationKv } from "./kv.js";
 import { answerKey } from "./normalize.js";
 import { summarizeRun } from "./summary.js";
-import type { BenchmarkProblem, Generation, GenerationKv, RunManifest, RunSummary, SamplingParams } from "./types.js";
+import type { BenchmarkProblem, Generation, RunManifest, RunSummary, SamplingParams } from "./types.js";
 
 export const RUN_MANIFEST = "run.json";
 export const GENERATIONS_FILE = "generations.jsonl";
@@ -51,42 +49,6 @@ export interface EvalRunOptions {
 }
 
 const keyOf = (g: Pick<Generation, "problemId" | "sample">) => `${g.problemId}#${g.sample}`;
-
-/** Keeps at most `max` points, taking the maximum of each bucket so sawtooth peaks survive. */
-export function downsample(values: readonly number[], max = 512): number[] {
-  if (values.length <= max) return [...values];
-  const out: number[] = [];
-  for (let b = 0; b < max; b++) {
-    const from = Math.floor((b * values.length) / max);
-    const to = Math.floor(((b + 1) * values.length) / max);
-    let m = -Infinity;
-    for (let i = from; i < to; i++) if (values[i] > m) m = values[i];
-    out.push(m);
-  }
-  return out;
-}
-
-/** KV metrics of one response with the foundation's simulator (memento: keepLastNBlocks 0; vanilla: full attention). */
-export function generationKv(prompt: string, response: string, tok: MementoTokenizer, architecture: KvArchitecture): GenerationKv {
-  const s = traceStats({ id: "", text: response, problem: prompt }, { tokenizer: tok, architecture });
-  const ids = tok.specialTokens;
-  const special = { blockStart: ids.blockStart, blockEnd: ids.blockEnd, summaryStart: ids.summaryStart, summaryEnd: ids.summaryEnd };
-  const tokens = tok.encode(response);
-  const traj = simulateKv(tokens, 0, special, resolveMasking({ keepLastNBlocks: 0 }), { trajectory: true }).trajectory!;
-  return {
-    promptTokens: s.promptTokens,
-    outputTokens: s.outputTokens,
-    blocks: s.blocks,
-    compression: s.overallCompression,
-    blockTokens: s.blockTokens,
-    mementoTokens: s.mementoTokens,
-    memento: s.memento,
-    vanilla: s.vanilla,
-    // Trajectories are of the response alone; add promptTokens for the absolute resident count.
-    trajectory: downsample(traj),
-    vanillaTrajectory: downsample(traj.map((_, i) => i + 1)),
-  };
-}
 
 function checkManifest(path: string, m: RunManifest): void {
   if (!existsSync(path)) return;
@@ -186,7 +148,7 @@ export async function runEval(opts: EvalRunOptions): Promise<{ summary: RunSumma
           voteKey: checked.extracted === null ? undefined : problem.kind === "math" ? answerKey(checked.extracted) : checked.extracted.trim(),
           correct: checked.correct,
           method: checked.method,
-          kv: generationKv(prompt, r.content, opts.tokenizer, opts.architecture),
+          kv: computeGenerationKv(r.content, { tokenizer: opts.tokenizer, architecture: opts.architecture, problem: prompt }),
         };
       } catch (e) {
         if (opts.signal?.aborted) return; // interrupted: not a failed generation
