@@ -6,7 +6,7 @@ import { loadTokenizer } from "../format/tokenizer.js";
 import { encodeChat } from "../format/chat.js";
 import { simulateKv } from "../kv/simulate.js";
 import { ARCHITECTURE_PRESETS, bytesPerToken } from "../kv/architecture.js";
-import { resolveMasking } from "../masking/config.js";
+import { trackerIdsOf, resolveMasking } from "../masking/config.js";
 import { renderKvChart } from "../kv/chart.js";
 
 /** The sample shipped with the package: a Memento response written for this project. */
@@ -55,8 +55,7 @@ export function runDemo(options: { responsePath?: string; problem?: string; widt
 
   const prompt = problem ? encodeChat([{ role: "user", content: problem }], { tokenizer: tok }).ids : [];
   const tokens = prompt.concat(tok.encode(text));
-  const ids = tok.specialTokens;
-  const special = { blockStart: ids.blockStart, blockEnd: ids.blockEnd, summaryStart: ids.summaryStart, summaryEnd: ids.summaryEnd };
+  const special = trackerIdsOf(tok);
   const arch = ARCHITECTURE_PRESETS["qwen3-8b"];
   const opts = { architecture: arch, trajectory: true };
   const mem = simulateKv(tokens, prompt.length, special, resolveMasking({ keepLastNBlocks: 0 }), opts);

@@ -2,7 +2,7 @@ import type { MementoTokenizer } from "../format/tokenizer.js";
 import type { KvArchitecture } from "../kv/architecture.js";
 import { traceStats } from "../kv/trace-stats.js";
 import { simulateKv } from "../kv/simulate.js";
-import { resolveMasking } from "../masking/config.js";
+import { trackerIdsOf, resolveMasking } from "../masking/config.js";
 import { downsampleMax } from "./charts.js";
 import type { GenerationKv } from "./types.js";
 
@@ -19,8 +19,7 @@ export function computeGenerationKv(
   opts: { tokenizer: MementoTokenizer; architecture: KvArchitecture; problem?: string },
 ): GenerationKv {
   const s = traceStats({ id: "", text: response, problem: opts.problem }, { tokenizer: opts.tokenizer, architecture: opts.architecture });
-  const ids = opts.tokenizer.specialTokens;
-  const special = { blockStart: ids.blockStart, blockEnd: ids.blockEnd, summaryStart: ids.summaryStart, summaryEnd: ids.summaryEnd };
+  const special = trackerIdsOf(opts.tokenizer);
   const tokens = opts.tokenizer.encode(response);
   const traj = simulateKv(tokens, 0, special, resolveMasking({ keepLastNBlocks: 0 }), { trajectory: true }).trajectory ?? [];
   return {

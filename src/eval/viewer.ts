@@ -25,7 +25,7 @@ import { encodeChat } from "../format/chat.js";
 import type { MementoTokenizer } from "../format/tokenizer.js";
 import { simulateKv } from "../kv/simulate.js";
 import { ARCHITECTURE_PRESETS, type KvArchitecture } from "../kv/architecture.js";
-import { resolveMasking, type MaskingConfig } from "../masking/config.js";
+import { resolveMasking, trackerIdsOf, type MaskingConfig } from "../masking/config.js";
 import { downsampleEnvelope, lineChart } from "./charts.js";
 import { viewerPage } from "./viewer-page.js";
 
@@ -119,18 +119,10 @@ export function buildTraceView(input: { id: string; text: string; problem?: stri
     .map((s) => s.text)
     .join("");
 
-  const ids = tok.specialTokens;
   const prompt = input.problem ? encodeChat([{ role: "user", content: input.problem }], { tokenizer: tok }).ids : [];
   const tokens = prompt.concat(tok.encode(input.text));
   const masking = resolveMasking({ keepLastNBlocks: 0, ...opts.masking, requireAssistantSection: prompt.length > 0 });
-  const special = {
-    blockStart: ids.blockStart,
-    blockEnd: ids.blockEnd,
-    summaryStart: ids.summaryStart,
-    summaryEnd: ids.summaryEnd,
-    imStart: ids.imStart,
-    assistant: ids.assistant,
-  };
+  const special = trackerIdsOf(tok);
   const mem = simulateKv(tokens, prompt.length, special, masking, { architecture: arch, trajectory: true });
   const van = simulateKv(tokens, prompt.length, special, { ...masking, keepLastNBlocks: -1 }, { architecture: arch });
   const traj = mem.trajectory ?? [];

@@ -1,5 +1,5 @@
 import { BlockTracker } from "../masking/tracker.js";
-import { resolveMasking, type MaskingConfig } from "../masking/config.js";
+import { resolveMasking, trackerIdsOf, type MaskingConfig } from "../masking/config.js";
 import type { MementoTokenizer } from "../format/tokenizer.js";
 import { encodeChat } from "../format/chat.js";
 import { simulateKv, type KvSimulationResult } from "./simulate.js";
@@ -63,20 +63,12 @@ function summarise(r: KvSimulationResult): KvSummary {
  */
 export function traceStats(input: TraceInput, options: TraceStatsOptions): TraceStats {
   const tok = options.tokenizer;
-  const ids = tok.specialTokens;
   const architecture = options.architecture ?? ARCHITECTURE_PRESETS["qwen3-8b"];
   const prompt = input.problem ? encodeChat([{ role: "user", content: input.problem }], { tokenizer: tok }).ids : [];
   const tokens = prompt.concat(tok.encode(input.text));
   // With a chat prompt, markers quoted in the problem must not count: track from `<|im_start|>assistant` on.
   const masking = resolveMasking({ keepLastNBlocks: 0, ...options.masking, requireAssistantSection: prompt.length > 0 });
-  const special = {
-    blockStart: ids.blockStart,
-    blockEnd: ids.blockEnd,
-    summaryStart: ids.summaryStart,
-    summaryEnd: ids.summaryEnd,
-    imStart: ids.imStart,
-    assistant: ids.assistant,
-  };
+  const special = trackerIdsOf(tok);
 
   const mem = simulateKv(tokens, prompt.length, special, masking, { architecture });
   const van = simulateKv(tokens, prompt.length, special, { ...masking, keepLastNBlocks: -1 }, { architecture });

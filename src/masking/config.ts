@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { UserError } from "../errors.js";
 
 /**
  * Block-masking settings, with the meaning the reference vLLM engine gives them.
@@ -75,3 +76,20 @@ export const trackerTokenIdsSchema = z
   .refine((s) => new Set([s.blockStart, s.blockEnd, s.summaryStart, s.summaryEnd]).size === 4, {
     message: "blockStart, blockEnd, summaryStart and summaryEnd must be four different ids",
   });
+
+/** What `trackerIdsOf` needs of a tokenizer (MementoTokenizer and the toy CharTokenizer both fit). */
+export interface HasMarkerIds {
+  readonly specialTokens: Readonly<{ blockStart: number; blockEnd: number; summaryStart: number; summaryEnd: number; imStart?: number; assistant?: number }>;
+}
+
+/** The tracker ids of a tokenizer; a UserError when it lacks a Memento marker (id -1). */
+export function trackerIdsOf(tokenizer: HasMarkerIds): TrackerTokenIds {
+  const s = tokenizer.specialTokens;
+  for (const k of ["blockStart", "blockEnd", "summaryStart", "summaryEnd"] as const) {
+    if (!(s[k] >= 0)) throw new UserError(`the tokenizer has no id for the Memento marker ${k}`);
+  }
+  const ids: TrackerTokenIds = { blockStart: s.blockStart, blockEnd: s.blockEnd, summaryStart: s.summaryStart, summaryEnd: s.summaryEnd };
+  if (s.imStart !== undefined && s.imStart >= 0) ids.imStart = s.imStart;
+  if (s.assistant !== undefined && s.assistant >= 0) ids.assistant = s.assistant;
+  return ids;
+}

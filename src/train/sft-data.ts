@@ -49,7 +49,7 @@ import { parseOpenMementosRow, rowToResponse } from "../format/openmementos.js";
 import type { SpecialTokenIds } from "../format/tokenizer.js";
 import { IM_END, IM_START } from "../format/tokens.js";
 import { validateResponse } from "../format/validate.js";
-import { DEFAULT_MASKING, type MaskingConfig, type TrackerTokenIds } from "../masking/config.js";
+import { DEFAULT_MASKING, trackerIdsOf, type MaskingConfig, type TrackerTokenIds } from "../masking/config.js";
 import { type CompactAttentionPattern, NEVER, causalPattern, mementoPattern } from "../masking/masks.js";
 import { readRecords } from "../data/readers.js";
 import { AtomicFile, writeFileAtomic } from "../data/writers.js";
@@ -98,17 +98,8 @@ export function buildSftExample(tokenizer: SftTokenizer, prompt: string, respons
   return { ids, labels, promptLength: promptIds.length };
 }
 
-/** The tracker ids of a tokenizer; UserError when it lacks a Memento marker. */
-export function trackerIdsOf(tokenizer: Pick<SftTokenizer, "specialTokens">): TrackerTokenIds {
-  const s = tokenizer.specialTokens;
-  for (const k of ["blockStart", "blockEnd", "summaryStart", "summaryEnd"] as const) {
-    if (!(s[k] >= 0)) throw new UserError(`sft: the tokenizer has no id for the Memento marker ${k}`);
-  }
-  const ids: TrackerTokenIds = { blockStart: s.blockStart, blockEnd: s.blockEnd, summaryStart: s.summaryStart, summaryEnd: s.summaryEnd };
-  if (s.imStart !== undefined) ids.imStart = s.imStart;
-  if (s.assistant !== undefined) ids.assistant = s.assistant;
-  return ids;
-}
+/** The tracker ids of a tokenizer (moved to src/masking/config.ts; re-exported for callers here). */
+export { trackerIdsOf };
 
 /** Stage-2 masking: evict every completed block, only inside the assistant section. */
 export const STAGE2_MASKING: Readonly<MaskingConfig> = Object.freeze({
