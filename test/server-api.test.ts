@@ -96,7 +96,7 @@ async function post(path: string, body: string, headers: Record<string, string> 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "memento-serve-"));
   writeRandomModelDir(join(dir, MODEL), { seed: 3 });
-  const m = loadServingModel({ modelDir: join(dir, MODEL), kvBudgetTokens: 20_000 });
+  const m = await loadServingModel({ modelDir: join(dir, MODEL), kvBudgetTokens: 20_000 });
   engine = m.engine;
   server = await startServer({ engine, tokenizer: m.tokenizer, modelName: m.name, maxModelLen: m.maxModelLen, port: 0, ownsEngine: true, defaultMetrics: false });
   client = new OpenAI({ baseURL: server.baseURL, apiKey: "none", maxRetries: 0 });

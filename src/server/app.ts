@@ -58,6 +58,8 @@ export interface ServerOptions {
   apiKey?: string;
   /** Backend name reported by /health. */
   backendName?: string;
+  /** False when the backend cannot serve restart mode (llama.cpp): `block_masking.restartMode` is answered 400. Default true. */
+  restartModeSupported?: boolean;
   /** Close the engine when the server closes (default false). */
   ownsEngine?: boolean;
   /** fastify's request logger (default off). */
@@ -232,12 +234,17 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const stop = stopList(body.stop);
     if (stop) sampling.stop = stop;
     if (body.stop_token_ids && body.stop_token_ids.length > 0) sampling.stopTokenIds = body.stop_token_ids;
+    const masking = parseMasking(body);
+    if (masking?.restartMode && opts.restartModeSupported === false) {
+      const field = body.block_masking ? "block_masking" : "memento";
+      throw new ApiError(400, `restartMode is not supported by this server's backend (${opts.backendName ?? "unknown"})`, "invalid_value", `${field}.restartMode`);
+    }
     return {
       endpoint,
       id: `${endpoint === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID().replace(/-/g, "")}`,
       promptTokens,
       sampling,
-      masking: parseMasking(body),
+      masking,
       skipSpecialTokens: body.skip_special_tokens ?? false,
       stream: body.stream ?? false,
       includeUsage: body.stream_options?.include_usage ?? false,

@@ -4,6 +4,7 @@ export { ApiError, type ApiErrorBody } from "./errors.js";
 export { ServerMetrics } from "./metrics.js";
 export {
   loadServingModel,
+  cachedGgufExport,
   lenientTokenizer,
   BACKENDS,
   DEFAULT_MODEL_DIR,
@@ -14,6 +15,7 @@ export {
   DEFAULT_MAX_WAITING,
   type ServingModel,
   type ServingModelOptions,
+  type LlamaCppServingOptions,
   type BackendName,
 } from "./load.js";
 export { chatRequestSchema, completionRequestSchema, MAX_TOKENS_LIMIT } from "./schema.js";

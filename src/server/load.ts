@@ -1,19 +1,27 @@
 /**
  * Loading a model directory for serving: config.json + model.safetensors (the reference transformer),
  * tokenizer.json + tokenizer_config.json (with the chat template), and the engine over them.
+ *
+ * With the llama.cpp backend the directory still gives the tokenizer, the name and the context length; the
+ * weights come from a GGUF file (given, or exported from the directory once into os.tmpdir(), where it is
+ * reused while the directory's files are unchanged).
  */
-import { existsSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UserError } from "../errors.js";
 import { createEngine, type MementoEngine } from "../engine/engine.js";
 import { ReferenceBackend } from "../engine/backends/reference.js";
+import type { LlamaCppBackendOptions } from "../engine/backends/llamacpp.js";
 import type { Backend, EngineTokenizer } from "../engine/types.js";
 import { loadTokenizer, type MementoTokenizer } from "../format/tokenizer.js";
 import type { MaskingConfig } from "../masking/config.js";
-import { loadModel } from "../model/index.js";
+import { exportCheckpointToGguf } from "../model/gguf.js";
+import { loadModel, parseQwen3Config } from "../model/index.js";
 
-export const BACKENDS = ["reference"] as const;
+export const BACKENDS = ["reference", "llamacpp"] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 export const DEFAULT_MODEL_DIR = "models/toy";
@@ -44,6 +52,13 @@ export interface ServingModelOptions {
   maxWaiting?: number;
   /** Server-wide masking defaults (requests may override them with `block_masking`). */
   masking?: Partial<MaskingConfig>;
+  /** Options of the llama.cpp backend (ignored by the reference backend). */
+  llamacpp?: LlamaCppServingOptions;
+}
+
+export interface LlamaCppServingOptions extends Omit<LlamaCppBackendOptions, "modelPath"> {
+  /** GGUF weights (default: the model directory exported to a cached GGUF under os.tmpdir()). */
+  gguf?: string;
 }
 
 export interface ServingModel {
@@ -54,6 +69,9 @@ export interface ServingModel {
   /** Longest prompt + completion, in tokens (the model's max_position_embeddings). */
   maxModelLen: number;
   modelDir: string;
+  backend: BackendName;
+  /** False when the backend cannot serve restart mode (llama.cpp): requests asking for it get a 400. */
+  restartModeSupported: boolean;
 }
 
 /**
@@ -74,16 +92,72 @@ function requireFile(dir: string, file: string, hint: string): void {
   if (!existsSync(join(dir, file))) throw new UserError(`${dir}: no ${file} (${hint})`);
 }
 
-export function loadServingModel(opts: ServingModelOptions): ServingModel {
+export async function loadServingModel(opts: ServingModelOptions): Promise<ServingModel> {
   const dir = resolve(resolveModelDir(opts.modelDir));
   const backend = opts.backend ?? "reference";
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new UserError(`--backend: expected one of ${BACKENDS.join(", ")}, got "${backend}"`);
+  if (backend === "llamacpp" && opts.masking?.restartMode) {
+    throw new UserError("--restart-mode is not supported by the llamacpp backend (llama.cpp cannot rewrite a memento after its evicted block)");
+  }
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new UserError(`${dir}: model directory not found (expected config.json, model.safetensors, tokenizer.json, tokenizer_config.json)`);
   }
   requireFile(dir, "config.json", "a Hugging Face Qwen3 config");
   requireFile(dir, "tokenizer.json", "a Hugging Face tokenizer");
   const tokenizer = loadTokenizer(dir);
+  const engineOf = (backendImpl: Backend, kvBudgetTokens: number, maxRunning: number): MementoEngine =>
+    createEngine({
+      backend: backendImpl,
+      tokenizer: lenientTokenizer(tokenizer),
+      kvBudgetTokens,
+      maxRunning,
+      maxWaiting: opts.maxWaiting ?? DEFAULT_MAX_WAITING,
+      masking: opts.masking,
+    });
+  const kvBudget = opts.kvBudgetTokens ?? DEFAULT_KV_BUDGET_TOKENS;
+  const maxRunning = opts.maxRunning ?? DEFAULT_MAX_RUNNING;
+
+  if (backend === "llamacpp") {
+    let config;
+    try {
+      config = parseQwen3Config(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")));
+    } catch (e) {
+      throw new UserError(`${dir}: cannot read config.json (${(e as Error).message.split("\n")[0]})`);
+    }
+    if (tokenizer.vocabSize > config.vocab_size) {
+      throw new UserError(`${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model only ${config.vocab_size} embedding rows`);
+    }
+    const { gguf, ...llamaOpts } = opts.llamacpp ?? {};
+    let modelPath: string;
+    if (gguf !== undefined) {
+      modelPath = resolve(gguf);
+      if (!existsSync(modelPath) || !statSync(modelPath).isFile()) throw new UserError(`--gguf: ${modelPath} not found`);
+    } else {
+      modelPath = cachedGgufExport(dir);
+    }
+    const { LlamaCppBackend } = await import("../engine/backends/llamacpp.js");
+    let llama;
+    try {
+      llama = await LlamaCppBackend.create({ ...llamaOpts, modelPath });
+    } catch (e) {
+      throw new UserError(`llamacpp backend: cannot load ${modelPath} (${(e as Error).message.split("\n")[0]})`);
+    }
+    if (llama.vocabSize < tokenizer.vocabSize) {
+      await llama.close();
+      throw new UserError(`${modelPath}: ${llama.vocabSize} logits but the tokenizer of ${dir} has ${tokenizer.vocabSize} ids`);
+    }
+    const engine = engineOf(llama, Math.min(kvBudget, llama.kvCapacityTokens), Math.min(maxRunning, llama.maxSequences));
+    return {
+      engine,
+      tokenizer,
+      name: basename(dir),
+      maxModelLen: config.max_position_embeddings,
+      modelDir: dir,
+      backend,
+      restartModeSupported: false,
+    };
+  }
+
   let model;
   try {
     model = loadModel(dir);
@@ -94,14 +168,31 @@ export function loadServingModel(opts: ServingModelOptions): ServingModel {
   if (tokenizer.vocabSize > model.vocab) {
     throw new UserError(`${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model only ${model.vocab} embedding rows`);
   }
-  const backendImpl: Backend = new ReferenceBackend(model);
-  const engine = createEngine({
-    backend: backendImpl,
-    tokenizer: lenientTokenizer(tokenizer),
-    kvBudgetTokens: opts.kvBudgetTokens ?? DEFAULT_KV_BUDGET_TOKENS,
-    maxRunning: opts.maxRunning ?? DEFAULT_MAX_RUNNING,
-    maxWaiting: opts.maxWaiting ?? DEFAULT_MAX_WAITING,
-    masking: opts.masking,
-  });
-  return { engine, tokenizer, name: basename(dir), maxModelLen: model.config.max_position_embeddings, modelDir: dir };
+  const engine = engineOf(new ReferenceBackend(model), kvBudget, maxRunning);
+  return { engine, tokenizer, name: basename(dir), maxModelLen: model.config.max_position_embeddings, modelDir: dir, backend, restartModeSupported: true };
+}
+
+/**
+ * The model directory exported to F32 GGUF under os.tmpdir(), named by a hash of the directory's path and
+ * its files' sizes and modification times: exported once, then reused until the directory changes.
+ */
+export function cachedGgufExport(dir: string): string {
+  const h = createHash("sha256").update(dir);
+  for (const f of readdirSync(dir).sort()) {
+    if (f !== "config.json" && !f.startsWith("tokenizer") && !f.endsWith(".safetensors") && !f.endsWith(".safetensors.index.json")) continue;
+    const st = statSync(join(dir, f));
+    h.update(`\0${f}\0${st.size}\0${st.mtimeMs}`);
+  }
+  const out = join(tmpdir(), `memento-serve-${basename(dir).replace(/[^A-Za-z0-9._-]/g, "_")}-${h.digest("hex").slice(0, 16)}.gguf`);
+  if (existsSync(out)) return out;
+  const tmp = `${out}.${process.pid}.tmp`;
+  try {
+    exportCheckpointToGguf(dir, tmp);
+    renameSync(tmp, out);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    if (e instanceof UserError) throw e;
+    throw new UserError(`${dir}: cannot export to GGUF for llama.cpp (${(e as Error).message.split("\n")[0]})`);
+  }
+  return out;
 }
