@@ -1,14 +1,29 @@
 import type { Command } from "commander";
 import { runDemo } from "../demo/demo.js";
+import { evaluateBundledModel, hasBundledModel, runModelDemo } from "../demo/model-demo.js";
+import { UserError } from "../errors.js";
+import { writeJson } from "./io.js";
 
 export function register(program: Command): void {
   program
     .command("demo")
-    .description("parse a sample Memento response, show its blocks and mementos, and its KV sawtooth vs full attention")
-    .option("-f, --file <path>", "a Memento response text file instead of the bundled sample")
-    .option("-p, --problem <text>", "the problem, so the replay includes its chat prompt")
+    .description(
+      "the bundled toy model solving a held-out problem with its blocks evicted, then a sample Memento response " +
+        "with its KV sawtooth vs full attention; --json: held-out accuracy masked vs full and the peak-KV reduction",
+    )
+    .option("-f, --file <path>", "show this Memento response text file instead of the bundled sample")
+    .option("-p, --problem <text>", "the problem of --file, so the replay includes its chat prompt")
     .option("-w, --width <n>", "chart width in columns", "64")
-    .action((opts: { file?: string; problem?: string; width: string }) => {
+    .option("--json", "evaluate the bundled model on held-out problems (masked vs full attention) and print JSON")
+    .option("--problems <n>", "held-out problems for --json", "50")
+    .action((opts: { file?: string; problem?: string; width: string; json?: boolean; problems: string }) => {
+      if (opts.json) {
+        if (!hasBundledModel()) throw new UserError("no bundled model (models/toy); train one with `memento train toy`");
+        const n = Number(opts.problems);
+        if (!Number.isInteger(n) || n < 1) throw new UserError(`--problems: expected a positive integer, got "${opts.problems}"`);
+        return writeJson(evaluateBundledModel({ problems: n }), true);
+      }
+      if (!opts.file && hasBundledModel()) process.stdout.write(runModelDemo() + "\n\n");
       process.stdout.write(runDemo({ responsePath: opts.file, problem: opts.problem, width: Number(opts.width) }) + "\n");
     });
 }

@@ -1,0 +1,29 @@
+import { describe, expect, it } from "vitest";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Qwen3Model } from "../src/model/transformer.js";
+import { toyConfig } from "../src/model/config.js";
+import { saveModel } from "../src/model/index.js";
+import { evaluateBundledModel, runModelDemo } from "../src/demo/model-demo.js";
+
+describe("model demo", () => {
+  const config = toyConfig({ vocab_size: 112, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16 });
+  const dir = mkdtempSync(join(tmpdir(), "model-demo-"));
+  saveModel(dir, Qwen3Model.random(config, { seed: 3 }));
+
+  it("runs a model on a held-out problem and reports its answer and KV", () => {
+    const text = runModelDemo({ dir });
+    expect(text).toMatch(/^Bundled model/);
+    expect(text).toMatch(/Answer: .* -> (correct|wrong)/);
+    expect(text).toMatch(/peak \d+ tokens with masking vs \d+ with full attention/);
+  });
+
+  it("--json evaluation reports both modes and checks the targets it states", () => {
+    const r = evaluateBundledModel({ dir, problems: 2 });
+    expect(r.problems).toBe(2);
+    expect(r.targets.peakKvAtLeast2x).toBe(r.peakKvReduction >= 2);
+    expect(r.targets.accuracyWithin5Points).toBe(Math.abs(r.accuracyDeltaPoints) <= 5);
+    expect(r.fullAttention.meanPeakKvTokens).toBeGreaterThan(0);
+  });
+});
