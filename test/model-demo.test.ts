@@ -12,11 +12,12 @@ describe("model demo", () => {
   const dir = mkdtempSync(join(tmpdir(), "model-demo-"));
   saveModel(dir, Qwen3Model.random(config, { seed: 3 }));
 
-  it("runs a model on a held-out problem and reports its answer and KV", () => {
-    const text = runModelDemo({ dir });
+  it("runs a model on a handful of held-out problems and reports answers, accuracy and KV in both modes", () => {
+    const text = runModelDemo({ dir, problems: 2 });
     expect(text).toMatch(/^Bundled model/);
-    expect(text).toMatch(/Answer: .* -> (correct|wrong)/);
-    expect(text).toMatch(/peak \d+ tokens with masking vs \d+ with full attention/);
+    expect(text).toContain("Problem 2: ");
+    expect(text.match(/ {2}answer .*: (correct|wrong); mementos right \d+\/\d+/g)).toHaveLength(2);
+    expect(text).toMatch(/Accuracy: \d\/2 with block masking, \d\/2 with full attention\. Mean peak KV: [\d.]+ vs [\d.]+ tokens/);
   });
 
   it("--json evaluation reports both modes and checks the targets it states", () => {

@@ -44,19 +44,19 @@ describe("memento train export", () => {
     const output = join(dir, "out.jsonl");
     const g = await run(["toy", "generate", "--count", "10", "--seed", "9", "--output", input]);
     expect(g.code).toBe(0);
-    const r = await run(["train", "export", "--input", input, "--output", output, "--toy-tokenizer", "--max-tokens", "360"]);
+    const r = await run(["train", "export", "--input", input, "--output", output, "--toy-tokenizer", "--max-tokens", "500"]);
     expect(r.code).toBe(0);
     const summary = JSON.parse(r.out) as { read: number; written: number; skippedCount: number; skipped: { line: number; tokens: number }[] };
     expect(summary.read).toBe(10);
     expect(summary.written + summary.skippedCount).toBe(10);
     expect(summary.skippedCount).toBeGreaterThan(0);
     for (const s of summary.skipped) {
-      expect(s.tokens).toBeGreaterThan(360);
-      expect(r.err).toContain(`${input}:${s.line}: skipped (too_long): ${s.tokens} tokens > --max-tokens 360`);
+      expect(s.tokens).toBeGreaterThan(500);
+      expect(r.err).toContain(`${input}:${s.line}: skipped (too_long): ${s.tokens} tokens > --max-tokens 500`);
     }
     const recs = readFileSync(output, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { input_ids: number[] });
     expect(recs.length).toBe(summary.written);
-    expect(recs.every((x) => x.input_ids.length <= 360)).toBe(true);
+    expect(recs.every((x) => x.input_ids.length <= 500)).toBe(true);
   });
 
   it("reports a missing input as a user error", async () => {

@@ -29,20 +29,24 @@ describe("toy task", () => {
     expect(generateProblem(r1)).toEqual(generateProblem(r2));
   });
 
-  it("computes the running sum and renders a valid Memento response", () => {
-    const p = makeProblem(7, [
-      [5, 3, 5, 8, 1],
-      [9, 9],
+  it("continues the lagged Fibonacci sequence and renders a valid Memento response", () => {
+    const p = makeProblem([3, 7, 1, 4], 2, 3);
+    expect(p.prompt).toBe("s=3714 k=2");
+    // 3 7 1 4 | 0 8 5 | 4 8 3
+    expect(p.states).toEqual([
+      [4, 0, 8, 5],
+      [5, 4, 8, 3],
     ]);
-    expect(p.prompt).toBe("x=7 a:53581 b:99");
-    expect(p.values).toEqual([9, 7]);
-    expect(p.answer).toBe(7);
+    expect(p.answer).toBe("5483");
     const r = renderResponse(p);
     expect(r).toBe(
-      "<think>\n<|block_start|>a:53581|7 3581_|2 581__|5 81___|0 1____|8 _____|9<|block_end|>\n<|summary_start|>a x=9<|summary_end|>\n" +
-        "<|block_start|>b:99|9 9_|8 __|7<|block_end|>\n<|summary_start|>b x=7<|summary_end|>\n</think>\n\n7",
+      "<think>\n<|block_start|>3+7=0 7+1=8 1+4=5<|block_end|>\n<|summary_start|>s=4085 k=1<|summary_end|>\n" +
+        "<|block_start|>4+0=4 0+8=8 8+5=3<|block_end|>\n<|summary_start|>s=5483 k=0<|summary_end|>\n</think>\n\n5483",
     );
-    expect(parsePrompt(p.prompt)).toEqual(p);
+    expect(parsePrompt(p.prompt, 3)).toEqual(p);
+    expect(() => parsePrompt("s=3714 k=0")).toThrow(/not a toy prompt/);
+    expect(() => parsePrompt("s=371 k=2")).toThrow(/not a toy prompt/);
+    expect(() => makeProblem([3, 7, 1, 10], 1)).toThrow(/digits/);
   });
 
   it("every generated response validates and checks as correct", () => {
@@ -53,7 +57,7 @@ describe("toy task", () => {
       expect(checkAnswer(d.problem, d.response)).toBe(true);
       expect(checkAnswer(d.problem, d.response + "<|im_end|>")).toBe(true);
       const parts = decomposeResponse(parseResponse(d.response));
-      expect(parts.blocks.length).toBe(d.problem.groups.length);
+      expect(parts.blocks.length).toBe(d.problem.rounds);
       expect(parts.answer).toBe(d.answer);
       expect(parsePrompt(d.prompt)).toEqual(d.problem);
     }
@@ -61,26 +65,44 @@ describe("toy task", () => {
 
   it("rejects wrong answers and grades partial work", () => {
     const d = generateDataset(2, 1)[0];
-    const wrong = String((d.problem.answer + 1) % 10);
-    const bad = d.response.replace(/\n\n\d$/, `\n\n${wrong}`);
+    const wrong = d.answer.slice(0, 3) + String((Number(d.answer[3]) + 1) % 10);
+    const bad = d.response.replace(/\n\n\d{4}$/, `\n\n${wrong}`);
     expect(checkAnswer(d.problem, bad)).toBe(false);
     expect(checkAnswer(d.problem, d.response.replace(/<\/think>[\s\S]*$/, ""))).toBe(false);
     const g = gradeResponse(d.problem, bad);
-    expect(g).toMatchObject({ correct: false, answer: wrong, valid: true, mementosCorrect: d.problem.groups.length });
+    expect(g).toMatchObject({ correct: false, answer: wrong, valid: true, mementosCorrect: d.problem.rounds });
+    const oneBadMemento = d.response.replace(mementoText(d.problem, 0), mementoText(d.problem, 0).replace(/k=\d/, "k=9"));
+    expect(gradeResponse(d.problem, oneBadMemento).mementosCorrect).toBe(d.problem.rounds - 1);
   });
 
-  it("the memento carries the state: each block restarts from the previous memento's value", () => {
+  it("the memento carries the state: each block continues from the four values the memento before it states", () => {
+    const state = (s: string) => {
+      const m = /^s=(\d{4}) k=(\d)$/.exec(s);
+      expect(m, s).not.toBeNull();
+      return { seq: [...m![1]].map(Number), k: Number(m![2]) };
+    };
     for (const d of generateDataset(3, 50)) {
       const parts = decomposeResponse(parseResponse(d.response));
-      for (let k = 0; k < parts.blocks.length; k++) {
-        const before = Number(parts.blocks[k].split("|")[1][0]);
-        const expected = k === 0 ? d.problem.start : Number(parts.mementos[k - 1].split("=")[1]);
-        expect(before).toBe(expected);
-        expect(parts.mementos[k]).toBe(mementoText(d.problem, k));
-        // The group digits are in the prompt (never evicted).
-        expect(d.prompt).toContain(parts.blocks[k].split("|")[0]);
+      let before = state(d.prompt);
+      for (let r = 0; r < parts.blocks.length; r++) {
+        const steps = parts.blocks[r].split(" ");
+        expect(steps.length).toBe(d.problem.stepsPerBlock);
+        // Each step `a+b=v` reads s[i-4] and s[i-3] of the sequence so far (memento values, then the block's own).
+        const seq = [...before.seq];
+        for (const st of steps) {
+          expect(st).toMatch(/^\d\+\d=\d$/);
+          const [a, b, v] = [0, 2, 4].map((i) => Number(st[i]));
+          expect([a, b]).toEqual([seq[seq.length - 4], seq[seq.length - 3]]);
+          expect(v).toBe((a + b) % 10);
+          seq.push(v);
+        }
+        const after = state(parts.mementos[r]);
+        expect(after).toEqual({ seq: seq.slice(-4), k: before.k - 1 });
+        expect(parts.mementos[r]).toBe(mementoText(d.problem, r));
+        before = after;
       }
-      expect(parts.answer).toBe(parts.mementos[parts.mementos.length - 1].split("=")[1]);
+      expect(before.k).toBe(0);
+      expect(parts.answer).toBe(before.seq.join(""));
     }
   });
 
@@ -98,17 +120,19 @@ describe("toy task", () => {
     expect(generateDataset(1, 100, {}, "test").some((d) => trainSet.has(d.prompt))).toBe(false);
   });
 
-  it("has short sequences: 290-562 tokens with the char tokenizer, 4-8 blocks", () => {
+  it("has sequences of exactly 28 + 75 k tokens with the char tokenizer, 4-9 blocks", () => {
     const tok = toyTokenizer();
-    const lens = generateDataset(5, 300).map((d) => ({ n: buildSftExample(tok, d.prompt, d.response).ids.length, g: d.problem.groups.length }));
-    for (const { n, g } of lens) expect(n).toBe(18 + 68 * g);
-    expect(Math.min(...lens.map((l) => l.g))).toBe(4);
-    expect(Math.max(...lens.map((l) => l.g))).toBe(8);
+    const lens = generateDataset(5, 300).map((d) => ({ n: buildSftExample(tok, d.prompt, d.response).ids.length, k: d.problem.rounds }));
+    for (const { n, k } of lens) expect(n).toBe(28 + 75 * k);
+    expect(Math.min(...lens.map((l) => l.k))).toBe(4);
+    expect(Math.max(...lens.map((l) => l.k))).toBe(9);
   });
 
   it("validates parameters", () => {
-    expect(() => generateDataset(1, 1, { minGroups: 5, maxGroups: 3 })).toThrow(/minGroups/);
-    expect(() => generateDataset(1, 1, { groupSize: 0 })).toThrow(/groupSize/);
-    expect(() => generateDataset(1, 95, { minGroups: 1, maxGroups: 1, groupSize: 1 })).toThrow(/distinct/);
+    expect(() => generateDataset(1, 1, { minBlocks: 5, maxBlocks: 3 })).toThrow(/minBlocks/);
+    expect(() => generateDataset(1, 1, { stepsPerBlock: 0 })).toThrow(/stepsPerBlock/);
+    expect(() => generateDataset(1, 1, { maxBlocks: 10 })).toThrow(/maxBlocks/);
+    // One round count: 10,000 prompts, about 1,000 of them in the held-out split.
+    expect(() => generateDataset(1, 1200, { minBlocks: 1, maxBlocks: 1 }, "test")).toThrow(/distinct/);
   });
 });

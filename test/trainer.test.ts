@@ -46,7 +46,7 @@ describe("optimizer and schedule", () => {
 describe("two-stage SFT trainer", () => {
   const tok = toyTokenizer();
   const config = toyConfig({ vocab_size: 112, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16 });
-  const examples = generateDataset(3, 24, { minGroups: 1, maxGroups: 2 }).map((d) => buildSftExample(tok, d.prompt, d.response));
+  const examples = generateDataset(3, 24, { minBlocks: 1, maxBlocks: 2, stepsPerBlock: 3 }).map((d) => buildSftExample(tok, d.prompt, d.response));
   const stages = (s1: number, s2: number) => [
     { name: "stage1", sequences: toSequences(examples, 1, tok), steps: s1, lr: 1e-2 },
     { name: "stage2", sequences: toSequences(examples, 2, tok), steps: s2, lr: 3e-3 },

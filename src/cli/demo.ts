@@ -8,14 +8,14 @@ export function register(program: Command): void {
   program
     .command("demo")
     .description(
-      "the bundled toy model solving a held-out problem with its blocks evicted, then a sample Memento response " +
+      "the bundled toy model solving held-out problems with its blocks evicted, then a sample Memento response " +
         "with its KV sawtooth vs full attention; --json: held-out accuracy masked vs full and the peak-KV reduction",
     )
     .option("-f, --file <path>", "show this Memento response text file instead of the bundled sample")
     .option("-p, --problem <text>", "the problem of --file, so the replay includes its chat prompt")
     .option("-w, --width <n>", "chart width in columns", "64")
     .option("--json", "evaluate the bundled model on held-out problems (masked vs full attention) and print JSON")
-    .option("--problems <n>", "held-out problems for --json", "50")
+    .option("--problems <n>", "held-out problems for --json", "200")
     .action((opts: { file?: string; problem?: string; width: string; json?: boolean; problems: string }) => {
       if (opts.json) {
         if (!hasBundledModel()) throw new UserError("no bundled model (models/toy); train one with `memento train toy`");

@@ -17,7 +17,7 @@ export function trainCommand(program: Command): Command {
 export function toyCommand(program: Command): Command {
   const existing = program.commands.find((c) => c.name() === "toy");
   if (existing) return existing;
-  return program.command("toy").description("the toy Memento task (running digit sums mod 10, one block per digit group)").exitOverride();
+  return program.command("toy").description("the toy Memento task (a shifted Fibonacci pair mod 10, one block per round of steps)").exitOverride();
 }
 
 function intOption(name: string, v: string | undefined, min: number): number | undefined {
@@ -32,9 +32,9 @@ export interface ToyGenerateOptions {
   seed?: string;
   split?: string;
   output?: string;
-  minGroups?: string;
-  maxGroups?: string;
-  groupSize?: string;
+  minBlocks?: string;
+  maxBlocks?: string;
+  stepsPerBlock?: string;
   /** Write evaluation benchmark records {id, problem, answer, kind: "math"} (for `memento eval run`) instead of training rows. */
   benchmark?: boolean;
 }
@@ -46,9 +46,9 @@ export function toyGenerateLines(opts: ToyGenerateOptions): string[] {
   const count = intOption("--count", opts.count, 0)!;
   const seed = intOption("--seed", opts.seed, 0) ?? (split === "train" ? DEFAULT_TRAIN_SEED : DEFAULT_TEST_SEED);
   const params: Partial<ToyParams> = {
-    minGroups: intOption("--min-groups", opts.minGroups, 1),
-    maxGroups: intOption("--max-groups", opts.maxGroups, 1),
-    groupSize: intOption("--group-size", opts.groupSize, 1),
+    minBlocks: intOption("--min-blocks", opts.minBlocks, 1),
+    maxBlocks: intOption("--max-blocks", opts.maxBlocks, 1),
+    stepsPerBlock: intOption("--steps-per-block", opts.stepsPerBlock, 1),
   };
   const items = generateDataset(seed, count, params, split);
   if (opts.benchmark) {
@@ -86,9 +86,9 @@ export function register(program: Command): void {
     .option("--seed <s>", `random seed (default ${DEFAULT_TRAIN_SEED} for train, ${DEFAULT_TEST_SEED} for test)`)
     .option("--split <split>", "train or test (held-out)", "train")
     .option("--output <file>", "write to this JSONL file instead of stdout")
-    .option("--min-groups <n>", "fewest digit groups (blocks) per problem (default 4)")
-    .option("--max-groups <n>", "most digit groups (blocks) per problem (default 8)")
-    .option("--group-size <n>", "digits per group (steps per block; default 5)")
+    .option("--min-blocks <n>", "fewest rounds (blocks) per problem (default 4)")
+    .option("--max-blocks <n>", "most rounds (blocks) per problem, at most 9 (default 9)")
+    .option("--steps-per-block <n>", "steps per round (block) (default 6)")
     .option(
       "--benchmark",
       "write evaluation records {id, problem, answer, kind: \"math\"} for `memento eval run` instead; " +

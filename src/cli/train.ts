@@ -15,11 +15,13 @@ export function register(program: Command): void {
     .description("train the bundled toy Memento model (two-stage SFT: causal, then memento attention) and evaluate it held-out")
     .option("-o, --out <dir>", "output directory (checkpoints, loss.csv/svg, model/, report.json); rerun to resume", "runs/toy")
     .option("--seed <n>", "seed for data, initialisation and batches", "1")
-    .option("--train-examples <n>", "training problems", "8000")
-    .option("--test-examples <n>", "held-out problems", "200")
-    .option("--stage1-steps <n>", "optimizer steps with full causal attention", "500")
-    .option("--stage2-steps <n>", "optimizer steps with memento attention", "200")
-    .option("--batch <n>", "sequences per step", "12")
+    .option("--train-examples <n>", "distinct training problems (1-9 rounds)", "6000")
+    .option("--test-examples <n>", "held-out problems (4-9 rounds)", "200")
+    .option("--train-min-blocks <n>", "fewest rounds of a training problem (short ones teach the step rule fast)", "1")
+    .option("--short-steps <n>", "causal warm-up steps on the short training problems (1-2 rounds) before stage 1", "800")
+    .option("--stage1-steps <n>", "optimizer steps with full causal attention", "400")
+    .option("--stage2-steps <n>", "optimizer steps with memento attention", "300")
+    .option("--batch <n>", "sequences per step", "8")
     .option("--lr <x>", "peak learning rate", "3e-3")
     .option("--workers <n>", "gradient worker threads", "2")
     .option("--checkpoint-every <n>", "steps between checkpoints", "25")
@@ -31,6 +33,8 @@ export function register(program: Command): void {
         seed: int("--seed", o.seed),
         trainExamples: int("--train-examples", o.trainExamples, 1),
         testExamples: int("--test-examples", o.testExamples, 1),
+        trainMinBlocks: int("--train-min-blocks", o.trainMinBlocks, 1),
+        shortSteps: int("--short-steps", o.shortSteps),
         stage1Steps: int("--stage1-steps", o.stage1Steps),
         stage2Steps: int("--stage2-steps", o.stage2Steps),
         batchSize: int("--batch", o.batch, 1),

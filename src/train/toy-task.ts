@@ -1,47 +1,51 @@
 /**
- * The toy Memento task: a seeded family of "running digit sum" problems that a ~1M-parameter character-level
+ * The toy Memento task: a seeded family of lagged-Fibonacci problems that a ~1M-parameter character-level
  * transformer can learn on a couple of CPU cores, written in the Memento format so that block masking matters.
  *
- * Problem. The prompt gives a start value x0 (one digit) and N labelled groups of G random digits:
+ * Problem. The prompt gives the last four values of a digit sequence and a number of rounds k:
  *
- *   x=0 a:54389 b:31740 c:48102 d:93615
+ *   s=3714 k=6
  *
- * The answer is x0 plus every digit of every group, modulo 10: the running value after all N*G steps
- * x <- (x + d) mod 10. Nothing shorter than doing the additions recovers it (every digit changes it).
+ * The sequence goes on by s[i] = (s[i-4] + s[i-3]) mod 10 (a lagged Fibonacci generator); one round is S new
+ * values (S = 10 by default). The answer is the last four values after k rounds ("7198"). Nothing shorter than
+ * doing the steps recovers it: every value mixes two earlier ones, and a 1M-parameter model has no closed form.
  *
- * Response. One block per group, each doing G steps, then a memento with the running value:
+ * Response. One block per round, each writing its S steps; its memento restates what is left of the problem in
+ * the prompt's own words (the last four values, and the rounds still to do):
  *
  *   <think>\n
- *   <|block_start|>a:54389|0 4389_|5 389__|9 89___|2 9____|0 _____|9<|block_end|>\n<|summary_start|>a x=9<|summary_end|>\n
- *   <|block_start|>b:31740|9 1740_|2 740__|3 40___|0 0____|4 _____|4<|block_end|>\n<|summary_start|>b x=4<|summary_end|>\n
+ *   <|block_start|>3+7=0 7+1=8 1+4=5 4+0=4 0+8=8 8+5=3 5+4=9 4+8=2 8+3=1 3+9=2<|block_end|>\n
+ *   <|summary_start|>s=9212 k=5<|summary_end|>\n
  *   ...
- *   </think>\n\n{answer}
+ *   <|summary_start|>s=7198 k=0<|summary_end|>\n
+ *   </think>\n\n7198
  *
- * Block text = `{label}:` then G+1 fixed-width chunks (see `blockText`): the group is first copied from the prompt
- * (found by its label: an induction-style copy), then each step's chunk is read off the previous chunk at fixed
- * distances (shifted digits, the digit being added, the running value), a copy or a 100-entry addition table,
- * learnable by a tiny model. A block is several times longer than its memento, as real reasoning blocks are, so
- * evicting blocks saves KV (a bit over 2x lower peak with the defaults, the prompt included). The memento
- * `{label} x={value}` names the group just finished and the running value after it.
+ * A step is written `a+b=r` with a = s[i-4], b = s[i-3]. The layout is chosen so a tiny model can learn it fast:
+ * each of `+`, `=` and the space occurs once per step, so the current token alone says what comes next and where
+ * to read it: after a space, a is the b of the step before (3 tokens back); after `+`, b is the r of two steps
+ * before (15 back); after `=`, r adds the tokens 3 and 1 back. Only a block's first steps read the memento (or the
+ * prompt) right before the block instead. Nothing needs a content-addressed search. (The first version of this
+ * task copied labelled digit groups out of the prompt and wrote steps whose `+` and `=` occurred twice each; a
+ * 0.8M-parameter model trained for 50 minutes learned the format and none of the digits.)
  *
  * Why the memento carries all the state needed after eviction: with memento attention (keepLastNBlocks 0) a
- * block's content is evicted as soon as its memento closes. The next block needs exactly (1) which group comes
- * next — the successor of the label in the last memento — and that group's digits, which are in the prompt
- * (never evicted), and (2) the running value, which is in the last memento. Whether to stop is decided the same
- * way (no group with the next label in the prompt: write `</think>`), and the answer is the value in the last
- * memento. So a model that writes correct mementos loses nothing when its blocks are evicted, while a model
- * that relied on reading earlier blocks (say, to re-add digits) fails: masking matters.
+ * block's content is evicted as soon as its memento closes. The next block needs the last four values, which the
+ * memento states; whether to go on is its k (k=0: write `</think>`); the answer is its four values. So a model
+ * that writes correct mementos loses nothing when its blocks are evicted, while one that relied on reading
+ * earlier blocks would fail: masking matters. A block is several times longer than its memento, as real
+ * reasoning blocks are, so evicting blocks saves KV.
  *
- * Lengths with the defaults (G = 5, N = 4..8, character tokenizer, ChatML chat): prompt 3 + 8 N characters
- * (35-67); per block 49 content tokens + 2 delimiters + 5 memento + 2 memento markers + 2 newlines; a whole
- * training example exactly 18 + 68 N tokens (290-562); N blocks of G steps (20-40 steps).
+ * Lengths with the defaults (S = 10, k = 4-9, character tokenizer, ChatML chat): prompt 10 characters; per block
+ * 59 content tokens + 2 delimiters + 1 newline + 10 memento + 2 memento markers + 1 newline = 75; a whole
+ * training example exactly 28 + 75 k tokens (328-703).
  *
- * Splits: a problem belongs to the held-out ("test") split iff an FNV-1a hash of its prompt is 0 mod
- * TEST_FRACTION_DENOMINATOR; `generateDataset` only keeps problems of the requested split (rejection sampling),
- * so train and test sets are disjoint whatever their seeds and sizes. Within one dataset prompts are unique.
+ * Problem space: 10^4 x (maxBlocks - minBlocks + 1) prompts. Splits: a problem belongs to the held-out ("test")
+ * split iff an FNV-1a hash of its prompt is 0 mod TEST_FRACTION_DENOMINATOR; `generateDataset` only keeps
+ * problems of the requested split (rejection sampling), so train and test sets are disjoint whatever their seeds,
+ * sizes and round ranges. Within one dataset prompts are unique.
  */
 import { UserError } from "../errors.js";
-import { buildResponse, decomposeResponse, parseResponse } from "../format/response.js";
+import { buildResponse, decomposeResponse } from "../format/response.js";
 import { validateResponse } from "../format/validate.js";
 import { IM_END } from "../format/tokens.js";
 
@@ -67,15 +71,15 @@ export function randInt(rng: Rng, lo: number, hi: number): number {
 }
 
 export interface ToyParams {
-  /** Fewest groups (= blocks) per problem. Default 4. */
-  minGroups: number;
-  /** Most groups per problem (at most 26: labels a..z). Default 8. */
-  maxGroups: number;
-  /** Digits per group (= steps per block). Default 5. */
-  groupSize: number;
+  /** Fewest rounds (= blocks) per problem. Default 4. */
+  minBlocks: number;
+  /** Most rounds per problem (at most 9: k is one digit). Default 9. */
+  maxBlocks: number;
+  /** Steps per round (= per block). Default 10. */
+  stepsPerBlock: number;
 }
 
-export const DEFAULT_TOY_PARAMS: Readonly<ToyParams> = Object.freeze({ minGroups: 4, maxGroups: 8, groupSize: 5 });
+export const DEFAULT_TOY_PARAMS: Readonly<ToyParams> = Object.freeze({ minBlocks: 4, maxBlocks: 9, stepsPerBlock: 10 });
 
 /** Seeds used by `memento toy generate` when none is given: the training set and the held-out set. */
 export const DEFAULT_TRAIN_SEED = 1;
@@ -83,22 +87,36 @@ export const DEFAULT_TEST_SEED = 2;
 /** One problem in this many (by prompt hash) belongs to the held-out split. */
 export const TEST_FRACTION_DENOMINATOR = 10;
 
+/** How many trailing values make the state (the larger lag). */
+export const STATE_SIZE = 4;
+
 export type ToySplit = "train" | "test";
 
 export interface ToyProblem {
-  /** The start value x0 (0-9). */
-  start: number;
-  /** The digit groups, in order; group k is labelled LABELS[k]. */
-  groups: number[][];
+  /** The last four values given in the prompt, oldest first. */
+  start: number[];
+  /** Rounds (= blocks), 1-9. */
+  rounds: number;
+  /** Steps per round. */
+  stepsPerBlock: number;
   /** The prompt text. */
   prompt: string;
-  /** Running value after each group (what memento k states). */
-  values: number[];
-  /** The final running value (the answer). */
-  answer: number;
+  /** The last four values after each round (what memento r states). */
+  states: number[][];
+  /** The last four values after the last round, as digits (the answer). */
+  answer: string;
 }
 
-const LABELS = "abcdefghijklmnopqrstuvwxyz";
+/** The next value of the sequence whose last four values are `last` (oldest first). */
+export function nextValue(last: readonly number[]): number {
+  const n = last.length;
+  return (last[n - 4] + last[n - 3]) % 10;
+}
+
+/** The problem (or what is left of it) in the prompt's words: `s=3714 k=6`. */
+export function stateText(state: readonly number[], roundsLeft: number): string {
+  return `s=${state.join("")} k=${roundsLeft}`;
+}
 
 /** Checks and completes partial parameters. */
 export function resolveToyParams(partial: Partial<ToyParams> = {}): ToyParams {
@@ -108,89 +126,72 @@ export function resolveToyParams(partial: Partial<ToyParams> = {}): ToyParams {
     const v = p[name];
     if (!Number.isInteger(v) || v < lo || v > hi) throw new UserError(`toy task: ${name} must be an integer in [${lo}, ${hi}], got ${v}`);
   };
-  int("minGroups", 1, LABELS.length);
-  int("maxGroups", 1, LABELS.length);
-  int("groupSize", 1, 64);
-  if (p.minGroups > p.maxGroups) throw new UserError(`toy task: minGroups (${p.minGroups}) > maxGroups (${p.maxGroups})`);
+  int("minBlocks", 1, 9);
+  int("maxBlocks", 1, 9);
+  int("stepsPerBlock", 1, 64);
+  if (p.minBlocks > p.maxBlocks) throw new UserError(`toy task: minBlocks (${p.minBlocks}) > maxBlocks (${p.maxBlocks})`);
   return p;
 }
 
-/** Builds a problem from its start value and groups (computes prompt, values and answer). */
-export function makeProblem(start: number, groups: number[][]): ToyProblem {
-  if (!Number.isInteger(start) || start < 0 || start > 9) throw new UserError(`toy task: start must be a digit, got ${start}`);
-  if (groups.length === 0 || groups.length > LABELS.length) throw new UserError(`toy task: need 1-${LABELS.length} groups, got ${groups.length}`);
-  const values: number[] = [];
-  let x = start;
-  for (const g of groups) {
-    if (g.length === 0) throw new UserError("toy task: empty group");
-    for (const d of g) {
-      if (!Number.isInteger(d) || d < 0 || d > 9) throw new UserError(`toy task: group digits must be 0-9, got ${d}`);
-      x = (x + d) % 10;
-    }
-    values.push(x);
+const isDigit = (v: number): boolean => Number.isInteger(v) && v >= 0 && v <= 9;
+
+/** Builds a problem from its parameters (computes prompt, states and answer). */
+export function makeProblem(start: readonly number[], rounds: number, stepsPerBlock = DEFAULT_TOY_PARAMS.stepsPerBlock): ToyProblem {
+  if (start.length !== STATE_SIZE || !start.every(isDigit)) throw new UserError(`toy task: the start must be ${STATE_SIZE} digits, got ${JSON.stringify(start)}`);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 9) throw new UserError(`toy task: k must be 1-9, got ${rounds}`);
+  if (!Number.isInteger(stepsPerBlock) || stepsPerBlock < 1) throw new UserError(`toy task: stepsPerBlock must be a positive integer, got ${stepsPerBlock}`);
+  const seq = [...start];
+  const states: number[][] = [];
+  for (let r = 0; r < rounds; r++) {
+    for (let s = 0; s < stepsPerBlock; s++) seq.push(nextValue(seq));
+    states.push(seq.slice(-STATE_SIZE));
   }
-  const prompt = `x=${start} ` + groups.map((g, k) => `${LABELS[k]}:${g.join("")}`).join(" ");
-  return { start, groups: groups.map((g) => [...g]), prompt, values, answer: x };
+  const last = states[states.length - 1];
+  return { start: [...start], rounds, stepsPerBlock, prompt: stateText(start, rounds), states, answer: last.join("") };
 }
 
 /** Draws one problem. Consumes a fixed pattern of random numbers for given params, so datasets are reproducible. */
 export function generateProblem(rng: Rng, params: Partial<ToyParams> = {}): ToyProblem {
   const p = resolveToyParams(params);
-  const n = randInt(rng, p.minGroups, p.maxGroups);
-  const start = randInt(rng, 0, 9);
-  const groups: number[][] = [];
-  for (let k = 0; k < n; k++) {
-    const g: number[] = [];
-    for (let j = 0; j < p.groupSize; j++) g.push(randInt(rng, 0, 9));
-    groups.push(g);
-  }
-  return makeProblem(start, groups);
+  const rounds = randInt(rng, p.minBlocks, p.maxBlocks);
+  const start = Array.from({ length: STATE_SIZE }, () => randInt(rng, 0, 9));
+  return makeProblem(start, rounds, p.stepsPerBlock);
 }
 
 /** Parses a prompt written by `makeProblem` back into a problem (UserError if it is not one). */
-export function parsePrompt(prompt: string): ToyProblem {
-  const m = /^x=(\d)((?: [a-z]:\d+)+)$/.exec(prompt);
+export function parsePrompt(prompt: string, stepsPerBlock = DEFAULT_TOY_PARAMS.stepsPerBlock): ToyProblem {
+  const m = /^s=(\d{4}) k=([1-9])$/.exec(prompt);
   if (!m) throw new UserError(`toy task: not a toy prompt: ${JSON.stringify(prompt.slice(0, 60))}`);
-  const parts = m[2].trim().split(" ");
-  const groups = parts.map((part, k) => {
-    if (part[0] !== LABELS[k]) throw new UserError(`toy task: group ${k + 1} is labelled ${part[0]}, expected ${LABELS[k]}`);
-    return [...part.slice(2)].map(Number);
-  });
-  return makeProblem(Number(m[1]), groups);
+  return makeProblem([...m[1]].map(Number), Number(m[2]), stepsPerBlock);
 }
 
 /**
- * The text of block k: the group is copied from the prompt, then one fixed-width chunk per step. A chunk is
- * `{digits still to add, left-aligned, padded with _}|{running value}`; each step drops the first digit, adds it
- * to the running value and pads on the right:
+ * The text of block r: its S steps `a+b=r` (a = s[i-4], b = s[i-3], r = s[i]), space-separated:
  *
- *   a:54389|0 4389_|5 389__|9 89___|2 9____|0 _____|9
- *
- * Every prediction inside a block reads tokens at fixed distances back (the same slot of the previous chunk,
- * its first digit, its running value), so a small model can learn it; and a block is several times longer than
- * its memento, as real reasoning blocks are, so evicting blocks saves KV.
+ *   3+7=0 7+1=8 1+4=5 4+0=4 0+8=8 8+5=3 5+4=9 4+8=2 8+3=1 3+9=2
  */
-export function blockText(problem: ToyProblem, k: number): string {
-  let x = k === 0 ? problem.start : problem.values[k - 1];
-  const digits = problem.groups[k];
-  const chunks: string[] = [`${digits.join("")}|${x}`];
-  for (let i = 0; i < digits.length; i++) {
-    x = (x + digits[i]) % 10;
-    chunks.push(`${digits.slice(i + 1).join("")}${"_".repeat(i + 1)}|${x}`);
+export function blockText(problem: ToyProblem, r: number): string {
+  const seq = [...(r === 0 ? problem.start : problem.states[r - 1])];
+  const steps: string[] = [];
+  for (let s = 0; s < problem.stepsPerBlock; s++) {
+    const n = seq.length;
+    const v = nextValue(seq);
+    steps.push(`${seq[n - 4]}+${seq[n - 3]}=${v}`);
+    seq.push(v);
   }
-  return `${LABELS[k]}:${chunks.join(" ")}`;
+  return steps.join(" ");
 }
 
-/** The memento of block k: `{label} x={running value}`. */
-export function mementoText(problem: ToyProblem, k: number): string {
-  return `${LABELS[k]} x=${problem.values[k]}`;
+/** The memento of block r: what is left of the problem, `s=.... k=..` (k = rounds still to do). */
+export function mementoText(problem: ToyProblem, r: number): string {
+  return stateText(problem.states[r], problem.rounds - r - 1);
 }
 
 /** The reference Memento response (canonical layout of `buildResponse`; valid per `validateResponse`). */
 export function renderResponse(problem: ToyProblem): string {
-  const blocks = problem.groups.map((_, k) => blockText(problem, k));
-  const mementos = problem.groups.map((_, k) => mementoText(problem, k));
-  return buildResponse({ blocks, mementos, answer: String(problem.answer) });
+  const blocks = problem.states.map((_, r) => blockText(problem, r));
+  const mementos = problem.states.map((_, r) => mementoText(problem, r));
+  return buildResponse({ blocks, mementos, answer: problem.answer });
 }
 
 export interface ToyGrade {
@@ -225,15 +226,15 @@ export function gradeResponse(problem: ToyProblem, responseText: string): ToyGra
   const parts = decomposeResponse(parsed);
   const answer = parsed.thinkEnd ? parts.answer.trim() : null;
   let mementosCorrect = 0;
-  for (let k = 0; k < Math.min(parts.mementos.length, problem.groups.length); k++) {
-    if (parts.mementos[k].trim() === mementoText(problem, k)) mementosCorrect++;
+  for (let r = 0; r < Math.min(parts.mementos.length, problem.rounds); r++) {
+    if (parts.mementos[r].trim() === mementoText(problem, r)) mementosCorrect++;
   }
   return {
-    correct: answer !== null && answer === String(problem.answer),
+    correct: answer !== null && answer === problem.answer,
     answer,
     valid: v.valid,
     mementosCorrect,
-    blocksExpected: problem.groups.length,
+    blocksExpected: problem.rounds,
     blocks: parts.blocks.length,
   };
 }
@@ -289,7 +290,7 @@ export function generateDataset(seed: number, count: number, params: Partial<Toy
     const problem = generateProblem(rng, p);
     if (splitOf(problem.prompt) !== split || seen.has(problem.prompt)) continue;
     seen.add(problem.prompt);
-    out.push({ problem, prompt: problem.prompt, response: renderResponse(problem), answer: String(problem.answer) });
+    out.push({ problem, prompt: problem.prompt, response: renderResponse(problem), answer: problem.answer });
   }
   return out;
 }
