@@ -26,5 +26,7 @@ describe("model demo", () => {
     expect(r.targets.peakKvAtLeast2x).toBe(r.peakKvReduction >= 2);
     expect(r.targets.accuracyWithin5Points).toBe(Math.abs(r.accuracyDeltaPoints) <= 5);
     expect(r.fullAttention.meanPeakKvTokens).toBeGreaterThan(0);
+    expect(Object.keys(r.tokenAccuracy)).toEqual(["format", "a", "b", "sum", "memento", "answer"]);
+    expect(r.tokenAccuracy.sum.tokens).toBeGreaterThan(0);
   });
 });

@@ -16,6 +16,7 @@ import {
 } from "../src/train/toy-task.js";
 import { toyTokenizer } from "../src/train/char-tokenizer.js";
 import { buildSftExample } from "../src/train/sft-data.js";
+import { toyTokenRoles } from "../src/train/toy.js";
 
 describe("toy task", () => {
   it("is deterministic by seed", () => {
@@ -126,6 +127,20 @@ describe("toy task", () => {
     for (const { n, k } of lens) expect(n).toBe(28 + 75 * k);
     expect(Math.min(...lens.map((l) => l.k))).toBe(4);
     expect(Math.max(...lens.map((l) => l.k))).toBe(9);
+  });
+
+  it("labels each response token with its role for the teacher-forced breakdown", () => {
+    const tok = toyTokenizer();
+    const d = generateDataset(4, 1)[0];
+    const roles = toyTokenRoles(tok, tok.encode(d.response));
+    const count = (r: string) => roles.filter((x) => x === r).length;
+    const k = d.problem.rounds;
+    const S = d.problem.stepsPerBlock;
+    expect(roles.length).toBe(tok.encode(d.response).length);
+    expect([count("a"), count("b"), count("sum"), count("memento"), count("answer")]).toEqual([S * k, S * k, S * k, 5 * k, 4]);
+    // The first block starts "a+b=r": roles a, format, b, format, sum.
+    const first = tok.encode(d.response).findIndex((id) => tok.decode([id]) === "<|block_start|>") + 1;
+    expect(roles.slice(first, first + 6)).toEqual(["a", "format", "b", "format", "sum", "format"]);
   });
 
   it("validates parameters", () => {

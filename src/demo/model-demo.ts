@@ -6,7 +6,7 @@ import { resolveMasking } from "../masking/config.js";
 import { parseResponse } from "../format/response.js";
 import { toyTokenizer } from "../train/char-tokenizer.js";
 import { generateHeldOut, gradeResponse } from "../train/toy-task.js";
-import { evaluateToy, generateGreedy, type ToyEvalResult } from "../train/toy.js";
+import { evaluateToy, generateGreedy, toyRoleAccuracy, type ToyEvalResult, type ToyTokenRole } from "../train/toy.js";
 import type { Qwen3Model } from "../model/transformer.js";
 
 /** The bundled toy model (trained by `memento train toy`, committed). */
@@ -76,6 +76,8 @@ export interface ModelDemoJson {
   fullAttention: ToyEvalResult;
   accuracyDeltaPoints: number;
   peakKvReduction: number;
+  /** Teacher-forced argmax accuracy per token role on the first 50 problems (memento attention). */
+  tokenAccuracy: Record<ToyTokenRole, { accuracy: number; tokens: number }>;
   targets: { accuracyWithin5Points: boolean; peakKvAtLeast2x: boolean };
 }
 
@@ -96,6 +98,7 @@ export function evaluateBundledModel(options: { dir?: string; problems?: number;
     fullAttention: full,
     accuracyDeltaPoints: delta,
     peakKvReduction: reduction,
+    tokenAccuracy: toyRoleAccuracy(model, tok, items.slice(0, 50), 2),
     targets: { accuracyWithin5Points: Math.abs(delta) <= 5, peakKvAtLeast2x: reduction >= 2 },
   };
 }

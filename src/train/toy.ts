@@ -101,6 +101,68 @@ export function evaluateToy(model: Qwen3Model, tok: CharTokenizer, items: readon
   return { problems: items.length, accuracy: correct / n, validFormat: valid / n, meanPeakKvTokens: peak / n, meanEvictions: ev / n };
 }
 
+/** What a response token of the toy task is, for the teacher-forced breakdown. */
+export type ToyTokenRole = "format" | "a" | "b" | "sum" | "memento" | "answer";
+
+/**
+ * The role of each response token of a reference toy response (char tokenizer: one token per character):
+ * in a step `a+b=r`, "a" (read 3 tokens back, or from the memento for a block's first steps), "b" (15 back),
+ * "sum" (r = a + b mod 10); the digits of a memento; the answer's digits; everything else is "format".
+ */
+export function toyTokenRoles(tok: CharTokenizer, responseIds: ArrayLike<number>): ToyTokenRole[] {
+  const text = Array.from(responseIds, (i) => tok.decode([i]));
+  const roles: ToyTokenRole[] = [];
+  let where: "block" | "memento" | "answer" | "other" = "other";
+  for (let i = 0; i < text.length; i++) {
+    const t = text[i];
+    if (t === "<|block_start|>") where = "block";
+    else if (t === "<|summary_start|>") where = "memento";
+    else if (t === "</think>") where = "answer";
+    else if (t === "<|block_end|>" || t === "<|summary_end|>") where = "other";
+    if (!/^\d$/.test(t) || where === "other") roles.push("format");
+    else if (where === "memento") roles.push("memento");
+    else if (where === "answer") roles.push("answer");
+    else {
+      const prev = text[i - 1];
+      roles.push(prev === "+" ? "b" : prev === "=" ? "sum" : "a");
+    }
+  }
+  return roles;
+}
+
+/** Teacher-forced next-token accuracy (argmax) by role, over reference responses of `items`. */
+export function toyRoleAccuracy(
+  model: Qwen3Model,
+  tok: CharTokenizer,
+  items: readonly ToyDatasetItem[],
+  stage: 1 | 2,
+): Record<ToyTokenRole, { accuracy: number; tokens: number }> {
+  const counts = new Map<ToyTokenRole, [number, number]>();
+  const ids = trackerIdsOf(tok);
+  const vocab = model.config.vocab_size;
+  for (const item of items) {
+    const ex = buildSftExample(tok, item.prompt, item.response);
+    const { logits } = model.forward(ex.ids, stagePattern(ex, stage, ids));
+    const roles = toyTokenRoles(tok, ex.ids.subarray(ex.promptLength));
+    for (let t = ex.promptLength; t < ex.ids.length; t++) {
+      if (ex.labels[t] === IGNORE_INDEX) continue;
+      const row = logits.subarray((t - 1) * vocab, t * vocab);
+      let best = 0;
+      for (let v = 1; v < vocab; v++) if (row[v] > row[best]) best = v;
+      const c = counts.get(roles[t - ex.promptLength]) ?? [0, 0];
+      c[0] += best === ex.ids[t] ? 1 : 0;
+      c[1]++;
+      counts.set(roles[t - ex.promptLength], c);
+    }
+  }
+  const out = {} as Record<ToyTokenRole, { accuracy: number; tokens: number }>;
+  for (const role of ["format", "a", "b", "sum", "memento", "answer"] as const) {
+    const [ok, n] = counts.get(role) ?? [0, 0];
+    out[role] = { accuracy: n === 0 ? 0 : ok / n, tokens: n };
+  }
+  return out;
+}
+
 export interface ToyTrainOptions {
   outDir: string;
   seed: number;
@@ -143,6 +205,8 @@ export interface ToyReport {
     peakKvReduction: number;
     /** masked - full accuracy, in points. */
     accuracyDeltaPoints: number;
+    /** Teacher-forced argmax accuracy per token role (50 held-out problems, memento attention): which part is learned. */
+    tokenAccuracy: Record<ToyTokenRole, { accuracy: number; tokens: number }>;
   };
 }
 
@@ -208,6 +272,7 @@ export async function trainToy(opts: ToyTrainOptions): Promise<{ report: ToyRepo
       fullAttention: full,
       peakKvReduction: full.meanPeakKvTokens / Math.max(1, masked.meanPeakKvTokens),
       accuracyDeltaPoints: 100 * (masked.accuracy - full.accuracy),
+      tokenAccuracy: toyRoleAccuracy(model, tok, testItems.slice(0, 50), 2),
     },
   };
   writeFileSync(join(opts.outDir, "report.json"), JSON.stringify(report, null, 2) + "\n");
