@@ -14,5 +14,5 @@ describe("bench engine (small)", () => {
     expect(r.memento.meanConcurrency).toBeGreaterThan(r.vanilla.meanConcurrency);
     for (const t of r.traces) expect(t.simulatedPeakVanilla / t.simulatedPeakMemento).toBeGreaterThan(2);
     expect(Number.isFinite(r.throughputRatio) && Number.isFinite(r.completionTimeRatio)).toBe(true);
-  }, 60_000);
+  }, 180_000); // a few seconds on a quiet machine; generous for a loaded CI runner
 });

@@ -100,7 +100,7 @@ describe("SFT examples", () => {
         expect(b.labels[r * L + i]).toBe(IGNORE_INDEX);
       }
     });
-    const rows = packExamples(exs, 700, pats);
+    const rows = packExamples(exs, 800, pats);
     expect(rows.flatMap((r) => r.members).sort((a, c) => a - c)).toEqual([0, 1, 2, 3, 4, 5]);
     for (const row of rows) {
       const n = row.pattern.length;
