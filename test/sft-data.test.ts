@@ -86,7 +86,8 @@ describe("SFT examples", () => {
 
   it("pads and packs batches with block-diagonal patterns", () => {
     const ids = trackerIdsOf(tok);
-    const exs = data.slice(0, 6).map((d) => buildSftExample(tok, d.prompt, d.response));
+    // Short problems (1-2 rounds, 103-178 tokens) so that several share a packed row.
+    const exs = generateDataset(11, 6, { minBlocks: 1, maxBlocks: 2 }).map((d) => buildSftExample(tok, d.prompt, d.response));
     const pats = exs.map((e) => stagePattern(e, 2, ids));
     const batches = lengthBatches(exs, 4);
     expect(batches.flat().sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5]);
@@ -100,7 +101,7 @@ describe("SFT examples", () => {
         expect(b.labels[r * L + i]).toBe(IGNORE_INDEX);
       }
     });
-    const rows = packExamples(exs, 800, pats);
+    const rows = packExamples(exs, 400, pats);
     expect(rows.flatMap((r) => r.members).sort((a, c) => a - c)).toEqual([0, 1, 2, 3, 4, 5]);
     for (const row of rows) {
       const n = row.pattern.length;
@@ -110,12 +111,15 @@ describe("SFT examples", () => {
         const a = row.offsets[j];
         const len = exs[m].ids.length;
         expect(row.positions[a]).toBe(0);
+        let mismatches = 0;
         for (let q = 0; q < len; q++) {
           for (let k = 0; k < n; k++) {
             const inside = k >= a && k < a + len;
-            expect(dense[(a + q) * n + k]).toBe(inside ? own[q * len + (k - a)] : 0);
+            if (dense[(a + q) * n + k] !== (inside ? own[q * len + (k - a)] : 0)) mismatches++;
           }
         }
+        expect(mismatches).toBe(0);
+        expect(rows.length).toBeLessThan(exs.length); // some row really packs several examples
       });
     }
   });
