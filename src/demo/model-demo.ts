@@ -30,8 +30,8 @@ export function runModelDemo(options: { dir?: string; problems?: number } = {}):
   const items = generateHeldOut(options.problems ?? 5);
   const out: string[] = [];
   out.push(`Bundled model (${dir}): ${items.length} held-out toy problems, greedy decoding, block masking on (keepLastNBlocks 0).`);
-  out.push("A problem gives a digit pair (x, y), a constant c and k rounds; a step maps (x, y) to (y, x+y+c mod 10), a round");
-  out.push("is 6 steps (one block), and its memento restates what is left. The answer is the final pair.");
+  out.push("A problem `s=ABCD k=K` gives the last four values of a sequence that goes on by s[i] = s[i-4] + s[i-3] mod 10;");
+  out.push("a round is 10 steps `a+b=r` (one block), its memento restates what is left, and the answer is the last four values.");
   let correctMasked = 0;
   let correctFull = 0;
   let peakMasked = 0;
