@@ -23,6 +23,12 @@ const MASKED = resolveMasking({ keepLastNBlocks: 0, requireAssistantSection: tru
  * evicts each block from the KV cache right after its memento) and again with full attention, and returns the
  * printable report: each masked trace with its blocks and mementos, then accuracy and peak KV for both modes.
  */
+/** An answer for one line of the report: quoted and cut when it is not a plain short string (a model off format). */
+function shortAnswer(answer: string | null): string {
+  if (answer === null) return "(none)";
+  return /^[\w.-]{0,16}$/.test(answer) ? answer : JSON.stringify(answer.length > 24 ? answer.slice(0, 24) + "..." : answer);
+}
+
 export function runModelDemo(options: { dir?: string; problems?: number } = {}): string {
   const dir = options.dir ?? BUNDLED_MODEL_DIR;
   const model = loadModel(dir);
@@ -55,8 +61,8 @@ export function runModelDemo(options: { dir?: string; problems?: number } = {}):
       out.push(`    memento: ${m ? m.text : "(none)"}   -> block evicted`);
     }
     out.push(
-      `  answer ${grade.answer ?? "(none)"}: ${grade.correct ? "correct" : "wrong"}; mementos right ${grade.mementosCorrect}/${grade.blocksExpected}; ` +
-        `${masked.evictions} evictions, peak KV ${masked.peakKvTokens} tokens (full attention: ${full.peakKvTokens}, answer ${gradeFull.answer ?? "(none)"})`,
+      `  answer ${shortAnswer(grade.answer)}: ${grade.correct ? "correct" : "wrong"}; mementos right ${grade.mementosCorrect}/${grade.blocksExpected}; ` +
+        `${masked.evictions} evictions, peak KV ${masked.peakKvTokens} tokens (full attention: ${full.peakKvTokens}, answer ${shortAnswer(gradeFull.answer)})`,
     );
   });
   const n = Math.max(1, items.length);
