@@ -6,7 +6,7 @@ import { resolveMasking } from "../masking/config.js";
 import { parseResponse } from "../format/response.js";
 import { toyTokenizer } from "../train/char-tokenizer.js";
 import { generateHeldOut, gradeResponse } from "../train/toy-task.js";
-import { evaluateToy, generateGreedy, toyRoleAccuracy, type ToyEvalResult, type ToyTokenRole } from "../train/toy.js";
+import { evaluateToy, generateGreedy, toyMaxTokens, toyRoleAccuracy, type ToyEvalResult, type ToyTokenRole } from "../train/toy.js";
 import type { Qwen3Model } from "../model/transformer.js";
 
 /** The bundled toy model (trained by `memento train toy`, committed). */
@@ -43,7 +43,7 @@ export function runModelDemo(options: { dir?: string; problems?: number } = {}):
   let peakMasked = 0;
   let peakFull = 0;
   items.forEach((item, i) => {
-    const budget = 64 + 100 * item.problem.rounds;
+    const budget = toyMaxTokens(item.problem);
     const masked = generateGreedy(model, tok, item.prompt, MASKED, budget);
     const full = generateGreedy(model, tok, item.prompt, undefined, budget);
     const grade = gradeResponse(item.problem, masked.text);

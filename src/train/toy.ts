@@ -9,7 +9,8 @@ import { BlockTracker } from "../masking/tracker.js";
 import { resolveMasking, type MaskingConfig } from "../masking/config.js";
 import { toyTokenizer, type CharTokenizer } from "./char-tokenizer.js";
 import { buildSftExample, IGNORE_INDEX, renderSftPrompt, stagePattern, trackerIdsOf, type SftExample } from "./sft-data.js";
-import { generateDataset, generateHeldOut, gradeResponse, type ToyDatasetItem, type ToyParams } from "./toy-task.js";
+import { generateDataset, generateHeldOut, gradeResponse, type ToyDatasetItem, type ToyParams, type ToyProblem } from "./toy-task.js";
+import { argmax } from "../engine/sampling.js";
 import { train, type TrainResult } from "./trainer.js";
 import type { TrainSequence } from "./grad-job.js";
 
@@ -58,8 +59,7 @@ export function generateGreedy(
   const stop = new Set([tok.specialTokens.imEnd, tok.specialTokens.eos, tok.specialTokens.pad].filter((x): x is number => x !== undefined && x >= 0));
   let evictions = 0;
   for (let i = 0; i < maxTokens; i++) {
-    let best = 0;
-    for (let v = 1; v < vocab; v++) if (last[v] > last[best]) best = v;
+    const best = argmax(last);
     if (stop.has(best)) break;
     out.push(best);
     logits = cache.step(best);
@@ -72,6 +72,12 @@ export function generateGreedy(
     }
   }
   return { tokens: out, text: tok.decode(out), peakKvTokens: cache.peakResidentTokens, evictions };
+}
+
+/** Generation budget for a toy problem: its reference response with room for a model that writes a little more. */
+export function toyMaxTokens(problem: Pick<ToyProblem, "rounds">): number {
+  // A reference response is 9 + 75 k tokens (k rounds).
+  return 64 + 100 * problem.rounds;
 }
 
 export interface ToyEvalResult {
@@ -89,8 +95,7 @@ export function evaluateToy(model: Qwen3Model, tok: CharTokenizer, items: readon
   let peak = 0;
   let ev = 0;
   for (const item of items) {
-    // A reference response is 5 + 80 tokens per round; leave room for a model that writes a little more.
-    const r = generateGreedy(model, tok, item.prompt, masking, 64 + 100 * item.problem.rounds);
+    const r = generateGreedy(model, tok, item.prompt, masking, toyMaxTokens(item.problem));
     const g = gradeResponse(item.problem, r.text);
     if (g.correct) correct++;
     if (g.valid) valid++;
@@ -146,9 +151,7 @@ export function toyRoleAccuracy(
     const roles = toyTokenRoles(tok, ex.ids.subarray(ex.promptLength));
     for (let t = ex.promptLength; t < ex.ids.length; t++) {
       if (ex.labels[t] === IGNORE_INDEX) continue;
-      const row = logits.subarray((t - 1) * vocab, t * vocab);
-      let best = 0;
-      for (let v = 1; v < vocab; v++) if (row[v] > row[best]) best = v;
+      const best = argmax(logits.subarray((t - 1) * vocab, t * vocab));
       const c = counts.get(roles[t - ex.promptLength]) ?? [0, 0];
       c[0] += best === ex.ids[t] ? 1 : 0;
       c[1]++;
