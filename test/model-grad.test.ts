@@ -92,6 +92,31 @@ describe("kernels", () => {
     expect(count).toBe(1);
     expect(loss).toBeCloseTo(-Math.log(3 / 5), 6);
   });
+
+  it("weighted cross-entropy is the weighted mean, and its gradient matches finite differences", () => {
+    const rng = new Rng(3);
+    const logits = Float32Array.from({ length: 4 * 5 }, () => rng.normal());
+    const targets = [2, IGNORE_INDEX, 0, 4];
+    const weights = [3, 7, 1, 0.5];
+    const per = (t: number) => crossEntropy(logits.subarray(t * 5, t * 5 + 5), [targets[t]], 1, 5).loss;
+    const { loss, count } = crossEntropy(logits, targets, 4, 5, undefined, weights);
+    expect(count).toBeCloseTo(4.5, 6); // the ignored token's weight does not count
+    expect(loss).toBeCloseTo((3 * per(0) + per(2) + 0.5 * per(3)) / 4.5, 6);
+    const d = new Float32Array(logits.length);
+    crossEntropy(logits, targets, 4, 5, d, weights);
+    const eps = 1e-3;
+    for (const i of [0, 3, 7, 10, 14, 19]) {
+      const x = logits[i];
+      logits[i] = x + eps;
+      const p = crossEntropy(logits, targets, 4, 5, undefined, weights).loss;
+      logits[i] = x - eps;
+      const m = crossEntropy(logits, targets, 4, 5, undefined, weights).loss;
+      logits[i] = x;
+      expect(d[i]).toBeCloseTo((p - m) / (2 * eps), 3);
+    }
+    // Weights of 1 are the unweighted loss.
+    expect(crossEntropy(logits, targets, 4, 5, undefined, [1, 1, 1, 1]).loss).toBeCloseTo(crossEntropy(logits, targets, 4, 5).loss, 6);
+  });
 });
 
 /**

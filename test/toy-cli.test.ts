@@ -35,6 +35,11 @@ describe("memento toy generate", () => {
   it("rejects bad options with exit code 2", async () => {
     expect((await run(["toy", "generate", "--count", "x"])).code).toBe(2);
     expect((await run(["toy", "generate", "--count", "3", "--split", "dev"])).err).toMatch(/--split/);
+    // Training options are checked before any data is built.
+    const causal = await run(["train", "toy", "--stage2-causal", "1", "--out", join(tmpdir(), "never-written")]);
+    expect([causal.code, causal.err.trim().split("\n").length]).toEqual([2, 1]);
+    expect(causal.err).toMatch(/--stage2-causal/);
+    expect((await run(["train", "toy", "--once-weight", "0", "--out", join(tmpdir(), "never-written")])).err).toMatch(/--once-weight/);
   });
 });
 

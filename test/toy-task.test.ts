@@ -16,7 +16,7 @@ import {
 } from "../src/train/toy-task.js";
 import { toyTokenizer } from "../src/train/char-tokenizer.js";
 import { buildSftExample } from "../src/train/sft-data.js";
-import { toyTokenRoles } from "../src/train/toy.js";
+import { toSequences, toyLossWeights, toyTokenRoles } from "../src/train/toy.js";
 
 describe("toy task", () => {
   it("is deterministic by seed", () => {
@@ -141,6 +141,26 @@ describe("toy task", () => {
     // The first block starts "a+b=r": roles a, format, b, format, sum.
     const first = tok.encode(d.response).findIndex((id) => tok.decode([id]) === "<|block_start|>") + 1;
     expect(roles.slice(first, first + 6)).toEqual(["a", "format", "b", "format", "sum", "format"]);
+  });
+
+  it("weights exactly the once-per-problem tokens: block 1's prompt reads, block 1's k, the answer", () => {
+    const tok = toyTokenizer();
+    for (const d of generateDataset(6, 20, { minBlocks: 1, maxBlocks: 9 })) {
+      const ex = buildSftExample(tok, d.prompt, d.response);
+      const w = toyLossWeights(tok, ex, 10);
+      const heavy = [...w.keys()].filter((i) => w[i] !== 1);
+      const text = heavy.map((i) => tok.decode([ex.ids[i]])).join("");
+      // Block 1 reads the prompt's 4 values (s0 s1 as step 1's a and b, s2 s3 as steps 2-3's b), then k - 1.
+      const p = d.problem;
+      expect(text).toBe(`${p.start.join("")}${p.rounds - 1}${p.answer}`);
+      expect(heavy.every((i) => w[i] === 10 && i >= ex.promptLength)).toBe(true);
+      expect(toyLossWeights(tok, ex, 1).every((x) => x === 1)).toBe(true);
+      // Sequences shift the weights with the labels: the weight of predicting token i sits at i - 1.
+      const [causal, masked] = [true, false].map((c) => toSequences([ex], 2, tok, { weights: [w], causal: [c] })[0]);
+      expect([...causal.weights!.keys()].filter((i) => causal.weights![i] !== 1)).toEqual(heavy.map((i) => i - 1));
+      expect(causal.pattern).toEqual(toSequences([ex], 1, tok)[0].pattern);
+      expect(masked.pattern).not.toEqual(causal.pattern);
+    }
   });
 
   it("validates parameters", () => {

@@ -19,8 +19,10 @@ export function register(program: Command): void {
     .option("--test-examples <n>", "held-out problems (4-9 rounds)", "200")
     .option("--train-min-blocks <n>", "fewest rounds of a training problem (short ones teach the step rule fast)", "1")
     .option("--short-steps <n>", "causal warm-up steps on the short training problems (1-2 rounds) before stage 1", "800")
-    .option("--stage1-steps <n>", "optimizer steps with full causal attention", "400")
-    .option("--stage2-steps <n>", "optimizer steps with memento attention", "300")
+    .option("--stage1-steps <n>", "optimizer steps with full causal attention", "300")
+    .option("--stage2-steps <n>", "optimizer steps with memento attention", "400")
+    .option("--once-weight <x>", "loss weight of the tokens that occur once per problem (prompt reads, the answer)", "10")
+    .option("--stage2-causal <fraction>", "share of stage-2 examples kept causal, so the model also runs with full attention", "0.25")
     .option("--batch <n>", "sequences per step", "8")
     .option("--lr <x>", "peak learning rate", "3e-3")
     .option("--workers <n>", "gradient worker threads", "2")
@@ -28,6 +30,10 @@ export function register(program: Command): void {
     .action(async (o: Record<string, string>) => {
       const lr = Number(o.lr);
       if (!(lr > 0)) throw new UserError(`--lr: expected a positive number, got "${o.lr}"`);
+      const onceWeight = Number(o.onceWeight);
+      if (!(onceWeight > 0)) throw new UserError(`--once-weight: expected a positive number, got "${o.onceWeight}"`);
+      const causalFraction = Number(o.stage2Causal);
+      if (o.stage2Causal.trim() === "" || !(causalFraction >= 0 && causalFraction < 1)) throw new UserError(`--stage2-causal: expected a number in [0, 1), got "${o.stage2Causal}"`);
       const { report, modelDir } = await trainToy({
         outDir: o.out,
         seed: int("--seed", o.seed),
@@ -37,6 +43,8 @@ export function register(program: Command): void {
         shortSteps: int("--short-steps", o.shortSteps),
         stage1Steps: int("--stage1-steps", o.stage1Steps),
         stage2Steps: int("--stage2-steps", o.stage2Steps),
+        onceWeight,
+        stage2CausalFraction: causalFraction,
         batchSize: int("--batch", o.batch, 1),
         lr,
         workers: int("--workers", o.workers, 1),

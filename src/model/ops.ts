@@ -392,9 +392,13 @@ export function crossEntropy(
   n: number,
   vocab: number,
   dlogits?: Float32Array,
+  weights?: ArrayLike<number>,
 ): { loss: number; count: number } {
+  // With weights, token t counts weights[t] times: the loss is the weighted mean and `count` the weight sum.
+  if (weights && weights.length < n) throw new Error(`${weights.length} loss weights for ${n} tokens`);
+  const w = (t: number): number => (weights ? weights[t] : 1);
   let count = 0;
-  for (let t = 0; t < n; t++) if (targets[t] !== IGNORE_INDEX) count++;
+  for (let t = 0; t < n; t++) if (targets[t] !== IGNORE_INDEX) count += w(t);
   if (dlogits) dlogits.fill(0);
   if (count === 0) return { loss: 0, count: 0 };
   let total = 0;
@@ -408,9 +412,9 @@ export function crossEntropy(
     let sum = 0;
     for (let i = 0; i < vocab; i++) sum += Math.exp(logits[base + i] - max);
     const lse = max + Math.log(sum);
-    total += lse - logits[base + y];
+    total += w(t) * (lse - logits[base + y]);
     if (dlogits) {
-      const scale = 1 / count;
+      const scale = w(t) / count;
       for (let i = 0; i < vocab; i++) dlogits[base + i] = Math.exp(logits[base + i] - lse) * scale;
       dlogits[base + y] -= scale;
     }

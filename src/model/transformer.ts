@@ -498,18 +498,20 @@ export class Qwen3Model {
 
   /**
    * Mean cross-entropy over the targets that are not -100 (targets[t] is the token expected after
-   * tokens[t]), and the gradient of every parameter.
+   * tokens[t]), and the gradient of every parameter. With `weights`, the mean is weighted (token t counts
+   * weights[t] times) and `count` is the weight sum.
    */
   lossAndGrad(
     tokens: Int32Array | ArrayLike<number>,
     targets: Int32Array | ArrayLike<number>,
     pattern: CompactAttentionPattern,
     positions?: Int32Array,
+    weights?: Float32Array,
   ): LossAndGrad {
     const { logits, cache } = this.forward(tokens, pattern, positions);
     if (targets.length !== cache.n) throw new Error(`${targets.length} targets for ${cache.n} tokens`);
     const dlogits = new Float32Array(logits.length);
-    const { loss, count } = crossEntropy(logits, targets, cache.n, this.vocab, dlogits);
+    const { loss, count } = crossEntropy(logits, targets, cache.n, this.vocab, dlogits, weights);
     const grads = this.backward(cache, dlogits);
     return { loss, count, grads, logits };
   }

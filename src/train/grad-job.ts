@@ -7,6 +7,8 @@ export interface TrainSequence {
   ids: Int32Array;
   targets: Int32Array;
   pattern: CompactAttentionPattern;
+  /** Per-token loss weights (default 1 each): the loss is the weighted mean over the batch. */
+  weights?: Float32Array;
 }
 
 export interface GradSum {
@@ -26,7 +28,7 @@ export function gradSum(model: Qwen3Model, sequences: readonly TrainSequence[], 
   let tokens = 0;
   for (const i of indices) {
     const s = sequences[i];
-    const r = model.lossAndGrad(s.ids, s.targets, s.pattern);
+    const r = model.lossAndGrad(s.ids, s.targets, s.pattern, undefined, s.weights);
     tokens += s.ids.length;
     if (r.count === 0) continue;
     lossSum += r.loss * r.count;
