@@ -23,6 +23,7 @@ describe("model demo", () => {
   it("--json evaluation reports both modes and checks the targets it states", () => {
     const r = evaluateBundledModel({ dir, problems: 2 });
     expect(r.problems).toBe(2);
+    expect([r.accuracyMasked, r.accuracyFull]).toEqual([r.masked.accuracy, r.fullAttention.accuracy]);
     expect(r.targets.peakKvAtLeast2x).toBe(r.peakKvReduction >= 2);
     expect(r.targets.accuracyWithin5Points).toBe(Math.abs(r.accuracyDeltaPoints) <= 5);
     expect(r.fullAttention.meanPeakKvTokens).toBeGreaterThan(0);

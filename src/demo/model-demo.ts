@@ -78,6 +78,10 @@ export function runModelDemo(options: { dir?: string; problems?: number } = {}):
 export interface ModelDemoJson {
   model: string;
   problems: number;
+  /** Greedy held-out accuracy with block masking (keepLastNBlocks 0), as a fraction (= masked.accuracy). */
+  accuracyMasked: number;
+  /** The same model with full attention (= fullAttention.accuracy). */
+  accuracyFull: number;
   masked: ToyEvalResult;
   fullAttention: ToyEvalResult;
   accuracyDeltaPoints: number;
@@ -100,6 +104,8 @@ export function evaluateBundledModel(options: { dir?: string; problems?: number;
   return {
     model: dir,
     problems: items.length,
+    accuracyMasked: masked.accuracy,
+    accuracyFull: full.accuracy,
     masked,
     fullAttention: full,
     accuracyDeltaPoints: delta,
