@@ -65,8 +65,11 @@ export function toyLossWeights(tok: CharTokenizer, ex: SftExample, weight: numbe
   let where: "block" | "memento" | "answer" | "other" = "other";
   for (let i = ex.promptLength; i < text.length; i++) {
     const t = text[i];
-    if (t === "<|block_start|>") (block++, (step = 0), (where = "block"));
-    else if (t === "<|summary_start|>") where = "memento";
+    if (t === "<|block_start|>") {
+      block++;
+      step = 0;
+      where = "block";
+    } else if (t === "<|summary_start|>") where = "memento";
     else if (t === "</think>") where = "answer";
     else if (t === "<|block_end|>" || t === "<|summary_end|>") where = "other";
     if (!/^\d$/.test(t)) {
