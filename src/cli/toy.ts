@@ -88,7 +88,7 @@ export function register(program: Command): void {
     .option("--output <file>", "write to this JSONL file instead of stdout")
     .option("--min-blocks <n>", "fewest rounds (blocks) per problem (default 4)")
     .option("--max-blocks <n>", "most rounds (blocks) per problem, at most 9 (default 9)")
-    .option("--steps-per-block <n>", "steps per round (block) (default 6)")
+    .option("--steps-per-block <n>", "steps per round (block) (default 10)")
     .option(
       "--benchmark",
       "write evaluation records {id, problem, answer, kind: \"math\"} for `memento eval run` instead; " +

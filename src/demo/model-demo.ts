@@ -18,17 +18,17 @@ export function hasBundledModel(dir = BUNDLED_MODEL_DIR): boolean {
 
 const MASKED = resolveMasking({ keepLastNBlocks: 0, requireAssistantSection: true });
 
-/**
- * Runs the bundled model on a handful of held-out problems with block masking on (the engine-style greedy loop
- * evicts each block from the KV cache right after its memento) and again with full attention, and returns the
- * printable report: each masked trace with its blocks and mementos, then accuracy and peak KV for both modes.
- */
 /** An answer for one line of the report: quoted and cut when it is not a plain short string (a model off format). */
 function shortAnswer(answer: string | null): string {
   if (answer === null) return "(none)";
   return /^[\w.-]{0,16}$/.test(answer) ? answer : JSON.stringify(answer.length > 24 ? answer.slice(0, 24) + "..." : answer);
 }
 
+/**
+ * Runs the bundled model on a handful of held-out problems with block masking on (the engine-style greedy loop
+ * evicts each block from the KV cache right after its memento) and again with full attention, and returns the
+ * printable report: each masked trace with its blocks and mementos, then accuracy and peak KV for both modes.
+ */
 export function runModelDemo(options: { dir?: string; problems?: number } = {}): string {
   const dir = options.dir ?? BUNDLED_MODEL_DIR;
   const model = loadModel(dir);

@@ -22,7 +22,7 @@
  *
  * A step is written `a+b=r` with a = s[i-4], b = s[i-3]. The layout is chosen so a tiny model can learn it fast:
  * each of `+`, `=` and the space occurs once per step, so the current token alone says what comes next and where
- * to read it: after a space, a is the b of the step before (3 tokens back); after `+`, b is the r of two steps
+ * to read it: after a space, a is the b of the step before (3 tokens back); after `+`, b is the r of three steps
  * before (15 back); after `=`, r adds the tokens 3 and 1 back. Only a block's first steps read the memento (or the
  * prompt) right before the block instead. Nothing needs a content-addressed search. (The first version of this
  * task copied labelled digit groups out of the prompt and wrote steps whose `+` and `=` occurred twice each; a

@@ -59,29 +59,21 @@ export function toSequences(
 export function toyLossWeights(tok: CharTokenizer, ex: SftExample, weight: number): Float32Array {
   const w = new Float32Array(ex.ids.length).fill(1);
   if (weight === 1) return w;
-  const text = Array.from(ex.ids, (id) => tok.decode([id]));
+  const response = ex.ids.subarray(ex.promptLength);
+  const roles = toyTokenRoles(tok, response);
+  const text = Array.from(response, (id) => tok.decode([id]));
   let block = 0;
   let step = 0;
-  let where: "block" | "memento" | "answer" | "other" = "other";
-  for (let i = ex.promptLength; i < text.length; i++) {
-    const t = text[i];
-    if (t === "<|block_start|>") {
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === "<|block_start|>") {
       block++;
       step = 0;
-      where = "block";
-    } else if (t === "<|summary_start|>") where = "memento";
-    else if (t === "</think>") where = "answer";
-    else if (t === "<|block_end|>" || t === "<|summary_end|>") where = "other";
-    if (!/^\d$/.test(t)) {
-      if (t === " " && where === "block") step++;
-      continue;
-    }
-    const prev = text[i - 1];
+    } else if (text[i] === " " && roles[i - 1] === "sum") step++;
     // Step s (0-based) of block 1 computes value 4 + s: its b = value s + 1 and, for s = 0, its a = value 0 are
-    // prompt values (indices < 4); the memento's k follows "k=".
-    const promptRead = block === 1 && where === "block" && ((prev === "+" && step < 3) || (step === 0 && prev === "<|block_start|>"));
-    const firstK = block === 1 && where === "memento" && prev === "=" && text[i - 2] === "k";
-    if (promptRead || firstK || where === "answer") w[i] = weight;
+    // prompt values (indices < 4); block 1's memento's k is the digit after "k=".
+    const promptRead = block === 1 && ((roles[i] === "b" && step < 3) || (roles[i] === "a" && step === 0));
+    const firstK = block === 1 && roles[i] === "memento" && text[i - 2] === "k";
+    if (promptRead || firstK || roles[i] === "answer") w[ex.promptLength + i] = weight;
   }
   return w;
 }
