@@ -40,6 +40,9 @@ describe("memento toy generate", () => {
     expect([causal.code, causal.err.trim().split("\n").length]).toEqual([2, 1]);
     expect(causal.err).toMatch(/--stage2-causal/);
     expect((await run(["train", "toy", "--once-weight", "0", "--out", join(tmpdir(), "never-written")])).err).toMatch(/--once-weight/);
+    expect((await run(["train", "toy", "--answer-weight", "-1", "--out", join(tmpdir(), "never-written")])).err).toMatch(/--answer-weight/);
+    expect((await run(["train", "toy", "--answer-lr", "x", "--out", join(tmpdir(), "never-written")])).err).toMatch(/--answer-lr/);
+    expect((await run(["train", "toy", "--answer-steps", "1.5", "--out", join(tmpdir(), "never-written")])).err).toMatch(/--answer-steps/);
   });
 });
 

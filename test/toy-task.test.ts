@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { validateResponse } from "../src/format/validate.js";
 import { decomposeResponse, parseResponse } from "../src/format/response.js";
@@ -16,7 +19,7 @@ import {
 } from "../src/train/toy-task.js";
 import { toyTokenizer } from "../src/train/char-tokenizer.js";
 import { buildSftExample } from "../src/train/sft-data.js";
-import { toSequences, toyLossWeights, toyTokenRoles } from "../src/train/toy.js";
+import { toSequences, toyLossWeights, toyTokenRoles, trainToy } from "../src/train/toy.js";
 
 describe("toy task", () => {
   it("is deterministic by seed", () => {
@@ -155,6 +158,11 @@ describe("toy task", () => {
       expect(text).toBe(`${p.start.join("")}${p.rounds - 1}${p.answer}`);
       expect(heavy.every((i) => w[i] === 10 && i >= ex.promptLength)).toBe(true);
       expect(toyLossWeights(tok, ex, 1).every((x) => x === 1)).toBe(true);
+      // The answer stage's scope: only the answer's four digits.
+      const wa = toyLossWeights(tok, ex, 30, "answer");
+      const heavyA = [...wa.keys()].filter((i) => wa[i] !== 1);
+      expect(heavyA.map((i) => tok.decode([ex.ids[i]])).join("")).toBe(p.answer);
+      expect(heavyA.every((i) => wa[i] === 30)).toBe(true);
       // Sequences shift the weights with the labels: the weight of predicting token i sits at i - 1.
       const [causal, masked] = [true, false].map((c) => toSequences([ex], 2, tok, { weights: [w], causal: [c] })[0]);
       expect([...causal.weights!.keys()].filter((i) => causal.weights![i] !== 1)).toEqual(heavy.map((i) => i - 1));
@@ -171,3 +179,42 @@ describe("toy task", () => {
     expect(() => generateDataset(1, 1200, { minBlocks: 1, maxBlocks: 1 }, "test")).toThrow(/distinct/);
   });
 });
+
+describe("trainToy", () => {
+  it("runs every stage of the recipe (warm-up, stage 1, stage 2, answer stage), reports them and resumes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "memento-toy-"));
+    try {
+      const opts = {
+        outDir: dir,
+        seed: 3,
+        trainExamples: 24,
+        testExamples: 2,
+        shortSteps: 2,
+        stage1Steps: 2,
+        stage2Steps: 2,
+        onceWeight: 10,
+        stage2CausalFraction: 0.25,
+        answerSteps: 3,
+        batchSize: 2,
+        lr: 1e-3,
+        workers: 1,
+        config: { hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8 },
+      };
+      const { report } = await trainToy(opts);
+      expect(report.train.steps).toEqual({ short: 2, stage1: 2, stage2: 2, answer: 3 });
+      expect([report.train.answerWeight, report.train.answerLr]).toEqual([30, 1e-3 / 3]);
+      const stages = (csv: string) => csv.trim().split("\n").slice(1).map((l) => l.split(",")[0]);
+      const csv = readFileSync(join(dir, "loss.csv"), "utf8");
+      expect(stages(csv)).toEqual(["stage1-short", "stage1-short", "stage1", "stage1", "stage2", "stage2", "stage2-answer", "stage2-answer", "stage2-answer"]);
+      // A rerun in the same directory resumes from the last checkpoint (here: all done) instead of starting over.
+      const logs: string[] = [];
+      await trainToy({ ...opts, onLog: (l) => logs.push(l) });
+      expect(stages(readFileSync(join(dir, "loss.csv"), "utf8"))).toHaveLength(9);
+      expect(logs.some((l) => /resuming/.test(l))).toBe(true);
+      await expect(trainToy({ ...opts, answerWeight: 0 })).rejects.toThrow(/answer-stage loss weight/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+

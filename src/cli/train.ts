@@ -23,6 +23,9 @@ export function register(program: Command): void {
     .option("--stage2-steps <n>", "optimizer steps with memento attention", "500")
     .option("--once-weight <x>", "stage-2 loss weight of the tokens that occur once per problem (prompt reads, the answer)", "10")
     .option("--stage2-causal <fraction>", "share of stage-2 examples kept causal, so the model also runs with full attention", "0.25")
+    .option("--answer-steps <n>", "steps of a last memento-attention stage that up-weights only the answer's digits", "300")
+    .option("--answer-weight <x>", "loss weight of the answer's digits in that stage's memento-attention examples", "30")
+    .option("--answer-lr <x>", "peak learning rate of that stage", "1e-3")
     .option("--batch <n>", "sequences per step", "8")
     .option("--lr <x>", "peak learning rate", "3e-3")
     .option("--workers <n>", "gradient worker threads", "2")
@@ -34,6 +37,10 @@ export function register(program: Command): void {
       if (!(onceWeight > 0)) throw new UserError(`--once-weight: expected a positive number, got "${o.onceWeight}"`);
       const causalFraction = Number(o.stage2Causal);
       if (o.stage2Causal.trim() === "" || !(causalFraction >= 0 && causalFraction < 1)) throw new UserError(`--stage2-causal: expected a number in [0, 1), got "${o.stage2Causal}"`);
+      const answerWeight = Number(o.answerWeight);
+      if (!(answerWeight > 0)) throw new UserError(`--answer-weight: expected a positive number, got "${o.answerWeight}"`);
+      const answerLr = Number(o.answerLr);
+      if (!(answerLr > 0)) throw new UserError(`--answer-lr: expected a positive number, got "${o.answerLr}"`);
       const { report, modelDir } = await trainToy({
         outDir: o.out,
         seed: int("--seed", o.seed),
@@ -45,6 +52,9 @@ export function register(program: Command): void {
         stage2Steps: int("--stage2-steps", o.stage2Steps),
         onceWeight,
         stage2CausalFraction: causalFraction,
+        answerSteps: int("--answer-steps", o.answerSteps),
+        answerWeight,
+        answerLr,
         batchSize: int("--batch", o.batch, 1),
         lr,
         workers: int("--workers", o.workers, 1),
