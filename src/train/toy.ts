@@ -284,7 +284,12 @@ export interface ToyReport {
     stage2CausalFraction: number;
     answerWeight: number;
     answerLr: number;
-    batchSize: number; lr: number; seconds: number; tokens: number; finalLoss: Record<string, number> };
+    batchSize: number;
+    lr: number;
+    seconds: number;
+    tokens: number;
+    finalLoss: Record<string, number>;
+  };
   heldOut: {
     problems: number;
     masked: ToyEvalResult;
