@@ -319,7 +319,8 @@ export async function trainToy(opts: ToyTrainOptions): Promise<{ report: ToyRepo
   const examples = trainItems.map((it) => buildSftExample(tok, it.prompt, it.response));
   const meanLen = examples.reduce((a, e) => a + e.ids.length, 0) / Math.max(1, examples.length);
   const shortSteps = opts.shortSteps ?? 0;
-  const shortExamples = examples.filter((_, i) => trainItems[i].problem.rounds <= SHORT_ROUNDS);
+  const shortIdx = [...examples.keys()].filter((i) => trainItems[i].problem.rounds <= SHORT_ROUNDS);
+  const shortExamples = shortIdx.map((i) => examples[i]);
   if (shortSteps > 0 && shortExamples.length === 0) throw new UserError(`toy training: no training problem has at most ${SHORT_ROUNDS} rounds for the short warm-up`);
   const onceWeight = opts.onceWeight ?? 1;
   const causalFraction = opts.stage2CausalFraction ?? 0;
@@ -337,8 +338,7 @@ export async function trainToy(opts: ToyTrainOptions): Promise<{ report: ToyRepo
   // answer only where the memento mask is on: in causal examples the answer can also be read off the last block,
   // and weighting those at 30x taught that route instead (third digit 100% causal but 68% masked; at 10x, both
   // ~40%).
-  const short = [...examples.keys()].filter((i) => trainItems[i].problem.rounds <= SHORT_ROUNDS);
-  const answerIdx = [...examples.keys(), ...short, ...short];
+  const answerIdx = [...examples.keys(), ...shortIdx, ...shortIdx];
   const answerStage = () =>
     toSequences(
       answerIdx.map((i) => examples[i]),
