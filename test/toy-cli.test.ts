@@ -42,6 +42,8 @@ describe("memento toy generate", () => {
     expect((await run(["train", "toy", "--once-weight", "0", "--out", join(tmpdir(), "never-written")])).err).toMatch(/--once-weight/);
     expect((await run(["train", "toy", "--answer-weight", "-1", "--out", join(tmpdir(), "never-written")])).err).toMatch(/--answer-weight/);
     expect((await run(["train", "toy", "--answer-lr", "x", "--out", join(tmpdir(), "never-written")])).err).toMatch(/--answer-lr/);
+    expect((await run(["train", "toy", "--answer-all-lr", "0", "--out", join(tmpdir(), "never-written")])).err).toMatch(/--answer-all-lr/);
+    expect((await run(["train", "toy", "--answer-all-steps", "-2", "--out", join(tmpdir(), "never-written")])).err).toMatch(/--answer-all-steps/);
     expect((await run(["train", "toy", "--answer-steps", "1.5", "--out", join(tmpdir(), "never-written")])).err).toMatch(/--answer-steps/);
   });
 });

@@ -19,7 +19,7 @@ import {
 } from "../src/train/toy-task.js";
 import { toyTokenizer } from "../src/train/char-tokenizer.js";
 import { buildSftExample } from "../src/train/sft-data.js";
-import { toSequences, toyLossWeights, toyTokenRoles, trainToy } from "../src/train/toy.js";
+import { toSequences, toyAnswerSequences, toyLossWeights, toyTokenRoles, trainToy } from "../src/train/toy.js";
 
 describe("toy task", () => {
   it("is deterministic by seed", () => {
@@ -171,6 +171,21 @@ describe("toy task", () => {
     }
   });
 
+  it("answer stages weight the answer in the memento-attention examples, and in the causal ones only when asked", () => {
+    const tok = toyTokenizer();
+    const examples = generateDataset(7, 4, { minBlocks: 1, maxBlocks: 3 }).map((d) => buildSftExample(tok, d.prompt, d.response));
+    const causal = [true, false, true, false];
+    const heavy = (s: { weights?: Float32Array }) => [...s.weights!].filter((x) => x !== 1).length;
+    const first = toyAnswerSequences(tok, examples, causal, 30, false);
+    const all = toyAnswerSequences(tok, examples, causal, 30, true);
+    expect(first.map(heavy)).toEqual([0, 4, 0, 4]);
+    expect(all.map(heavy)).toEqual([4, 4, 4, 4]);
+    // Either way the causal examples keep causal attention.
+    for (const seqs of [first, all]) {
+      seqs.forEach((s, i) => expect(s.pattern).toEqual(toSequences([examples[i]], causal[i] ? 1 : 2, tok)[0].pattern));
+    }
+  });
+
   it("validates parameters", () => {
     expect(() => generateDataset(1, 1, { minBlocks: 5, maxBlocks: 3 })).toThrow(/minBlocks/);
     expect(() => generateDataset(1, 1, { stepsPerBlock: 0 })).toThrow(/stepsPerBlock/);
@@ -181,7 +196,7 @@ describe("toy task", () => {
 });
 
 describe("trainToy", () => {
-  it("runs every stage of the recipe (warm-up, stage 1, stage 2, answer stage), reports them and resumes", async () => {
+  it("runs every stage of the recipe (warm-up, stage 1, stage 2, the two answer stages), reports them and resumes", async () => {
     const dir = mkdtempSync(join(tmpdir(), "memento-toy-"));
     try {
       const opts = {
@@ -195,23 +210,28 @@ describe("trainToy", () => {
         onceWeight: 10,
         stage2CausalFraction: 0.25,
         answerSteps: 3,
+        answerAllSteps: 2,
         batchSize: 2,
         lr: 1e-3,
         workers: 1,
         config: { hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8 },
       };
       const { report } = await trainToy(opts);
-      expect(report.train.steps).toEqual({ short: 2, stage1: 2, stage2: 2, answer: 3 });
-      expect([report.train.answerWeight, report.train.answerLr]).toEqual([30, 1e-3 / 3]);
+      expect(report.train.steps).toEqual({ short: 2, stage1: 2, stage2: 2, answer: 3, answerAll: 2 });
+      expect([report.train.answerWeight, report.train.answerLr, report.train.answerAllLr]).toEqual([30, 1e-3 / 3, (1e-3 / 3) * 0.3]);
       const stages = (csv: string) => csv.trim().split("\n").slice(1).map((l) => l.split(",")[0]);
       const csv = readFileSync(join(dir, "loss.csv"), "utf8");
-      expect(stages(csv)).toEqual(["stage1-short", "stage1-short", "stage1", "stage1", "stage2", "stage2", "stage2-answer", "stage2-answer", "stage2-answer"]);
+      expect(stages(csv)).toEqual([
+        ...["stage1-short", "stage1-short", "stage1", "stage1", "stage2", "stage2"],
+        ...["stage2-answer", "stage2-answer", "stage2-answer", "stage2-answer-all", "stage2-answer-all"],
+      ]);
       // A rerun in the same directory resumes from the last checkpoint (here: all done) instead of starting over.
       const logs: string[] = [];
       await trainToy({ ...opts, onLog: (l) => logs.push(l) });
-      expect(stages(readFileSync(join(dir, "loss.csv"), "utf8"))).toHaveLength(9);
+      expect(stages(readFileSync(join(dir, "loss.csv"), "utf8"))).toHaveLength(11);
       expect(logs.some((l) => /resuming/.test(l))).toBe(true);
       await expect(trainToy({ ...opts, answerWeight: 0 })).rejects.toThrow(/answer-stage loss weight/);
+      await expect(trainToy({ ...opts, answerAllLr: -1 })).rejects.toThrow(/answer-all stage's learning rate/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

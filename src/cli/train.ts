@@ -23,9 +23,11 @@ export function register(program: Command): void {
     .option("--stage2-steps <n>", "optimizer steps with memento attention", "500")
     .option("--once-weight <x>", "stage-2 loss weight of the tokens that occur once per problem (prompt reads, the answer)", "10")
     .option("--stage2-causal <fraction>", "share of stage-2 examples kept causal, so the model also runs with full attention", "0.25")
-    .option("--answer-steps <n>", "steps of a last memento-attention stage that up-weights only the answer's digits", "300")
-    .option("--answer-weight <x>", "loss weight of the answer's digits in that stage's memento-attention examples", "30")
+    .option("--answer-steps <n>", "steps of a memento-attention stage that up-weights only the answer's digits", "300")
+    .option("--answer-weight <x>", "loss weight of the answer's digits in the answer stages", "30")
     .option("--answer-lr <x>", "peak learning rate of that stage", "1e-3")
+    .option("--answer-all-steps <n>", "steps of a final stage that up-weights the answer's digits in every example, causal ones too", "150")
+    .option("--answer-all-lr <x>", "peak learning rate of that stage", "3e-4")
     .option("--batch <n>", "sequences per step", "8")
     .option("--lr <x>", "peak learning rate", "3e-3")
     .option("--workers <n>", "gradient worker threads", "2")
@@ -41,6 +43,8 @@ export function register(program: Command): void {
       if (!(answerWeight > 0)) throw new UserError(`--answer-weight: expected a positive number, got "${o.answerWeight}"`);
       const answerLr = Number(o.answerLr);
       if (!(answerLr > 0)) throw new UserError(`--answer-lr: expected a positive number, got "${o.answerLr}"`);
+      const answerAllLr = Number(o.answerAllLr);
+      if (!(answerAllLr > 0)) throw new UserError(`--answer-all-lr: expected a positive number, got "${o.answerAllLr}"`);
       const { report, modelDir } = await trainToy({
         outDir: o.out,
         seed: int("--seed", o.seed),
@@ -55,6 +59,8 @@ export function register(program: Command): void {
         answerSteps: int("--answer-steps", o.answerSteps),
         answerWeight,
         answerLr,
+        answerAllSteps: int("--answer-all-steps", o.answerAllSteps),
+        answerAllLr,
         batchSize: int("--batch", o.batch, 1),
         lr,
         workers: int("--workers", o.workers, 1),
