@@ -277,10 +277,11 @@ export interface ToyTrainOptions {
    * Steps of a stage after the answer stage ("stage2-answer-all": same examples) in which the answer's digits
    * weigh `answerWeight` in every example, the causal ones too. Default 0. Why: the answer stage teaches the
    * copy from the last memento, which the memento mask leaves as the only source, but under full attention that
-   * copy stayed weak (third digit 43% teacher-forced on 40 held-out problems): the 400 extra block tokens in view
-   * dilute it. Weighting the causal answers from the start taught a copy off the last block instead (100% causal,
-   * 68% masked); once the memento copy exists, 150 steps of both at 30x (lr 3e-4) took the third digit to 100% in
-   * both modes (40 problems) and greedy accuracy to 99.0% masked, 94.5% full attention (200 problems).
+   * copy stayed weak (third digit 43% teacher-forced on 40 held-out problems; our reading: the ~400 extra block
+   * tokens in view dilute it). Weighting the causal answers from the start taught a copy off the last block
+   * instead (100% causal, 68% masked); once the memento copy exists, 150 steps of both at 30x (lr 3e-4) took the
+   * third digit to 100% in both modes (40 problems) and greedy accuracy to 99.0% masked, 94.5% full attention
+   * (200 problems).
    */
   answerAllSteps?: number;
   /** Peak learning rate of that stage. Default `answerLr` * 0.3. */
