@@ -263,10 +263,11 @@ export interface ToyTrainOptions {
   /**
    * Steps of a stage after stage 2 ("stage2-answer", own AdamW and cosine schedule, same examples causal as
    * stage 2) in which the answer's digits weigh `answerWeight` in the memento-attention examples, on the
-   * training problems with the short ones three times over. Default 0. Why: the answer is a copy of the last memento's four values,
-   * done once per problem; after stage 2 (answer at 10x for 500 steps) the model copied three of the four digits
-   * and left the third at chance (teacher-forced 18% on 40 held-out problems, causal 30%), which capped accuracy
-   * at ~20% in both modes. 300 steps at 30x took it to 98% under the memento mask (43% causal).
+   * training problems with the short ones three times over. Default 0. Why: the answer is a copy of the last
+   * memento's four values, done once per problem; after stage 2 (answer at 10x for 500 steps) the model copied
+   * three of the four digits and left the third at chance (teacher-forced 18% on 40 held-out problems, causal
+   * 30%), which capped accuracy at ~20% in both modes. 300 steps at 30x took it to 98% under the memento mask
+   * (43% causal).
    */
   answerSteps?: number;
   /** Loss weight of the answer's digits in the answer stages. Default 30. */
