@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { benchEngine } from "../src/engine/bench.js";
+import { benchEngine } from "../src/bench/engine.js";
 
 describe("bench engine (small)", () => {
   it("replays the same requests with and without eviction under one budget and reports the ratios", async () => {

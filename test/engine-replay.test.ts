@@ -6,7 +6,7 @@ import { resolveMasking, type MaskingConfig, type TrackerTokenIds } from "../src
 import { loadTokenizer } from "../src/format/tokenizer.js";
 import { createEngine } from "../src/engine/engine.js";
 import { ReferenceBackend } from "../src/engine/backends/reference.js";
-import { QWEN3_SPECIAL_IDS, VocabRemap, engineReplay, referenceReplay, syntheticReplays, type ReplayTrace } from "../src/engine/replay.js";
+import { QWEN3_SPECIAL_IDS, VocabRemap, engineReplay, referenceReplay, syntheticReplays, type ReplayTrace } from "../src/bench/replay.js";
 import type { EngineTokenizer } from "../src/engine/types.js";
 import { describeWithReference, referencePath } from "./helpers/reference.js";
 

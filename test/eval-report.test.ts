@@ -21,8 +21,8 @@ import {
   scatterChart,
   barChart,
   cdfChart,
-} from "../src/eval/charts.js";
-import { computeGenerationKv, detectFullAttention, loadRun, renderReport, summariseRun, writeReport } from "../src/eval/report.js";
+} from "../src/util/charts.js";
+import { computeGenerationKv, detectFullAttention, loadRun, renderReport, summariseRun, writeReport } from "../src/report/report.js";
 import type { Generation, RunManifest } from "../src/eval/types.js";
 import { PAPER_SAMPLING } from "../src/eval/types.js";
 import { hasReference, referencePath, repoRoot } from "./helpers/reference.js";

@@ -13,8 +13,9 @@ import { ReferenceBackend } from "../src/engine/backends/reference.js";
 import type { Backend, DecodeInput, SeqId } from "../src/engine/types.js";
 import { loadTokenizer } from "../src/format/tokenizer.js";
 import { loadModel } from "../src/model/index.js";
-import { lenientTokenizer, loadServingModel, startServer, type StartedServer } from "../src/server/index.js";
-import { writeRandomModelDir } from "../src/server/testing.js";
+import { lenientTokenizer, loadServingModel } from "../src/engine/index.js";
+import { startServer, type StartedServer } from "../src/server/index.js";
+import { writeRandomModelDir } from "./helpers/random-model.js";
 
 let dir: string;
 let server: StartedServer;

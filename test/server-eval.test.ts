@@ -14,7 +14,7 @@ import { runEval } from "../src/eval/runner.js";
 import { loadTokenizer } from "../src/format/tokenizer.js";
 import { resolveArchitecture } from "../src/kv/resolve.js";
 import { generateHeldOut } from "../src/train/toy-task.js";
-import { writeRandomModelDir } from "../src/server/testing.js";
+import { writeRandomModelDir } from "./helpers/random-model.js";
 import { runCliAsync } from "./helpers/cli.js";
 import { repoRoot } from "./helpers/reference.js";
 

@@ -12,8 +12,9 @@ import { join } from "node:path";
 import OpenAI from "openai";
 import { runServe } from "../src/cli/serve.js";
 import { llamaCppUnavailableReason } from "../src/engine/backends/llamacpp.js";
-import { cachedGgufExport, loadServingModel, startServer, type StartedServer } from "../src/server/index.js";
-import { writeRandomModelDir } from "../src/server/testing.js";
+import { cachedGgufExport, loadServingModel } from "../src/engine/index.js";
+import { startServer, type StartedServer } from "../src/server/index.js";
+import { writeRandomModelDir } from "./helpers/random-model.js";
 import { runInProcess } from "./helpers/cli.js";
 
 const unavailable = await llamaCppUnavailableReason();

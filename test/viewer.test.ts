@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { loadTokenizer } from "../src/format/tokenizer.js";
 import { parseResponse } from "../src/format/response.js";
 import { traceStats } from "../src/kv/trace-stats.js";
-import { buildTraceView, chatCompletionsUrl, loadViewerItems, startViewer, type TraceView, type ViewerServer } from "../src/eval/viewer.js";
-import { viewerPage } from "../src/eval/viewer-page.js";
+import { buildTraceView, chatCompletionsUrl, loadViewerItems, startViewer, type TraceView, type ViewerServer } from "../src/report/viewer.js";
+import { viewerPage } from "../src/report/viewer-page.js";
 import { hasReference, referencePath, repoRoot } from "./helpers/reference.js";
 import { hasChromium, noChromiumReason, openPage, seriesPointCounts } from "./helpers/browser.js";
 

@@ -1,9 +1,9 @@
 import type { Command } from "commander";
 import { resolve } from "node:path";
-import { benchEngine, formatEngineBench } from "../engine/bench.js";
+import { benchEngine, formatEngineBench } from "../bench/engine.js";
 import { parseJson, readStdin, writeJson } from "./io.js";
 import { parseKvSimulateInput } from "../kv/simulate.js";
-import { engineReplay } from "../engine/replay.js";
+import { engineReplay } from "../bench/replay.js";
 
 /** `memento engine replay` and `memento bench engine` (added to the existing `bench` group, or creating it). */
 export function register(program: Command): void {

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
-import { writeReport } from "../eval/report.js";
+import { writeReport } from "../report/report.js";
 import { loadTokenizer } from "../format/tokenizer.js";
 import { resolveArchitecture } from "../kv/resolve.js";
 import { ARCHITECTURE_PRESETS } from "../kv/architecture.js";

@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { UserError } from "../errors.js";
 
 /** Reads all of standard input as UTF-8. */
@@ -19,14 +18,6 @@ export function parseJson(text: string, source: string): unknown {
   }
 }
 
-export function readTextFile(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`${path}: cannot read file${code ? ` (${code})` : ""}`);
-  }
-}
 
 /** Writes one JSON value and a newline to stdout. */
 export function writeJson(value: unknown, pretty = false): void {

@@ -8,10 +8,9 @@ import {
   DEFAULT_MAX_WAITING,
   DEFAULT_MODEL_DIR,
   loadServingModel,
-  startServer,
   type BackendName,
-  type StartedServer,
-} from "../server/index.js";
+} from "../engine/index.js";
+import { startServer, type StartedServer } from "../server/index.js";
 
 export interface ServeCliOptions {
   model: string;

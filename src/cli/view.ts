@@ -1,10 +1,11 @@
 import type { Command } from "commander";
 import { spawn } from "node:child_process";
 import { UserError } from "../errors.js";
-import { startViewer, type ViewerSource } from "../eval/viewer.js";
+import { startViewer, type ViewerSource } from "../report/viewer.js";
 import { loadTokenizer } from "../format/tokenizer.js";
 import { resolveArchitecture } from "../kv/resolve.js";
-import { parseJson, readTextFile } from "./io.js";
+import { parseJson } from "./io.js";
+import { readTextFile } from "../io/files.js";
 
 interface Options {
   port: string;

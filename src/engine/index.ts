@@ -6,3 +6,19 @@ export { KvBudget } from "./kv-budget.js";
 export { Scheduler, type Schedulable, type StepPlan } from "./scheduler.js";
 export { Sampler, sampleToken, argmax } from "./sampling.js";
 export { TextStream } from "./text.js";
+export {
+  loadServingModel,
+  cachedGgufExport,
+  lenientTokenizer,
+  BACKENDS,
+  DEFAULT_MODEL_DIR,
+  bundledModelDir,
+  resolveModelDir,
+  DEFAULT_KV_BUDGET_TOKENS,
+  DEFAULT_MAX_RUNNING,
+  DEFAULT_MAX_WAITING,
+  type ServingModel,
+  type ServingModelOptions,
+  type LlamaCppServingOptions,
+  type BackendName,
+} from "./load.js";

@@ -11,6 +11,3 @@ export * from "./types.js";
 export * from "./benchmark.js";
 export * from "./runner.js";
 export * from "./summary.js";
-export * from "./report.js";
-export * from "./charts.js";
-export * from "./viewer.js";

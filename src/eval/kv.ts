@@ -3,7 +3,7 @@ import type { KvArchitecture } from "../kv/architecture.js";
 import { traceStats } from "../kv/trace-stats.js";
 import { simulateKv } from "../kv/simulate.js";
 import { trackerIdsOf, resolveMasking } from "../masking/config.js";
-import { downsampleMax } from "./charts.js";
+import { downsampleMax } from "../util/charts.js";
 import type { GenerationKv } from "./types.js";
 
 /** Points kept of each stored KV trajectory (bucket maxima, so sawtooth peaks survive). */

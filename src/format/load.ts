@@ -13,7 +13,7 @@
  */
 import { basename } from "node:path";
 import { UserError } from "../errors.js";
-import { readTextFile } from "../cli/io.js";
+import { readTextFile } from "../io/files.js";
 import { referenceToResponse, referenceTraceSchema } from "./reference.js";
 
 export type ResponseFileKind = "text" | "segments" | "openmementos" | "responses";

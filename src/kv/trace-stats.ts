@@ -4,6 +4,7 @@ import type { MementoTokenizer } from "../format/tokenizer.js";
 import { encodeChat } from "../format/chat.js";
 import { simulateKv, type KvSimulationResult } from "./simulate.js";
 import { ARCHITECTURE_PRESETS, type KvArchitecture } from "./architecture.js";
+import { median } from "../util/stats.js";
 
 export interface TraceInput {
   id: string;
@@ -100,12 +101,6 @@ export function traceStats(input: TraceInput, options: TraceStatsOptions): Trace
   };
 }
 
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 /** A fixed-width table of per-trace statistics and the medians over all traces. */
 export function formatTraceStatsTable(stats: readonly TraceStats[], architecture: string): string {

@@ -6,7 +6,7 @@ import { performance } from "node:perf_hooks";
 import { Qwen3Model } from "../model/transformer.js";
 import { loadModel, saveModel } from "../model/index.js";
 import { readSafetensors, writeSafetensors } from "../model/safetensors.js";
-import { lineChart } from "../eval/charts.js";
+import { lineChart } from "../util/charts.js";
 import { AdamW, clipGradNorm, cosineLr } from "./optim.js";
 import { gradSum, modelOverShared, sharedParams, type GradSum, type TrainSequence } from "./grad-job.js";
 import { makeRng } from "./toy-task.js";

@@ -26,7 +26,7 @@ import type { MementoTokenizer } from "../format/tokenizer.js";
 import { simulateKv } from "../kv/simulate.js";
 import { ARCHITECTURE_PRESETS, type KvArchitecture } from "../kv/architecture.js";
 import { resolveMasking, trackerIdsOf, type MaskingConfig } from "../masking/config.js";
-import { downsampleEnvelope, lineChart } from "./charts.js";
+import { downsampleEnvelope, lineChart } from "../util/charts.js";
 import { viewerPage } from "./viewer-page.js";
 
 // ---------------------------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
  * Test and demo helpers: a small random-weight model directory in the bundled model's layout (the toy
  * character tokenizer, vocabulary padded to 112), so the server can be exercised without a trained model.
  */
-import { saveModel, Qwen3Model, toyConfig, type Qwen3Config } from "../model/index.js";
-import { toyTokenizer } from "../train/char-tokenizer.js";
+import { saveModel, Qwen3Model, toyConfig, type Qwen3Config } from "../../src/model/index.js";
+import { toyTokenizer } from "../../src/train/char-tokenizer.js";
 
 export interface RandomModelOptions {
   seed?: number;

@@ -12,10 +12,10 @@ import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UserError } from "../errors.js";
-import { createEngine, type MementoEngine } from "../engine/engine.js";
-import { ReferenceBackend } from "../engine/backends/reference.js";
-import type { LlamaCppBackendOptions } from "../engine/backends/llamacpp.js";
-import type { Backend, EngineTokenizer } from "../engine/types.js";
+import { createEngine, type MementoEngine } from "./engine.js";
+import { ReferenceBackend } from "./backends/reference.js";
+import type { LlamaCppBackendOptions } from "./backends/llamacpp.js";
+import type { Backend, EngineTokenizer } from "./types.js";
 import { loadTokenizer, type MementoTokenizer } from "../format/tokenizer.js";
 import type { MaskingConfig } from "../masking/config.js";
 import { exportCheckpointToGguf } from "../model/gguf.js";
@@ -135,7 +135,7 @@ export async function loadServingModel(opts: ServingModelOptions): Promise<Servi
     } else {
       modelPath = cachedGgufExport(dir);
     }
-    const { LlamaCppBackend } = await import("../engine/backends/llamacpp.js");
+    const { LlamaCppBackend } = await import("./backends/llamacpp.js");
     let llama;
     try {
       llama = await LlamaCppBackend.create({ ...llamaOpts, modelPath });

@@ -14,8 +14,8 @@ import { Qwen3Model, toyConfig, type Qwen3Config } from "../model/index.js";
 import { simulateKv } from "../kv/simulate.js";
 import { resolveMasking, type MaskingConfig } from "../masking/config.js";
 import { loadTokenizer } from "../format/tokenizer.js";
-import { createEngine } from "./engine.js";
-import { ReferenceBackend } from "./backends/reference.js";
+import { createEngine } from "../engine/engine.js";
+import { ReferenceBackend } from "../engine/backends/reference.js";
 import { QWEN3_SPECIAL_IDS, VocabRemap, loadReferenceReplays, syntheticReplays, type ReplayTrace } from "./replay.js";
 
 export interface EngineBenchOptions {

@@ -19,15 +19,15 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { UserError } from "../errors.js";
-import type { Generation, GenerationKv, RunManifest, RunSummary } from "./types.js";
-import { cdfChart, colorAt, escapeHtml, formatNumber, htmlTable, lineChart, scatterChart, type Cell, type ScatterPoint, type Series } from "./charts.js";
+import type { Generation, GenerationKv, RunManifest, RunSummary } from "../eval/types.js";
+import { cdfChart, colorAt, escapeHtml, formatNumber, htmlTable, lineChart, scatterChart, type Cell, type ScatterPoint, type Series } from "../util/charts.js";
 import type { MementoTokenizer } from "../format/tokenizer.js";
 import type { KvArchitecture } from "../kv/architecture.js";
-import { answerKey } from "./normalize.js";
-import { majAtKProblem, mean, passAtK, standardError } from "./metrics.js";
-import { median } from "../kv/trace-stats.js";
+import { answerKey } from "../eval/normalize.js";
+import { majAtKProblem, mean, passAtK, standardError } from "../eval/metrics.js";
+import { median } from "../util/stats.js";
 // The KV of one response (to fill in generations stored without `kv`), as the runner computes it.
-import { computeGenerationKv } from "./kv.js";
+import { computeGenerationKv } from "../eval/kv.js";
 export { computeGenerationKv };
 
 // ---------------------------------------------------------------------------------------------------------

@@ -9,14 +9,14 @@ import { renderMementoChat } from "../format/chat.js";
 import { parseReferenceTrace, referenceToResponse } from "../format/reference.js";
 import type { MementoTokenizer, SpecialTokenIds } from "../format/tokenizer.js";
 import { IM_END } from "../format/tokens.js";
-import { syntheticMementoStream, QWEN3_MEMENTO_IDS } from "../bench/synthetic.js";
+import { syntheticMementoStream, QWEN3_MEMENTO_IDS } from "./synthetic.js";
 import { Qwen3Model, toyConfig } from "../model/index.js";
 import { simulateKv } from "../kv/simulate.js";
 import { resolveMasking, type MaskingConfig, type TrackerTokenIds } from "../masking/config.js";
 import { UserError } from "../errors.js";
-import { createEngine } from "./engine.js";
-import { ReferenceBackend } from "./backends/reference.js";
-import type { EngineTokenizer } from "./types.js";
+import { createEngine } from "../engine/engine.js";
+import { ReferenceBackend } from "../engine/backends/reference.js";
+import type { EngineTokenizer } from "../engine/types.js";
 
 export interface ReplayTrace {
   name: string;
