@@ -313,7 +313,7 @@ describe("memento model add-tokens (library)", () => {
 
     // The same seed gives the same bytes; another seed other bytes.
     const again = addMementoTokensToCheckpoint(dir, `${out}-again`, { std: 0.01, seed: 7 });
-    const other = addMementoTokensToCheckpoint(dir, `${out}-other`, { std: 0.01, seed: 8 });
+    addMementoTokensToCheckpoint(dir, `${out}-other`, { std: 0.01, seed: 8 });
     expect(again.tokens).toEqual(r.tokens);
     const a = SafetensorsCheckpoint.open(out);
     const b = SafetensorsCheckpoint.open(`${out}-again`);

@@ -446,7 +446,7 @@ class PrefixBound {
   constructor(
     private readonly P: Float64Array,
     private readonly scores: readonly number[],
-    private readonly m: number,
+    m: number,
     private readonly lambda: number,
     private readonly kMax: number,
   ) {
