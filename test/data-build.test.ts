@@ -10,6 +10,8 @@ import { describeWithReference, referencePath, repoRoot } from "./helpers/refere
 import { loadTokenizer } from "../src/format/tokenizer.js";
 import { validateResponse } from "../src/format/validate.js";
 import { parseResponse } from "../src/format/response.js";
+import { buildDataset, type BuildProgress } from "../src/data/runner.js";
+import { OfflineProvider } from "../src/data/providers/offline.js";
 
 function readJsonl(path: string): Record<string, unknown>[] {
   return readFileSync(path, "utf8")
@@ -79,6 +81,45 @@ describe("memento data build (offline)", () => {
       expect(r.status, args.join(" ")).toBe(2);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
     }
+  });
+});
+
+describe("buildDataset in process (offline)", () => {
+  it("an abort fired from a timer stops an offline build early (it yields); the rerun resumes", async () => {
+    const records = Array.from({ length: 10 }, (_, i) => syntheticTraceRecord(i, 40));
+    const input = writeInput(dir, records);
+    const outputDir = join(dir, "out");
+    const tokenizer = loadTokenizer();
+    const provider = () => new OfflineProvider({ countTokens: (t) => tokenizer.count(t) });
+    const ac = new AbortController();
+    const seen: BuildProgress[] = [];
+    const first = await buildDataset({
+      input,
+      outputDir,
+      provider: provider(),
+      tokenizer,
+      workers: 2,
+      signal: ac.signal,
+      onProgress: (p) => {
+        seen.push(p);
+        if (p.done === 2) setTimeout(() => ac.abort(), 0); // as a SIGINT handler would
+      },
+    });
+    expect(first.interrupted).toBe(true);
+    expect(first.done).toBeGreaterThanOrEqual(2);
+    expect(first.done).toBeLessThan(records.length);
+    expect(first.completed + first.failed).toBe(first.done);
+    expect(seen[0]).toMatchObject({ total: records.length, done: 0, resumed: 0 });
+    expect(existsSync(join(outputDir, "openmementos.jsonl"))).toBe(false);
+    expect(JSON.parse(readFileSync(join(outputDir, "manifest.json"), "utf8")).interrupted).toBe(true);
+
+    const again = await buildDataset({ input, outputDir, provider: provider(), tokenizer, workers: 2 });
+    expect(again).toMatchObject({ interrupted: false, total: records.length, done: records.length });
+    expect(again.resumed).toBe(first.done);
+    expect(again.completed + again.failed).toBe(records.length);
+    expect(readJsonl(join(outputDir, "openmementos.jsonl")).map(idOf)).toEqual(records.map((r) => r.task_id));
+    const journalIds = readJsonl(join(outputDir, "journal.jsonl")).map((x) => x.id as string);
+    expect(journalIds.sort()).toEqual(records.map((r) => r.task_id).sort()); // each trace journalled once
   });
 });
 

@@ -6,6 +6,10 @@ import { join } from "node:path";
 import { startFakeChat, type FakeChat } from "./helpers/fake-chat.js";
 import { runCli, runCliAsync } from "./helpers/cli.js";
 import { repoRoot } from "./helpers/reference.js";
+import { loadBenchmark } from "../src/eval/benchmark.js";
+import { runEval, type EvalRunOptions } from "../src/eval/runner.js";
+import { loadTokenizer } from "../src/format/tokenizer.js";
+import { resolveArchitecture } from "../src/kv/resolve.js";
 
 let dir: string;
 let fake: FakeChat;
@@ -94,5 +98,68 @@ describe("memento eval run", () => {
       expect(r.status, args.join(" ")).toBe(2);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
     }
+  });
+});
+
+describe("runEval in process", () => {
+  const options = async (out: string, endpoint: string): Promise<EvalRunOptions> => ({
+    problems: await loadBenchmark(benchmark(3)),
+    benchmark: join(dir, "bench.jsonl"),
+    outDir: out,
+    endpoint,
+    model: "fake",
+    label: "t",
+    n: 2,
+    sampling: { temperature: 0.6, top_p: 0.95, top_k: 20, max_tokens: 100 },
+    concurrency: 2,
+    tokenizer: loadTokenizer(),
+    architecture: resolveArchitecture("qwen3-8b"),
+    timeoutMs: 5_000,
+    attempts: 1,
+  });
+
+  it("journals a generation that throws as an error and takes it again on resume", async () => {
+    const out = join(dir, "run");
+    const base = await options(out, fake.baseURL);
+    // Measuring KV fails after each answer came back (the tokenizer is not part of the run's identity).
+    const broken = Object.assign(Object.create(base.tokenizer), {
+      encode: () => {
+        throw new Error("tokenizer exploded");
+      },
+    });
+    const failed = await runEval({ ...base, tokenizer: broken });
+    expect(failed.interrupted).toBe(false);
+    expect(failed.progress).toMatchObject({ total: 6, done: 6, completed: 0, failed: 6 });
+    const errors = lines(join(out, "generations.jsonl")).map((l) => JSON.parse(l));
+    expect(errors.map((g) => [g.status, g.error])).toEqual(Array(6).fill(["error", "tokenizer exploded"]));
+
+    const again = await runEval(base);
+    expect(again.progress).toMatchObject({ total: 6, done: 6, completed: 6, failed: 0, resumed: 0 });
+    expect(fake.bodies).toHaveLength(12);
+    expect(lines(join(out, "generations.jsonl"))).toHaveLength(12); // the retries are appended; the last line wins
+    expect(again.summary.generations).toBe(6);
+  });
+
+  it("an abort stops the run: generations in flight are not journalled as errors; a rerun finishes", async () => {
+    const out = join(dir, "run");
+    fake.delayMs = 30;
+    const ac = new AbortController();
+    const first = await runEval({
+      ...(await options(out, fake.baseURL)),
+      signal: ac.signal,
+      onProgress: (p) => p.done === 1 && ac.abort(),
+    });
+    expect(first.interrupted).toBe(true);
+    expect(first.progress.done).toBeLessThan(6);
+    const gens = lines(join(out, "generations.jsonl")).map((l) => JSON.parse(l));
+    expect(gens.every((g) => g.status === "ok")).toBe(true);
+
+    fake.delayMs = 0;
+    const again = await runEval(await options(out, fake.baseURL));
+    expect(again.interrupted).toBe(false);
+    expect(again.progress).toMatchObject({ total: 6, done: 6, completed: 6, failed: 0, resumed: gens.length });
+    const keys = lines(join(out, "generations.jsonl")).map((l) => `${JSON.parse(l).problemId}#${JSON.parse(l).sample}`);
+    expect(new Set(keys).size).toBe(6);
+    expect(keys).toHaveLength(6);
   });
 });

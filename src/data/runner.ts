@@ -1,28 +1,20 @@
 import { mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { MementoTokenizer } from "../format/tokenizer.js";
-import { JsonlJournal } from "../io/journal.js";
+import { runJournalled, type JobProgress } from "../io/pool.js";
 import { readRecords } from "./readers.js";
 import { selectSeeds, type SeedOptions, type SeedReport } from "./seed.js";
 import { processTrace, type PipelineOptions } from "./pipeline.js";
 import { writeFileAtomic, writeRecords, type OutputSchema } from "./writers.js";
-import type { PipelineRecord, Provider, SeedTrace, Usage } from "./types.js";
+import type { PipelineRecord, Provider, SeedTrace } from "./types.js";
 
 /** Files a build writes in its output directory. */
 export const JOURNAL_FILE = "journal.jsonl";
 export const MANIFEST_FILE = "manifest.json";
 export const SEED_REPORT_FILE = "seed-report.json";
 
-export interface BuildProgress {
-  total: number;
-  done: number;
-  completed: number;
-  failed: number;
-  /** Traces already in the journal when this run started. */
-  resumed: number;
-  usage: Usage;
-  cost: number;
-}
+/** Progress of a build, in traces (the shared journalled-job progress). */
+export type BuildProgress = JobProgress;
 
 export interface BuildOptions extends Omit<PipelineOptions, "provider" | "tokenizer" | "signal"> {
   input: string;
@@ -67,67 +59,27 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildSummary> {
   const traces: SeedTrace[] = opts.limit !== undefined ? seeds.traces.slice(0, opts.limit) : seeds.traces;
   writeFileAtomic(join(opts.outputDir, SEED_REPORT_FILE), JSON.stringify(seeds.report, null, 2) + "\n");
 
-  // Every finished trace is journalled (fsync'd); the outputs are rebuilt from it, in input order, once per id.
-  const journal = new JsonlJournal<PipelineRecord>(join(opts.outputDir, JOURNAL_FILE), (r) => r.id);
-  const isDone = (t: SeedTrace) => {
-    const r = journal.records.get(t.id);
-    return r !== undefined && (r.status === "completed" || !opts.retryFailed);
-  };
-  const todo = traces.filter((t) => !isDone(t));
-  const progress: BuildProgress = {
-    total: traces.length,
-    done: traces.length - todo.length,
-    completed: 0,
-    failed: 0,
-    resumed: traces.length - todo.length,
-    usage: opts.provider.usage(),
-    cost: opts.cost?.() ?? 0,
-  };
-  const count = () => {
-    progress.completed = 0;
-    progress.failed = 0;
-    for (const t of traces) {
-      const r = journal.records.get(t.id);
-      if (r?.status === "completed") progress.completed++;
-      else if (r?.status === "failed") progress.failed++;
-    }
-  };
-  count();
-  opts.onProgress?.({ ...progress });
-
-  // A fixed pool of workers pulling from a shared cursor: at most `workers` traces in flight, results journalled
-  // in completion order (the outputs are re-sorted into input order at the end).
-  let cursor = 0;
-  const workers = Math.max(1, Math.floor(opts.workers ?? 4));
-  const worker = async () => {
-    while (cursor < todo.length && !opts.signal?.aborted) {
-      const trace = todo[cursor++];
-      let rec: PipelineRecord;
-      try {
-        rec = await processTrace(trace, { ...opts, signal: opts.signal });
-      } catch (e) {
-        if (opts.signal?.aborted) return; // interrupted: leave it for the next run
-        throw e;
-      }
-      journal.append(rec);
-      progress.done++;
-      if (rec.status === "completed") progress.completed++;
-      else progress.failed++;
-      progress.usage = opts.provider.usage();
-      progress.cost = opts.cost?.() ?? 0;
-      opts.onProgress?.({ ...progress }, rec);
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.min(workers, Math.max(1, todo.length)) }, worker));
-  } finally {
-    journal.close();
-  }
-
-  const interrupted = opts.signal?.aborted === true && progress.done < progress.total;
+  // Every finished trace is journalled (fsync'd), in completion order; the outputs are rebuilt from the journal,
+  // in input order, once per id.
+  const run = await runJournalled<SeedTrace, PipelineRecord>({
+    items: traces,
+    journal: join(opts.outputDir, JOURNAL_FILE),
+    itemKey: (t) => t.id,
+    recordKey: (r) => r.id,
+    // processTrace returns a per-trace problem as a failed record; anything else it throws is fatal to the run.
+    work: (trace) => processTrace(trace, { ...opts, signal: opts.signal }),
+    succeeded: (r) => r.status === "completed",
+    retryFailed: opts.retryFailed,
+    concurrency: opts.workers,
+    signal: opts.signal,
+    meter: () => ({ usage: opts.provider.usage(), cost: opts.cost?.() ?? 0 }),
+    onProgress: opts.onProgress,
+  });
+  const progress = run.progress;
+  const interrupted = run.status === "interrupted";
   const outputs: string[] = [];
   if (!interrupted) {
-    const ordered = traces.map((t) => journal.records.get(t.id)).filter((r): r is PipelineRecord => r !== undefined);
+    const ordered = traces.map((t) => run.records.get(t.id)).filter((r): r is PipelineRecord => r !== undefined);
     const jsonl = join(opts.outputDir, "openmementos.jsonl");
     const res = writeRecords(ordered, jsonl, { schema: opts.schema ?? "full" });
     outputs.push(res.path, res.failedPath);

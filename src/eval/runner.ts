@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../errors.js";
-import { JsonlJournal } from "../io/journal.js";
+import { runJournalled, type JobProgress } from "../io/pool.js";
 import { writeFileAtomic } from "../data/writers.js";
 import type { MementoTokenizer } from "../format/tokenizer.js";
 import { OpenAIProvider } from "../data/providers/openai.js";
@@ -17,15 +17,8 @@ export const RUN_MANIFEST = "run.json";
 export const GENERATIONS_FILE = "generations.jsonl";
 export const RESULTS_FILE = "results.json";
 
-export interface EvalProgress {
-  total: number;
-  done: number;
-  completed: number;
-  failed: number;
-  resumed: number;
-  usage: { promptTokens: number; completionTokens: number; requests: number };
-  cost: number;
-}
+/** Progress of a run, in generations (the shared journalled-job progress). */
+export type EvalProgress = JobProgress;
 
 export interface EvalRunOptions {
   problems: BenchmarkProblem[];
@@ -96,80 +89,71 @@ export async function runEval(opts: EvalRunOptions): Promise<{ summary: RunSumma
     jsonMode: false,
     retry: { attempts: opts.attempts ?? 4, timeoutMs: opts.timeoutMs ?? 600_000 },
   });
-  const journal = new JsonlJournal<Generation>(join(opts.outDir, GENERATIONS_FILE), keyOf);
   const tasks: { problem: BenchmarkProblem; sample: number }[] = [];
   for (const problem of opts.problems) for (let s = 0; s < opts.n; s++) tasks.push({ problem, sample: s });
-  const todo = tasks.filter((t) => journal.records.get(keyOf({ problemId: t.problem.id, sample: t.sample }))?.status !== "ok");
-  const progress: EvalProgress = {
-    total: tasks.length,
-    done: tasks.length - todo.length,
-    completed: tasks.length - todo.length,
-    failed: 0,
-    resumed: tasks.length - todo.length,
-    usage: client.usage(),
-    cost: 0,
-  };
-  opts.onProgress?.({ ...progress });
-
   const { temperature, top_p, top_k, min_p, max_tokens, seed } = opts.sampling;
-  let cursor = 0;
-  const worker = async () => {
-    while (cursor < todo.length && !opts.signal?.aborted) {
-      const { problem, sample } = todo[cursor++];
-      const prompt = renderPrompt(problem, opts.promptTemplate);
-      const started = Date.now();
-      let gen: Generation;
-      try {
-        const r = await client.complete([{ role: "user", content: prompt }], {
-          signal: opts.signal,
-          extra: {
-            temperature,
-            top_p,
-            top_k,
-            ...(min_p !== undefined ? { min_p } : {}),
-            max_tokens,
-            ...(seed !== undefined ? { seed: seed + sample } : {}),
-            // Keep the Memento markers in the text so blocks and mementos can be measured.
-            skip_special_tokens: false,
-            ...opts.extraBody,
-          },
-        });
-        const checked = await checkAnswer(r.content, problem.answer, { kind: problem.kind, tests: problem.tests });
-        gen = {
-          problemId: problem.id,
-          sample,
-          status: "ok",
-          response: r.content,
-          finishReason: r.finishReason,
-          usage: { promptTokens: r.usage.prompt, completionTokens: r.usage.completion },
-          latencyMs: Date.now() - started,
-          extracted: checked.extracted ?? undefined,
-          // Majority voting groups equivalent answers by their normalised form.
-          voteKey: checked.extracted === null ? undefined : problem.kind === "math" ? answerKey(checked.extracted) : checked.extracted.trim(),
-          correct: checked.correct,
-          method: checked.method,
-          kv: computeGenerationKv(r.content, { tokenizer: opts.tokenizer, architecture: opts.architecture, problem: prompt }),
-        };
-      } catch (e) {
-        if (opts.signal?.aborted) return; // interrupted: not a failed generation
-        gen = { problemId: problem.id, sample, status: "error", error: (e as Error).message.replace(/\s+/g, " ").slice(0, 500) };
-      }
-      journal.append(gen);
-      progress.done++;
-      if (gen.status === "ok") progress.completed++;
-      else progress.failed++;
-      progress.usage = client.usage();
-      opts.onProgress?.({ ...progress });
-    }
+  const tokenizer = opts.tokenizer;
+  const generate = async ({ problem, sample }: (typeof tasks)[number]): Promise<Generation> => {
+    const prompt = renderPrompt(problem, opts.promptTemplate);
+    const started = Date.now();
+    const r = await client.complete([{ role: "user", content: prompt }], {
+      signal: opts.signal,
+      extra: {
+        temperature,
+        top_p,
+        top_k,
+        ...(min_p !== undefined ? { min_p } : {}),
+        max_tokens,
+        ...(seed !== undefined ? { seed: seed + sample } : {}),
+        // Keep the Memento markers in the text so blocks and mementos can be measured.
+        skip_special_tokens: false,
+        ...opts.extraBody,
+      },
+    });
+    const checked = await checkAnswer(r.content, problem.answer, { kind: problem.kind, tests: problem.tests });
+    const extracted = checked.extracted;
+    return {
+      problemId: problem.id,
+      sample,
+      status: "ok",
+      response: r.content,
+      finishReason: r.finishReason,
+      usage: { promptTokens: r.usage.prompt, completionTokens: r.usage.completion },
+      latencyMs: Date.now() - started,
+      extracted: extracted ?? undefined,
+      // Majority voting groups equivalent answers by their normalised form.
+      voteKey: extracted === null ? undefined : problem.kind === "math" ? answerKey(extracted) : extracted.trim(),
+      correct: checked.correct,
+      method: checked.method,
+      kv: computeGenerationKv(r.content, { tokenizer, architecture: opts.architecture, problem: prompt }),
+    };
   };
-  try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 4, todo.length || 1)) }, worker));
-  } finally {
-    journal.close();
-  }
-  const generations = tasks.map((t) => journal.records.get(keyOf({ problemId: t.problem.id, sample: t.sample }))).filter((g): g is Generation => g !== undefined);
+
+  // Journalled in completion order; a generation that failed (transport, checking) is journalled as an error and
+  // taken again on resume.
+  const run = await runJournalled({
+    items: tasks,
+    journal: join(opts.outDir, GENERATIONS_FILE),
+    itemKey: (t) => keyOf({ problemId: t.problem.id, sample: t.sample }),
+    recordKey: keyOf,
+    work: generate,
+    succeeded: (g) => g.status === "ok",
+    retryFailed: true,
+    onError: (t, e): Generation => ({
+      problemId: t.problem.id,
+      sample: t.sample,
+      status: "error",
+      error: (e instanceof Error ? e.message : String(e)).replace(/\s+/g, " ").slice(0, 500),
+    }),
+    concurrency: opts.concurrency,
+    signal: opts.signal,
+    meter: () => ({ usage: client.usage(), cost: 0 }),
+    onProgress: opts.onProgress,
+  });
+  const generations = tasks
+    .map((t) => run.records.get(keyOf({ problemId: t.problem.id, sample: t.sample })))
+    .filter((g): g is Generation => g !== undefined);
   const summary = summarizeRun(opts.label, opts.problems, generations, opts.n);
   writeFileAtomic(join(opts.outDir, RESULTS_FILE), JSON.stringify(summary, null, 2) + "\n");
-  const interrupted = opts.signal?.aborted === true && progress.done < progress.total;
-  return { summary, progress, interrupted };
+  return { summary, progress: run.progress, interrupted: run.status === "interrupted" };
 }
