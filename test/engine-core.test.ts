@@ -8,6 +8,9 @@ import { Scheduler, type Schedulable } from "../src/engine/scheduler.js";
 import { sampleToken, Sampler } from "../src/engine/sampling.js";
 import { EngineError, type Backend, type DecodeInput, type EngineConfig, type EngineRequest, type SamplingParams, type SeqId } from "../src/engine/types.js";
 import type { MaskingConfig } from "../src/masking/config.js";
+import { LLAMACPP_CAPABILITIES, REFERENCE_CAPABILITIES } from "../src/engine/backends/capabilities.js";
+import { DEFAULT_BACKEND_CAPABILITIES, UnsupportedFeatureError } from "../src/engine/types.js";
+import { BACKEND_CAPABILITIES } from "../src/engine/load.js";
 
 const tok = toyTokenizer();
 const st = tok.specialTokens;
@@ -363,5 +366,65 @@ describe("engine: incremental text with the Qwen3 tokenizer", () => {
     }
     expect(hit).toBe(true);
     expect(streamed).toBe(text.slice(0, text.indexOf("STOP-HERE")));
+  });
+});
+
+/** The scripted backend declaring what llama.cpp declares: no restart mode, one slice of cells per sequence. */
+class NoRestartBackend extends ScriptedBackend {
+  readonly capabilities = LLAMACPP_CAPABILITIES;
+}
+
+describe("engine: backend capabilities", () => {
+  const noRestartEngine = (masking: Partial<MaskingConfig> = {}) => {
+    const backend = new NoRestartBackend(new ReferenceBackend(model), mementoScript);
+    return { backend, engine: createEngine({ backend, tokenizer: tok, kvBudgetTokens: 100_000, masking }) };
+  };
+
+  it("refuses restart mode at submit when the backend declares it lacks it, before any backend call", () => {
+    const { engine, backend } = noRestartEngine();
+    const [req] = requests(1, GREEDY, { restartMode: true });
+    let err: unknown;
+    try {
+      engine.submit(req);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UnsupportedFeatureError);
+    expect(err).toBeInstanceOf(EngineError);
+    const u = err as UnsupportedFeatureError;
+    expect([u.code, u.feature, u.backend]).toEqual(["unsupported_feature", "restartMode", "scripted"]);
+    expect(u.message).toBe(
+      "restartMode is not supported by the scripted backend " +
+        "(llama.cpp cannot rewrite a memento after its evicted block)",
+    );
+    expect(backend.ops).toEqual([]);
+    expect(engine.stats().waiting).toBe(0);
+  });
+
+  it("serves the same backend without restart mode, and a request that switches the default off", async () => {
+    const { engine } = noRestartEngine();
+    const [r] = await runAll(engine, requests(1, { ...GREEDY, maxTokens: 50 }, { restartMode: false }));
+    expect(r.finishReason).toBe("length");
+    expect(r.stats.evictions).toBe(1);
+  });
+
+  it("refuses masking defaults the backend cannot serve when the engine is built", () => {
+    expect(() => noRestartEngine({ restartMode: true })).toThrow(UnsupportedFeatureError);
+  });
+
+  it("accepts restart mode on the reference backend, which declares it", async () => {
+    const backend = new ReferenceBackend(model);
+    expect(backend.capabilities).toBe(REFERENCE_CAPABILITIES);
+    const engine = createEngine({ backend, tokenizer: tok, kvBudgetTokens: 100_000, masking: { restartMode: true } });
+    expect(engine.capabilities).toEqual({ restartMode: true, unifiedKvPool: true });
+    const [r] = await runAll(engine, requests(1, { ...GREEDY, maxTokens: 10 }, { restartMode: true }));
+    expect(r.finishReason).toBe("length");
+  });
+
+  it("takes a backend that declares nothing at its word (its contract); the loader knows each declaration", () => {
+    const { engine } = makeEngine();
+    expect(engine.capabilities).toBe(DEFAULT_BACKEND_CAPABILITIES);
+    expect(BACKEND_CAPABILITIES).toEqual({ reference: REFERENCE_CAPABILITIES, llamacpp: LLAMACPP_CAPABILITIES });
+    expect(LLAMACPP_CAPABILITIES).toMatchObject({ restartMode: false, unifiedKvPool: false });
   });
 });

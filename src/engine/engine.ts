@@ -2,6 +2,8 @@
  * The engine loop: requests enter a waiting queue; each step the scheduler plans preemptions, admissions and
  * one decode batch; the engine carries the plan out on the backend and feeds every computed token to its
  * request's block tracker, applying the evictions it returns before anything else is computed for that request.
+ * A request whose masking needs a feature the backend declares it lacks (`backend.capabilities`) is refused at
+ * submit with UnsupportedFeatureError, never half-run; so are such masking defaults when the engine is built.
  *
  * Order inside a step:
  *   1. finish requests cancelled while the previous backend call was in flight;
@@ -19,9 +21,12 @@ import { RequestChannel } from "./handle.js";
 import { KvBudget } from "./kv-budget.js";
 import { Scheduler } from "./scheduler.js";
 import { Sequence, type Finish } from "./sequence.js";
+import { capabilitiesOf, missingFeature } from "./backends/capabilities.js";
 import {
   EngineError,
+  UnsupportedFeatureError,
   type Backend,
+  type BackendCapabilities,
   type Engine,
   type EngineConfig,
   type EngineRequest,
@@ -34,6 +39,8 @@ const range = (from: number, to: number): number[] => Array.from({ length: to - 
 
 export class MementoEngine implements Engine {
   readonly backend: Backend;
+  /** What the backend declared it can serve; requests needing more are refused at submit. */
+  readonly capabilities: BackendCapabilities;
   readonly budget: KvBudget;
   private readonly scheduler: Scheduler;
   private readonly config: EngineConfig;
@@ -52,6 +59,7 @@ export class MementoEngine implements Engine {
   constructor(config: EngineConfig) {
     this.config = config;
     this.backend = config.backend;
+    this.capabilities = capabilitiesOf(config.backend);
     const total = Math.min(config.kvBudgetTokens, config.backend.kvCapacityTokens ?? Infinity);
     this.budget = new KvBudget(total, config.admissionReserveTokens ?? 16);
     const maxRunning = config.maxRunning ?? (Number.isFinite(config.backend.maxSequences) ? config.backend.maxSequences : 256);
@@ -62,12 +70,13 @@ export class MementoEngine implements Engine {
     if (st.imStart !== undefined) this.markers.imStart = st.imStart;
     if (st.assistant !== undefined) this.markers.assistant = st.assistant;
     this.baseStopIds = [...(st.eos !== undefined ? [st.eos] : []), ...(config.stopTokenIds ?? [])];
-    resolveMasking(config.masking ?? {}); // fail early on bad defaults
+    this.requireSupported(resolveMasking(config.masking ?? {})); // fail early on bad or unservable defaults
   }
 
   submit(req: EngineRequest): RequestHandle {
     if (this.closed) throw new EngineError("closed", "the engine is closed");
     const { masking, sampling } = this.validate(req);
+    this.requireSupported(masking);
     if (!this.budget.canEverHold(req.promptTokens.length)) {
       throw new EngineError(
         "prompt_too_large",
@@ -171,6 +180,13 @@ export class MementoEngine implements Engine {
       return bad(`masking: ${(err as Error).message}`);
     }
     return { masking, sampling: { ...s, stop: s.stop ? [...s.stop] : undefined, stopTokenIds: s.stopTokenIds ? [...s.stopTokenIds] : undefined } };
+  }
+
+  /** Throws UnsupportedFeatureError when `masking` needs a feature the backend declared it lacks. */
+  private requireSupported(masking: MaskingConfig): void {
+    const feature = missingFeature(this.capabilities, masking);
+    if (feature === undefined) return;
+    throw new UnsupportedFeatureError(feature, this.backend.name, this.capabilities.limitations?.[feature]);
   }
 
   private usedTokens(): number {

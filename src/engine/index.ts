@@ -2,6 +2,12 @@
 export * from "./types.js";
 export { MementoEngine, createEngine } from "./engine.js";
 export { ReferenceBackend } from "./backends/reference.js";
+export {
+  REFERENCE_CAPABILITIES,
+  LLAMACPP_CAPABILITIES,
+  capabilitiesOf,
+  missingFeature,
+} from "./backends/capabilities.js";
 export { KvBudget } from "./kv-budget.js";
 export { Scheduler, type Schedulable, type StepPlan } from "./scheduler.js";
 export { Sampler, sampleToken, argmax } from "./sampling.js";
@@ -11,6 +17,7 @@ export {
   cachedGgufExport,
   lenientTokenizer,
   BACKENDS,
+  BACKEND_CAPABILITIES,
   DEFAULT_MODEL_DIR,
   bundledModelDir,
   resolveModelDir,

@@ -15,7 +15,8 @@ import { UserError } from "../errors.js";
 import { createEngine, type MementoEngine } from "./engine.js";
 import { ReferenceBackend } from "./backends/reference.js";
 import type { LlamaCppBackendOptions } from "./backends/llamacpp.js";
-import type { Backend, EngineTokenizer } from "./types.js";
+import { LLAMACPP_CAPABILITIES, REFERENCE_CAPABILITIES, missingFeature } from "./backends/capabilities.js";
+import type { Backend, BackendCapabilities, BackendFeature, EngineTokenizer } from "./types.js";
 import { loadTokenizer, type MementoTokenizer } from "../format/tokenizer.js";
 import type { MaskingConfig } from "../masking/config.js";
 import { exportCheckpointToGguf } from "../model/gguf.js";
@@ -23,6 +24,15 @@ import { loadModel, parseQwen3Config } from "../model/index.js";
 
 export const BACKENDS = ["reference", "llamacpp"] as const;
 export type BackendName = (typeof BACKENDS)[number];
+
+/** What each backend declares (the same objects its class exposes), known before anything is loaded. */
+export const BACKEND_CAPABILITIES: Readonly<Record<BackendName, BackendCapabilities>> = Object.freeze({
+  reference: REFERENCE_CAPABILITIES,
+  llamacpp: LLAMACPP_CAPABILITIES,
+});
+
+/** The `memento serve` flag of each backend feature, for the loader's refusal. */
+const FEATURE_FLAGS: Record<BackendFeature, string> = { restartMode: "--restart-mode" };
 
 export const DEFAULT_MODEL_DIR = "models/toy";
 
@@ -70,7 +80,9 @@ export interface ServingModel {
   maxModelLen: number;
   modelDir: string;
   backend: BackendName;
-  /** False when the backend cannot serve restart mode (llama.cpp): requests asking for it get a 400. */
+  /** What the backend serves (= engine.capabilities); the engine refuses requests that need more. */
+  capabilities: BackendCapabilities;
+  /** capabilities.restartMode, kept for callers written before capabilities. */
   restartModeSupported: boolean;
 }
 
@@ -96,9 +108,7 @@ export async function loadServingModel(opts: ServingModelOptions): Promise<Servi
   const dir = resolve(resolveModelDir(opts.modelDir));
   const backend = opts.backend ?? "reference";
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new UserError(`--backend: expected one of ${BACKENDS.join(", ")}, got "${backend}"`);
-  if (backend === "llamacpp" && opts.masking?.restartMode) {
-    throw new UserError("--restart-mode is not supported by the llamacpp backend (llama.cpp cannot rewrite a memento after its evicted block)");
-  }
+  requireServable(backend, opts.masking);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new UserError(`${dir}: model directory not found (expected config.json, model.safetensors, tokenizer.json, tokenizer_config.json)`);
   }
@@ -147,15 +157,7 @@ export async function loadServingModel(opts: ServingModelOptions): Promise<Servi
       throw new UserError(`${modelPath}: ${llama.vocabSize} logits but the tokenizer of ${dir} has ${tokenizer.vocabSize} ids`);
     }
     const engine = engineOf(llama, Math.min(kvBudget, llama.kvCapacityTokens), Math.min(maxRunning, llama.maxSequences));
-    return {
-      engine,
-      tokenizer,
-      name: basename(dir),
-      maxModelLen: config.max_position_embeddings,
-      modelDir: dir,
-      backend,
-      restartModeSupported: false,
-    };
+    return servingModel(engine, tokenizer, dir, config.max_position_embeddings, backend);
   }
 
   let model;
@@ -169,7 +171,36 @@ export async function loadServingModel(opts: ServingModelOptions): Promise<Servi
     throw new UserError(`${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model only ${model.vocab} embedding rows`);
   }
   const engine = engineOf(new ReferenceBackend(model), kvBudget, maxRunning);
-  return { engine, tokenizer, name: basename(dir), maxModelLen: model.config.max_position_embeddings, modelDir: dir, backend, restartModeSupported: true };
+  return servingModel(engine, tokenizer, dir, model.config.max_position_embeddings, backend);
+}
+
+/** Refuses, before anything is loaded, server-wide masking defaults the backend cannot serve (one line). */
+function requireServable(backend: BackendName, masking: Partial<MaskingConfig> | undefined): void {
+  const capabilities = BACKEND_CAPABILITIES[backend];
+  const feature = missingFeature(capabilities, masking);
+  if (feature === undefined) return;
+  const why = capabilities.limitations?.[feature];
+  throw new UserError(`${FEATURE_FLAGS[feature]} is not supported by the ${backend} backend${why ? ` (${why})` : ""}`);
+}
+
+function servingModel(
+  engine: MementoEngine,
+  tokenizer: MementoTokenizer,
+  dir: string,
+  maxModelLen: number,
+  backend: BackendName,
+): ServingModel {
+  const { capabilities } = engine;
+  return {
+    engine,
+    tokenizer,
+    name: basename(dir),
+    maxModelLen,
+    modelDir: dir,
+    backend,
+    capabilities,
+    restartModeSupported: capabilities.restartMode,
+  };
 }
 
 /**

@@ -200,14 +200,17 @@ export interface EngineStats {
 }
 
 export interface Engine {
-  /** Queues a request. Throws EngineError for invalid input, a prompt larger than the budget, a full queue or a closed engine. */
+  /**
+   * Queues a request. Throws EngineError for invalid input, a feature the backend lacks (UnsupportedFeatureError),
+   * a prompt larger than the budget, a full queue or a closed engine.
+   */
   submit(req: EngineRequest): RequestHandle;
   stats(): EngineStats;
   /** Cancels every request, frees all KV and closes the backend. */
   close(): Promise<void>;
 }
 
-export type EngineErrorCode = "invalid_request" | "prompt_too_large" | "queue_full" | "closed";
+export type EngineErrorCode = "invalid_request" | "prompt_too_large" | "queue_full" | "closed" | "unsupported_feature";
 
 export class EngineError extends Error {
   readonly code: EngineErrorCode;
@@ -215,6 +218,24 @@ export class EngineError extends Error {
     super(message);
     this.name = "EngineError";
     this.code = code;
+  }
+}
+
+/**
+ * A request (or the engine's masking defaults) asks for a feature its backend declares it lacks
+ * (`backend.capabilities`). Code "unsupported_feature"; `feature` names the MaskingConfig field.
+ */
+export class UnsupportedFeatureError extends EngineError {
+  constructor(
+    readonly feature: BackendFeature,
+    /** The backend's name (Backend.name). */
+    readonly backend: string,
+    /** Why the backend lacks it, when it says (BackendCapabilities.limitations). */
+    readonly reason?: string,
+  ) {
+    const why = reason ? ` (${reason})` : "";
+    super("unsupported_feature", `${feature} is not supported by the ${backend} backend${why}`);
+    this.name = "UnsupportedFeatureError";
   }
 }
 
@@ -232,12 +253,39 @@ export interface DecodeInput {
   position: number;
 }
 
+/** Request features a backend may lack; each is a MaskingConfig field a request can switch on. */
+export type BackendFeature = "restartMode";
+
+/** What a backend can serve, declared by the backend itself; the engine refuses requests that need more. */
+export interface BackendCapabilities {
+  /** Restart mode: after evicting a block, `recompute` the memento's KV at its logical positions, past the gap. */
+  readonly restartMode: boolean;
+  /**
+   * All sequences draw KV cells from one shared pool (false: each sequence owns a fixed slice of
+   * kvCapacityTokens / maxSequences cells, as llama.cpp's non-unified cache does).
+   */
+  readonly unifiedKvPool: boolean;
+  /** Why a missing feature is missing, one clause each (quoted in refusals). */
+  readonly limitations?: Readonly<Partial<Record<BackendFeature, string>>>;
+}
+
+/**
+ * What a backend that declares nothing is taken to support: its contract (`recompute`, one budget of cells)
+ * in full. Backends that cannot honour part of it must declare `capabilities`.
+ */
+export const DEFAULT_BACKEND_CAPABILITIES: BackendCapabilities = Object.freeze({
+  restartMode: true,
+  unifiedKvPool: true,
+});
+
 /**
  * A model with per-sequence KV caches that can drop logical ranges without moving positions. All methods may
  * be called only by the engine's single loop, one at a time (never concurrently).
  */
 export interface Backend {
   readonly name: string;
+  /** What this backend can serve (default DEFAULT_BACKEND_CAPABILITIES). */
+  readonly capabilities?: BackendCapabilities;
   /** Logit vector length. */
   readonly vocabSize: number;
   /** Most sequences alive at once (a llama.cpp context's sequence count); Infinity when unbounded. */

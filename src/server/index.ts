@@ -1,5 +1,38 @@
-/** `memento serve`: the OpenAI-compatible HTTP server over the Memento engine. */
-export { buildServer, startServer, mementoUsage, type ServerOptions, type StartedServer, type MementoUsage } from "./app.js";
-export { ApiError, type ApiErrorBody } from "./errors.js";
+/** `memento serve`: the OpenAI-compatible HTTP server over the Memento engine, and the pieces it is built from. */
+export { buildServer, startServer, type ServerOptions, type StartedServer } from "./app.js";
+export {
+  mementoUsage,
+  completionUsage,
+  completionResponse,
+  roleChunk,
+  textChunk,
+  finalChunk,
+  usageChunk,
+  openAiFinishReason,
+  type MementoUsage,
+  type CompletionUsage,
+  type ResponseHead,
+  type Ending,
+} from "./openai-shapes.js";
+export {
+  prepareRequest,
+  chatMessages,
+  chatPromptTokens,
+  completionPromptTokens,
+  completionTokenLimit,
+  samplingParams,
+  type PreparedRequest,
+} from "./prepare.js";
+export { EventStream, pipeCompletion, SSE_HEADERS, type SseTarget, type CompletionStreamOptions } from "./sse.js";
+export { cancelOnDisconnect } from "./disconnect.js";
+export { apiKeyRefusal } from "./auth.js";
+export {
+  ApiError,
+  fromEngine,
+  toApiError,
+  type ApiErrorBody,
+  type ApiErrorType,
+  type EngineErrorContext,
+} from "./errors.js";
 export { ServerMetrics } from "./metrics.js";
 export { chatRequestSchema, completionRequestSchema, MAX_TOKENS_LIMIT } from "./schema.js";

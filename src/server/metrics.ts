@@ -26,6 +26,14 @@ import type { Engine, FinishReason, RequestStats } from "../engine/types.js";
 
 export type Endpoint = "chat" | "completions";
 
+/** The `endpoint` label of an error: the completion endpoints by name, other routes by pattern, else "none". */
+export function endpointLabel(routeUrl: string | undefined): string {
+  const url = routeUrl ?? "";
+  if (url.endsWith("/chat/completions")) return "chat";
+  if (url.endsWith("/completions")) return "completions";
+  return url || "none";
+}
+
 export class ServerMetrics {
   readonly registry = new Registry();
   private readonly requests: Counter<"endpoint" | "finish_reason">;

@@ -1,7 +1,12 @@
 /**
- * Test and demo helpers: a small random-weight model directory in the bundled model's layout (the toy
- * character tokenizer, vocabulary padded to 112), so the server can be exercised without a trained model.
+ * Test and demo helpers: a small random-weight model in the bundled model's layout (the toy character
+ * tokenizer, vocabulary padded to 112), so the engine and the server can be exercised without a trained
+ * model: in memory (randomModel, toyMementoTokenizer) or as a model directory (writeRandomModelDir).
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadTokenizer, type MementoTokenizer } from "../../src/format/tokenizer.js";
 import { saveModel, Qwen3Model, toyConfig, type Qwen3Config } from "../../src/model/index.js";
 import { toyTokenizer } from "../../src/train/char-tokenizer.js";
 
@@ -10,8 +15,8 @@ export interface RandomModelOptions {
   config?: Partial<Qwen3Config>;
 }
 
-/** Writes config.json, model.safetensors, tokenizer.json and tokenizer_config.json of a tiny random model into `dir`. */
-export function writeRandomModelDir(dir: string, opts: RandomModelOptions = {}): void {
+/** A tiny random model (2 layers of 32, vocabulary 112) in memory. */
+export function randomModel(opts: RandomModelOptions = {}): Qwen3Model {
   const config = toyConfig({
     vocab_size: 112,
     hidden_size: 32,
@@ -22,6 +27,22 @@ export function writeRandomModelDir(dir: string, opts: RandomModelOptions = {}):
     head_dim: 16,
     ...opts.config,
   });
-  saveModel(dir, Qwen3Model.random(config, { seed: opts.seed ?? 1 }));
+  return Qwen3Model.random(config, { seed: opts.seed ?? 1 });
+}
+
+/** Writes a tiny random model's config.json, model.safetensors, tokenizer.json and tokenizer_config.json to `dir`. */
+export function writeRandomModelDir(dir: string, opts: RandomModelOptions = {}): void {
+  saveModel(dir, randomModel(opts));
   toyTokenizer().save(dir);
+}
+
+/** The toy character tokenizer as the server loads it (a MementoTokenizer with the chat template). */
+export function toyMementoTokenizer(): MementoTokenizer {
+  const dir = mkdtempSync(join(tmpdir(), "memento-toy-tokenizer-"));
+  try {
+    toyTokenizer().save(dir);
+    return loadTokenizer(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

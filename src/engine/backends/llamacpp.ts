@@ -23,7 +23,8 @@
  *     the engine rebuilds a preempted request chunk by chunk with the evictions in between, which meets it too;
  *   - restart mode cannot be served: recomputing a memento means writing it again after a gap at the end of
  *     the sequence (its block was just evicted), which llama.cpp rejects. `recompute` throws a clear error in
- *     that case (and works when there is no gap before the recomputed tokens).
+ *     that case (and works when there is no gap before the recomputed tokens). The backend declares it
+ *     (`capabilities.restartMode` false), so the engine refuses such requests before they reach it.
  *
  * Memory: llama.cpp's KV cache is not unified here (node-llama-cpp does not expose `kv_unified`), so each of a
  * context's `sequences` gets its own fixed stream of cells, allocated up front; a full sequence cannot borrow
@@ -44,6 +45,7 @@
  * and after), and is checked against the positions the backend wrote; any mismatch throws.
  */
 import type { Backend, DecodeInput, SeqId } from "../types.js";
+import { LLAMACPP_CAPABILITIES } from "./capabilities.js";
 
 // The parts of node-llama-cpp's internal native objects this backend uses (node_modules/node-llama-cpp/dist/
 // bindings/AddonTypes.d.ts). They are internal: the guard test pins their behaviour.
@@ -137,6 +139,8 @@ export async function llamaCppUnavailableReason(): Promise<string | undefined> {
 
 export class LlamaCppBackend implements Backend {
   readonly name = "llama.cpp";
+  /** No restart mode, one fixed slice of cells per sequence (see the module comment). */
+  readonly capabilities = LLAMACPP_CAPABILITIES;
   /** Logit vector length (measured from llama.cpp's first logits at start-up). */
   vocabSize = 0;
   readonly maxSequences: number;

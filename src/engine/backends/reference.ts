@@ -5,9 +5,12 @@
  */
 import { KVCache, type Qwen3Model } from "../../model/index.js";
 import type { Backend, DecodeInput, SeqId } from "../types.js";
+import { REFERENCE_CAPABILITIES } from "./capabilities.js";
 
 export class ReferenceBackend implements Backend {
   readonly name = "reference";
+  /** Every feature: recompute writes anywhere, and all sequences share one budget. */
+  readonly capabilities = REFERENCE_CAPABILITIES;
   readonly vocabSize: number;
   readonly maxSequences: number;
   private readonly caches = new Map<SeqId, KVCache>();

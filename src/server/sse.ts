@@ -1,0 +1,98 @@
+/**
+ * Streaming a completion as Server-Sent Events: `data: {chunk}\n\n` per piece of text, then the chunk with
+ * finish_reason (and the Memento statistics), the usage chunk when asked for, and `data: [DONE]`. An error
+ * after the headers are sent can only be reported in the stream: an error object, then [DONE]. A cancelled
+ * request (client gone, server closing) just ends the stream. Writes to a closed socket are dropped.
+ */
+import type { DoneEvent, EngineEvent, RequestHandle } from "../engine/types.js";
+import { ApiError } from "./errors.js";
+import type { Endpoint } from "./metrics.js";
+import { finalChunk, roleChunk, textChunk, usageChunk, type ResponseHead } from "./openai-shapes.js";
+
+export const SSE_HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-cache",
+  connection: "keep-alive",
+  "x-accel-buffering": "no",
+} as const;
+
+/** The parts of http.ServerResponse an event stream writes to. */
+export interface SseTarget {
+  writeHead(status: number, headers: Record<string, string>): unknown;
+  write(chunk: string): unknown;
+  end(): unknown;
+  readonly writableEnded: boolean;
+  readonly destroyed: boolean;
+}
+
+/** One Server-Sent Events response: open (200 + headers), events, close. */
+export class EventStream {
+  constructor(private readonly target: SseTarget) {}
+
+  open(): void {
+    this.target.writeHead(200, { ...SSE_HEADERS });
+  }
+
+  /** Writes one `data:` event (an object as JSON); dropped once the response ended or the socket closed. */
+  send(data: object | string): void {
+    if (this.target.writableEnded || this.target.destroyed) return;
+    this.target.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+  }
+
+  /** The OpenAI end-of-stream marker. */
+  done(): void {
+    this.send("[DONE]");
+  }
+
+  close(): void {
+    if (!this.target.writableEnded) this.target.end();
+  }
+}
+
+export interface CompletionStreamOptions {
+  endpoint: Endpoint;
+  head: ResponseHead;
+  /** Send a usage chunk before [DONE]. */
+  includeUsage: boolean;
+  /** Called with the request's done event, whatever the ending (metrics). */
+  onDone?: (done: DoneEvent) => void;
+}
+
+/**
+ * Writes the request's events to `stream` until the request ends (the caller opens and closes the stream).
+ * A failure while iterating is reported in the stream and cancels the request.
+ */
+export async function pipeCompletion(
+  stream: EventStream,
+  handle: AsyncIterable<EngineEvent> & Pick<RequestHandle, "cancel">,
+  o: CompletionStreamOptions,
+): Promise<void> {
+  if (o.endpoint === "chat") stream.send(roleChunk(o.head));
+  try {
+    for await (const ev of handle) {
+      if (ev.type === "token") {
+        if (ev.text) stream.send(textChunk(o.endpoint, o.head, ev.text));
+      } else if (ev.type === "done") {
+        o.onDone?.(ev);
+        if (ev.finishReason === "cancelled") break;
+        sendEnding(stream, ev, o);
+      }
+    }
+  } catch (e) {
+    stream.send(new ApiError(500, `internal error: ${(e as Error).message}`, "internal_error").toBody());
+    stream.done();
+    handle.cancel();
+  }
+}
+
+/** The tail of a finished stream: held-back text, then finish_reason (or the error), usage, [DONE]. */
+function sendEnding(stream: EventStream, ev: DoneEvent, o: CompletionStreamOptions): void {
+  if (ev.text) stream.send(textChunk(o.endpoint, o.head, ev.text));
+  if (ev.finishReason === "error") {
+    stream.send(new ApiError(500, ev.message ?? "generation failed", "generation_error").toBody());
+  } else {
+    stream.send(finalChunk(o.endpoint, o.head, ev));
+    if (o.includeUsage) stream.send(usageChunk(o.endpoint, o.head, ev));
+  }
+  stream.done();
+}
