@@ -10,7 +10,7 @@ export {
 } from "./backends/capabilities.js";
 export { KvBudget } from "./kv-budget.js";
 export { Scheduler, type Schedulable, type StepPlan } from "./scheduler.js";
-export { Sampler, sampleToken, argmax } from "./sampling.js";
+export { Sampler, sampleToken, argmax, keptTokens, type KeptTokens } from "./sampling.js";
 export { TextStream } from "./text.js";
 export {
   loadServingModel,
