@@ -1,7 +1,6 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { defaultTokenizerDir, loadTokenizer } from "../src/format/tokenizer.js";
 import { BLOCK_END, BLOCK_START, MEMENTO_SPECIAL_TOKENS, SUMMARY_END, SUMMARY_START } from "../src/format/tokens.js";
 import {
@@ -12,11 +11,18 @@ import {
   type AddTokensReport,
 } from "../src/model/add-tokens.js";
 import { decodeFloats, dtypeSize, encodeFloats, type FloatDtype } from "../src/model/dtype.js";
-import { INDEX_FILE, SafetensorsCheckpoint, SafetensorsWriter, readSafetensorsIndex, type TensorPlan } from "../src/model/safetensors.js";
+import {
+  INDEX_FILE,
+  SafetensorsCheckpoint,
+  SafetensorsWriter,
+  readSafetensorsIndex,
+  type TensorPlan,
+} from "../src/model/safetensors.js";
 import { runInProcess as cli } from "./helpers/cli.js";
+import { tempDir } from "./helpers/tmp.js";
+import { xorshiftUniforms } from "./helpers/xorshift.js";
 
-const tmp = mkdtempSync(join(tmpdir(), "memento-addtok-"));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir("memento-addtok-");
 afterEach(() => vi.restoreAllMocks());
 
 const EMB = "model.embed_tokens.weight";
@@ -33,19 +39,6 @@ interface FakeOptions {
   shards?: number;
   seed?: number;
   embeddingName?: string;
-}
-
-/** Uniform [0, 1) numbers (xorshift32), independent of the code under test. */
-function uniforms(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 4294967296;
-  };
 }
 
 /**
@@ -76,9 +69,14 @@ function makeFakeQwen3(dir: string, o: FakeOptions): void {
   if (!o.tied) plan.push({ name: HEAD, dtype: o.dtype, shape: [rows, H] });
   const n = o.shards ?? 1;
   const fileOf = new Map<string, string>();
-  const shardName = (i: number): string => (n === 1 ? "model.safetensors" : `model-${String(i + 1).padStart(5, "0")}-of-${String(n).padStart(5, "0")}.safetensors`);
-  plan.forEach((t, i) => fileOf.set(t.name, shardName(t.name === emb ? 0 : t.name === HEAD ? n - 1 : i % n)));
-  const rnd = uniforms(o.seed ?? 1);
+  const shardName = (i: number): string =>
+    n === 1
+      ? "model.safetensors"
+      : `model-${String(i + 1).padStart(5, "0")}-of-${String(n).padStart(5, "0")}.safetensors`;
+  plan.forEach((t, i) => {
+    fileOf.set(t.name, shardName(t.name === emb ? 0 : t.name === HEAD ? n - 1 : i % n));
+  });
+  const rnd = xorshiftUniforms(o.seed ?? 1);
   for (let s = 0; s < n; s++) {
     const mine = plan.filter((t) => fileOf.get(t.name) === shardName(s));
     const w = new SafetensorsWriter(join(dir, shardName(s)), mine, { format: "pt" });
@@ -94,7 +92,10 @@ function makeFakeQwen3(dir: string, o: FakeOptions): void {
     w.close();
   }
   if (n > 1) {
-    const idx = { metadata: { total_size: plan.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1) * dtypeSize(t.dtype), 0) }, weight_map: Object.fromEntries(fileOf) };
+    const idx = {
+      metadata: { total_size: plan.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1) * dtypeSize(t.dtype), 0) },
+      weight_map: Object.fromEntries(fileOf),
+    };
     writeFileSync(join(dir, INDEX_FILE), JSON.stringify(idx, null, 2));
   }
   const config = {
@@ -113,7 +114,10 @@ function makeFakeQwen3(dir: string, o: FakeOptions): void {
     vocab_size: rows,
   };
   writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
-  writeFileSync(join(dir, "generation_config.json"), JSON.stringify({ do_sample: true, temperature: 0.6, top_p: 0.95, top_k: 20 }));
+  writeFileSync(
+    join(dir, "generation_config.json"),
+    JSON.stringify({ do_sample: true, temperature: 0.6, top_p: 0.95, top_k: 20 }),
+  );
   writeFileSync(join(dir, "pytorch_model.bin"), "stale weights");
   mkdirSync(join(dir, "subdir"));
   const tokDir = defaultTokenizerDir();
@@ -153,7 +157,10 @@ function expectedMeanBytes(c: SafetensorsCheckpoint, name: string, ids: number[]
     const r = row(c, name, id).values;
     for (let j = 0; j < acc.length; j++) acc[j] += r[j];
   }
-  return encodeFloats(Float32Array.from(acc, (x) => x / ids.length), t.dtype as FloatDtype);
+  return encodeFloats(
+    Float32Array.from(acc, (x) => x / ids.length),
+    t.dtype as FloatDtype,
+  );
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -161,7 +168,12 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** Checks everything that must hold for any run; returns the opened checkpoints (caller closes). */
-function checkCommon(dir: string, out: string, r: AddTokensReport, matrices: string[]): { src: SafetensorsCheckpoint; dst: SafetensorsCheckpoint } {
+function checkCommon(
+  dir: string,
+  out: string,
+  r: AddTokensReport,
+  matrices: string[],
+): { src: SafetensorsCheckpoint; dst: SafetensorsCheckpoint } {
   const src = SafetensorsCheckpoint.open(dir);
   const dst = SafetensorsCheckpoint.open(out);
   // Same tensors in the same shards, same metadata.
@@ -183,9 +195,16 @@ function checkCommon(dir: string, out: string, r: AddTokensReport, matrices: str
     const rb = a.shape[1] * dtypeSize(a.dtype);
     const lo = Math.min(...NEW_IDS);
     const hi = Math.min(a.shape[0], Math.max(...NEW_IDS) + 1);
-    expect(bytesEqual(src.fileOf(name).readBytes(name, 0, lo * rb), dst.fileOf(name).readBytes(name, 0, lo * rb))).toBe(true);
+    expect(bytesEqual(src.fileOf(name).readBytes(name, 0, lo * rb), dst.fileOf(name).readBytes(name, 0, lo * rb))).toBe(
+      true,
+    );
     if (hi < a.shape[0]) {
-      expect(bytesEqual(src.fileOf(name).readBytes(name, hi * rb), dst.fileOf(name).readBytes(name, hi * rb, a.shape[0] * rb))).toBe(true);
+      expect(
+        bytesEqual(
+          src.fileOf(name).readBytes(name, hi * rb),
+          dst.fileOf(name).readBytes(name, hi * rb, a.shape[0] * rb),
+        ),
+      ).toBe(true);
     }
   }
   // The tokenizer in OUT has the markers as single ids, equal to the rows written; loading it adds nothing.
@@ -205,7 +224,9 @@ function checkCommon(dir: string, out: string, r: AddTokensReport, matrices: str
     151672,
   ]);
   // Other files: copied, stale weights and subdirectories skipped, report written.
-  expect(readFileSync(join(out, "generation_config.json"), "utf8")).toBe(readFileSync(join(dir, "generation_config.json"), "utf8"));
+  expect(readFileSync(join(out, "generation_config.json"), "utf8")).toBe(
+    readFileSync(join(dir, "generation_config.json"), "utf8"),
+  );
   expect(existsSync(join(out, "pytorch_model.bin"))).toBe(false);
   expect(r.filesSkipped).toEqual(["pytorch_model.bin", "subdir/"]);
   expect(JSON.parse(readFileSync(join(out, REPORT_FILE), "utf8"))).toEqual(JSON.parse(JSON.stringify(r)));
@@ -221,7 +242,9 @@ describe("the related words", () => {
     // "block" = 4574, " block" = 2504, ...; every word is one token either way.
     expect(wordIds(BLOCK_START)).toEqual([1191, 2468, 2504, 2809, 3019, 3161, 3772, 4574, 7265, 9520]);
     // "summarize" without a space is sum|mar|ize and "recap" is rec|ap: those pieces are averaged too.
-    expect(wordIds(SUMMARY_START)).toEqual([391, 551, 1242, 1708, 2758, 5612, 6658, 9814, 12126, 23251, 49278, 53999, 62079]);
+    expect(wordIds(SUMMARY_START)).toEqual([
+      391, 551, 1242, 1708, 2758, 5612, 6658, 9814, 12126, 23251, 49278, 53999, 62079,
+    ]);
   });
 });
 
@@ -245,7 +268,15 @@ describe("memento model add-tokens (library)", () => {
   it("bf16, tied, single file, spare rows: exact means with std 0, everything else untouched", () => {
     const { dir, out } = fake({ dtype: "BF16", hidden: 8, tied: true });
     const r = addMementoTokensToCheckpoint(dir, out, { std: 0 });
-    expect(r).toMatchObject({ grown: false, rowsBefore: QWEN3_ROWS, rowsAfter: QWEN3_ROWS, tiedEmbeddings: true, lmHead: null, dtype: "BF16", tokenizerSize: 151673 });
+    expect(r).toMatchObject({
+      grown: false,
+      rowsBefore: QWEN3_ROWS,
+      rowsAfter: QWEN3_ROWS,
+      tiedEmbeddings: true,
+      lmHead: null,
+      dtype: "BF16",
+      tokenizerSize: 151673,
+    });
     expect(readFileSync(join(out, "config.json"), "utf8")).toBe(readFileSync(join(dir, "config.json"), "utf8"));
     const { src, dst } = checkCommon(dir, out, r, [EMB]);
     try {
@@ -332,8 +363,16 @@ describe("memento model add-tokens (library)", () => {
     const rows = 151669; // exactly the ids Qwen3's tokenizer uses: no spare rows
     const { dir, out } = fake({ dtype: "BF16", hidden: 8, rows, tied: false, shards: 2 });
     const r = addMementoTokensToCheckpoint(dir, out, { std: 0, chunkBytes: 4096 });
-    expect(r).toMatchObject({ grown: true, rowsBefore: rows, rowsAfter: 151680, configVocabSize: { before: rows, after: 151680 } });
-    expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8"))).toEqual({ ...JSON.parse(readFileSync(join(dir, "config.json"), "utf8")), vocab_size: 151680 });
+    expect(r).toMatchObject({
+      grown: true,
+      rowsBefore: rows,
+      rowsAfter: 151680,
+      configVocabSize: { before: rows, after: 151680 },
+    });
+    expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8"))).toEqual({
+      ...JSON.parse(readFileSync(join(dir, "config.json"), "utf8")),
+      vocab_size: 151680,
+    });
     const { src, dst } = checkCommon(dir, out, r, [EMB, HEAD]);
     try {
       for (const m of [EMB, HEAD]) {
@@ -354,7 +393,6 @@ describe("memento model add-tokens (library)", () => {
     expect(idxOut.metadata!.total_size).toBe((idxIn.metadata!.total_size as number) + 2 * 11 * 8 * 2);
   });
 });
-
 
 describe("memento model add-tokens (CLI)", () => {
   it("writes OUT and prints a summary; --json prints the report", async () => {
@@ -379,11 +417,13 @@ describe("memento model add-tokens (CLI)", () => {
     cases.push([[noCfg, join(tmp, "x2")], /no config\.json/]);
     const noWeights = join(tmp, "no-weights");
     mkdirSync(noWeights);
-    for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(dir, f), join(noWeights, f));
+    for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json"])
+      copyFileSync(join(dir, f), join(noWeights, f));
     cases.push([[noWeights, join(tmp, "x3")], /no model\.safetensors or model\.safetensors\.index\.json/]);
     const garbage = join(tmp, "garbage");
     mkdirSync(garbage);
-    for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(dir, f), join(garbage, f));
+    for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json"])
+      copyFileSync(join(dir, f), join(garbage, f));
     writeFileSync(join(garbage, "model.safetensors"), "this is not a safetensors file at all\n");
     cases.push([[garbage, join(tmp, "x4")], /not a safetensors file|not a valid safetensors file/]);
     const noEmb = fake({ dtype: "BF16", hidden: 8, tied: true, embeddingName: "transformer.wte.weight" });

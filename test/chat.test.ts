@@ -79,9 +79,13 @@ describe("renderMementoChat", () => {
   it("ends the generation prompt with the assistant header; prefillThink appends <think>\\n", () => {
     const text = renderMementoChat([user("q")], { tokenizer: tok, addGenerationPrompt: true });
     expect(text.endsWith("<|im_start|>assistant\n")).toBe(true);
-    expect(renderMementoChat([user("q")], { tokenizer: tok, addGenerationPrompt: true, prefillThink: true })).toBe(text + "<think>\n");
+    expect(renderMementoChat([user("q")], { tokenizer: tok, addGenerationPrompt: true, prefillThink: true })).toBe(
+      text + "<think>\n",
+    );
     // prefillThink only applies to a generation prompt
-    expect(renderMementoChat([user("q")], { tokenizer: tok, prefillThink: true })).toBe("<|im_start|>user\nq<|im_end|>\n");
+    expect(renderMementoChat([user("q")], { tokenizer: tok, prefillThink: true })).toBe(
+      "<|im_start|>user\nq<|im_end|>\n",
+    );
   });
 
   it("falls back to plain ChatML without a tokenizer", () => {
@@ -100,7 +104,8 @@ describe("renderMementoChat", () => {
 
 describe("encodeChat", () => {
   const response =
-    `<think>\n${BLOCK_START}First, 2+2=4.${BLOCK_END}${SUMMARY_START}2+2=4${SUMMARY_END}\n</think>\n\n` + "The answer is 4.";
+    `<think>\n${BLOCK_START}First, 2+2=4.${BLOCK_END}${SUMMARY_START}2+2=4${SUMMARY_END}\n</think>\n\n` +
+    "The answer is 4.";
 
   it("a prompt: ids end with `<|im_start|>assistant\\n`, promptLength = all", () => {
     const r = encodeChat([system("ignored"), user("What is 2+2?")], { tokenizer: tok });

@@ -37,8 +37,16 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 describe("memento data build (offline)", () => {
   it("builds valid Memento rows with blocks >= 200 tokens, reports dropped seeds, and resumes as a no-op", () => {
     const good = Array.from({ length: 4 }, (_, i) => syntheticTraceRecord(i));
-    const noEnd = { ...syntheticTraceRecord(10), task_id: "no-end", cot: syntheticTraceRecord(10).cot.replace("</think>", "") };
-    const cjk = { ...syntheticTraceRecord(11), task_id: "cjk", cot: syntheticTraceRecord(11).cot.replace("Okay", "好的") };
+    const noEnd = {
+      ...syntheticTraceRecord(10),
+      task_id: "no-end",
+      cot: syntheticTraceRecord(10).cot.replace("</think>", ""),
+    };
+    const cjk = {
+      ...syntheticTraceRecord(11),
+      task_id: "cjk",
+      cot: syntheticTraceRecord(11).cot.replace("Okay", "好的"),
+    };
     const input = writeInput(dir, [...good, noEnd, cjk]);
     const out = join(dir, "out");
     const r = runCli(["data", "build", "-i", input, "-o", out, "--workers", "2", "--parquet"]);
@@ -147,8 +155,24 @@ describe("memento data build (openai provider against a local fake)", () => {
   afterEach(async () => stopFakeOpenAI(fake));
 
   const openaiArgs = (input: string, out: string) => [
-    "data", "build", "-i", input, "-o", out, "--provider", "openai", "--base-url", fake.baseURL, "--api-key", "test",
-    "--model", "fake", "--timeout", "5", "--attempts", "3",
+    "data",
+    "build",
+    "-i",
+    input,
+    "-o",
+    out,
+    "--provider",
+    "openai",
+    "--base-url",
+    fake.baseURL,
+    "--api-key",
+    "test",
+    "--model",
+    "fake",
+    "--timeout",
+    "5",
+    "--attempts",
+    "3",
   ];
 
   it("keeps a trace whose answers stay malformed as failed with its reason; the rest complete", async () => {
@@ -177,8 +201,17 @@ describe("memento data build (openai provider against a local fake)", () => {
     const out = join(dir, "out");
     fake.delayMs = 40;
     const journal = join(out, "journal.jsonl");
-    const child = spawn(process.execPath, [join(repoRoot, "bin", "memento.js"), ...openaiArgs(input, out), "--workers", "3"], { stdio: "ignore" });
-    const lines = () => (existsSync(journal) ? readFileSync(journal, "utf8").split("\n").filter((l) => l.trim()).length : 0);
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, "bin", "memento.js"), ...openaiArgs(input, out), "--workers", "3"],
+      { stdio: "ignore" },
+    );
+    const lines = () =>
+      existsSync(journal)
+        ? readFileSync(journal, "utf8")
+            .split("\n")
+            .filter((l) => l.trim()).length
+        : 0;
     const started = Date.now();
     while (lines() < 3 && Date.now() - started < 60_000) await new Promise((r) => setTimeout(r, 20));
     child.kill("SIGKILL");

@@ -1,25 +1,39 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
-import { main } from "../src/cli/main.js";
-import { collectStats, computeStats, distribution, renderStatsHtml, statsInputFiles, type DatasetStats } from "../src/data/stats.js";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import {
+  collectStats,
+  computeStats,
+  distribution,
+  renderStatsHtml,
+  statsInputFiles,
+  type DatasetStats,
+} from "../src/data/stats.js";
 import type { Judgment, MementoHistory, PipelineRecord } from "../src/data/types.js";
 import { writeRecords } from "../src/data/writers.js";
 import { buildResponse } from "../src/format/response.js";
+import { runInProcess as run } from "./helpers/cli.js";
+import { tempDir } from "./helpers/tmp.js";
 
-const tmp = mkdtempSync(join(tmpdir(), "memento-stats-"));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir("memento-stats-");
 afterEach(() => vi.restoreAllMocks());
 
 const text = (n: number, c = "a"): string => c.repeat(n);
 
 function judgment(score: number): Judgment {
-  return { score, dimensions: { formulas: 0, values: 0, methods: 0, validation: 0, noHallucination: 0, resultFirst: 0 }, feedback: "" };
+  return {
+    score,
+    dimensions: { formulas: 0, values: 0, methods: 0, validation: 0, noHallucination: 0, resultFirst: 0 },
+    feedback: "",
+  };
 }
 
 function history(scores: number[][]): MementoHistory[] {
-  return scores.map((s) => ({ rounds: s.map((x) => ({ memento: "m", judgment: judgment(x) })), final: "m", passed: s[s.length - 1] >= 8 }));
+  return scores.map((s) => ({
+    rounds: s.map((x) => ({ memento: "m", judgment: judgment(x) })),
+    final: "m",
+    passed: s[s.length - 1] >= 8,
+  }));
 }
 
 function rec(id: string, domain: string, blocks: number[], mementos: number[], scores?: number[][]): PipelineRecord {
@@ -27,7 +41,11 @@ function rec(id: string, domain: string, blocks: number[], mementos: number[], s
     id,
     status: "completed",
     problem: `problem ${id}`,
-    response: buildResponse({ blocks: blocks.map((n) => text(n)), mementos: mementos.map((n) => text(n, "m")), answer: "42" }),
+    response: buildResponse({
+      blocks: blocks.map((n) => text(n)),
+      mementos: mementos.map((n) => text(n, "m")),
+      answer: "42",
+    }),
     domain,
     source: "synthetic",
     difficulty: 1,
@@ -50,7 +68,15 @@ const RECORDS: PipelineRecord[] = [
   rec("m1", "math", [100, 200, 300], [10, 40, 60], [[6, 9], [8], [9]]),
   rec("m2", "math", [400, 400, 400, 400, 400], [40, 40, 40, 40, 40], [[7, 7], [9], [9], [9], [3, 8]]),
   rec("c1", "code", [1000, 1000], [150, 150]),
-  { id: "f", status: "failed", error: { stage: "judge", message: "timeout" }, problem: "p", domain: "science", source: "s", difficulty: null },
+  {
+    id: "f",
+    status: "failed",
+    error: { stage: "judge", message: "timeout" },
+    problem: "p",
+    domain: "science",
+    source: "s",
+    difficulty: null,
+  },
 ];
 
 function checkNumbers(stats: DatasetStats): void {
@@ -80,7 +106,13 @@ function checkNumbers(stats: DatasetStats): void {
 
 describe("distribution", () => {
   it("interpolates quantiles", () => {
-    expect(distribution([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])).toMatchObject({ n: 10, median: 5.5, mean: 5.5, min: 1, max: 10 });
+    expect(distribution([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])).toMatchObject({
+      n: 10,
+      median: 5.5,
+      mean: 5.5,
+      min: 1,
+      max: 10,
+    });
     expect(distribution([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]).p10).toBeCloseTo(1.9);
     expect(distribution([]).n).toBe(0);
   });
@@ -106,7 +138,16 @@ describe("dataset statistics", () => {
 
   it("uses sentences/blocks/block_summaries when the response has no blocks, and counts skipped rows", () => {
     const { stats } = computeStats([
-      { response: "<think>\nplain\n</think>\n\nx", domain: "science", sentences: ["ab", "cd", "efgh"], blocks: [[0, 1], [2, 2]], block_summaries: ["x", "yy"] },
+      {
+        response: "<think>\nplain\n</think>\n\nx",
+        domain: "science",
+        sentences: ["ab", "cd", "efgh"],
+        blocks: [
+          [0, 1],
+          [2, 2],
+        ],
+        block_summaries: ["x", "yy"],
+      },
       { problem: "no response" },
       { response: "r", status: "failed" },
     ]);
@@ -132,7 +173,8 @@ describe("dataset statistics", () => {
       expect(svg).toContain("math (2)");
       expect(svg).toContain("code (1)");
     }
-    for (const title of ["(a) Blocks per sample", "(b) Block size", "(c) Memento size", "(d) Compression ratio"]) expect(html).toContain(title);
+    for (const title of ["(a) Blocks per sample", "(b) Block size", "(c) Memento size", "(d) Compression ratio"])
+      expect(html).toContain(title);
     // Self-contained: no scripts, external resources, fonts or URLs.
     expect(html).not.toMatch(/<script|<link|src=|href=|url\(|@import|@font-face|https?:/i);
     expect(html).toContain("87.5%"); // math judge pass rate
@@ -140,25 +182,14 @@ describe("dataset statistics", () => {
   });
 
   it("escapes domain names in the HTML", () => {
-    const { stats, values } = computeStats([{ response: buildResponse({ blocks: ["abc"], mementos: ["a"], answer: "" }), domain: "<b>&x" }]);
+    const { stats, values } = computeStats([
+      { response: buildResponse({ blocks: ["abc"], mementos: ["a"], answer: "" }), domain: "<b>&x" },
+    ]);
     const html = renderStatsHtml(stats, values);
     expect(html).toContain("&lt;b&gt;&amp;x");
     expect(html).not.toContain("<b>&x");
   });
 });
-
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const o = vi.spyOn(process.stdout, "write").mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => ((err += String(s)), true));
-  try {
-    return { code: await main(["node", "memento", ...args]), out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 describe("memento data stats", () => {
   it("prints the table and writes DIR/stats.html", async () => {

@@ -3,7 +3,11 @@ import { benchEngine } from "../src/bench/engine.js";
 
 describe("bench engine (small)", () => {
   it("replays the same requests with and without eviction under one budget and reports the ratios", async () => {
-    const r = await benchEngine({ requests: 4, synthetic: true, model: { hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1 } });
+    const r = await benchEngine({
+      requests: 4,
+      synthetic: true,
+      model: { hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1 },
+    });
     expect(r.source).toBe("synthetic");
     expect(r.memento.completionTokens).toBe(r.vanilla.completionTokens);
     expect(r.memento.peakKvTokens).toBeLessThanOrEqual(r.kvBudgetTokens);

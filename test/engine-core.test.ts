@@ -1,26 +1,49 @@
 import { describe, expect, it } from "vitest";
-import { Qwen3Model, toyConfig } from "../src/model/index.js";
 import { toyTokenizer } from "../src/train/char-tokenizer.js";
 import { createEngine, type MementoEngine } from "../src/engine/engine.js";
 import { ReferenceBackend } from "../src/engine/backends/reference.js";
 import { KvBudget } from "../src/engine/kv-budget.js";
 import { Scheduler, type Schedulable } from "../src/engine/scheduler.js";
 import { sampleToken, Sampler } from "../src/engine/sampling.js";
-import { EngineError, type Backend, type DecodeInput, type EngineConfig, type EngineRequest, type SamplingParams, type SeqId } from "../src/engine/types.js";
+import {
+  EngineError,
+  type Backend,
+  type DecodeInput,
+  type EngineConfig,
+  type EngineRequest,
+  type SamplingParams,
+  type SeqId,
+} from "../src/engine/types.js";
 import type { MaskingConfig } from "../src/masking/config.js";
 import { LLAMACPP_CAPABILITIES, REFERENCE_CAPABILITIES } from "../src/engine/backends/capabilities.js";
 import { DEFAULT_BACKEND_CAPABILITIES, UnsupportedFeatureError } from "../src/engine/types.js";
-import { BACKEND_CAPABILITIES } from "../src/engine/load.js";
+import { BACKEND_CAPABILITIES, llamaCppCapabilities } from "../src/engine/load.js";
+import { randomModel } from "./helpers/random-model.js";
 
 const tok = toyTokenizer();
 const st = tok.specialTokens;
-const model = Qwen3Model.random(
-  toyConfig({ vocab_size: tok.vocabSize, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16 }),
-  { seed: 5 },
-);
-const MARKERS: number[] = [st.blockStart, st.blockEnd, st.summaryStart, st.summaryEnd, st.thinkStart, st.thinkEnd, st.imStart as number, st.imEnd as number, 0, 9];
+const model = randomModel({ seed: 5, config: { vocab_size: tok.vocabSize } });
+const MARKERS: number[] = [
+  st.blockStart,
+  st.blockEnd,
+  st.summaryStart,
+  st.summaryEnd,
+  st.thinkStart,
+  st.thinkEnd,
+  st.imStart as number,
+  st.imEnd as number,
+  0,
+  9,
+];
 
-type Op = { op: "prefill" | "decode" | "evict" | "recompute" | "free" | "allocate"; seq: number; positions?: number[]; start?: number; end?: number; token?: number };
+type Op = {
+  op: "prefill" | "decode" | "evict" | "recompute" | "free" | "allocate";
+  seq: number;
+  positions?: number[];
+  start?: number;
+  end?: number;
+  token?: number;
+};
 
 /**
  * The reference backend with a position-driven script on top of the model's logits: at scripted positions the
@@ -104,10 +127,16 @@ async function runAll(engine: MementoEngine, reqs: EngineRequest[]) {
   return results;
 }
 
-const requests = (n: number, sampling: SamplingParams = GREEDY, masking: Partial<MaskingConfig> = {}): EngineRequest[] =>
+const requests = (
+  n: number,
+  sampling: SamplingParams = GREEDY,
+  masking: Partial<MaskingConfig> = {},
+): EngineRequest[] =>
   Array.from({ length: n }, (_, i) => ({
     id: `r${i}`,
-    promptTokens: tok.encode(`<|im_start|>user\nx=${i} a:${12345 + i * 1111} b:67890<|im_end|>\n<|im_start|>assistant\n<think>\n`),
+    promptTokens: tok.encode(
+      `<|im_start|>user\nx=${i} a:${12345 + i * 1111} b:67890<|im_end|>\n<|im_start|>assistant\n<think>\n`,
+    ),
     sampling: { ...sampling, seed: 100 + i },
     masking,
   }));
@@ -121,7 +150,10 @@ describe("engine: eviction during generation", () => {
     expect(r.stats.evictions).toBe(3); // summary_end at completion indices 31, 71, 111
     const ops = backend.ops.filter((o) => o.seq === 0);
     const decodes = ops.filter((o) => o.op === "decode");
-    decodes.forEach((d, i) => expect(d.positions![0]).toBe(P + i)); // logical: no shifting after evictions
+    // logical: no shifting after evictions
+    decodes.forEach((d, i) => {
+      expect(d.positions![0]).toBe(P + i);
+    });
     for (let i = 0; i < ops.length; i++) {
       if (ops[i].op !== "evict") continue;
       const prev = ops[i - 1];
@@ -163,13 +195,20 @@ describe("engine: preemption and recompute", () => {
     ["greedy, keep 0", {}, GREEDY],
     ["greedy, restart mode", { restartMode: true }, GREEDY],
     ["greedy, keep -1", { keepLastNBlocks: -1 }, { ...GREEDY, maxTokens: 60 }],
-    ["seeded sampling, keep 1", { keepLastNBlocks: 1 }, { temperature: 0.8, topP: 0.95, topK: 20, minP: 0.02, maxTokens: 150 }],
+    [
+      "seeded sampling, keep 1",
+      { keepLastNBlocks: 1 },
+      { temperature: 0.8, topP: 0.95, topK: 20, minP: 0.02, maxTokens: 150 },
+    ],
   ] as [string, Partial<MaskingConfig>, SamplingParams][]) {
     it(`a tiny budget forces preemptions and gives the same tokens (${label})`, async () => {
       const big = makeEngine();
       const ref = await runAll(big.engine, requests(4, sampling, masking));
       expect(big.engine.stats().preemptions).toBe(0);
-      const tiny = makeEngine({ kvBudgetTokens: masking.keepLastNBlocks === -1 ? 200 : 150, admissionReserveTokens: 4 });
+      const tiny = makeEngine({
+        kvBudgetTokens: masking.keepLastNBlocks === -1 ? 200 : 150,
+        admissionReserveTokens: 4,
+      });
       const got = await runAll(tiny.engine, requests(4, sampling, masking));
       const s = tiny.engine.stats();
       expect(s.preemptions).toBeGreaterThan(0);
@@ -186,6 +225,28 @@ describe("engine: preemption and recompute", () => {
       expect(tiny.backend.inner.sequences).toBe(0);
     });
   }
+
+  it("readmits a preempted request whose logical length exceeds the whole budget (its peak bounds the rebuild)", async () => {
+    // Short blocks, tiny mementos: a request keeps 5 of every 24 tokens, so two of them fill the budget only
+    // after each has computed more tokens than the whole budget holds.
+    const sparse = (position: number) => {
+      if (position < P) return undefined;
+      const k = (position - P) % 24;
+      return ({ 0: st.blockStart, 20: st.blockEnd, 21: st.summaryStart, 23: st.summaryEnd } as Record<number, number>)[
+        k
+      ];
+    };
+    const sampling = { ...GREEDY, maxTokens: 600 };
+    const ref = await runAll(makeEngine({ script: sparse }).engine, requests(2, sampling));
+    const budget = 200;
+    const tiny = makeEngine({ script: sparse, kvBudgetTokens: budget, admissionReserveTokens: 4 });
+    const got = await runAll(tiny.engine, requests(2, sampling));
+    const preempted = got.filter((r) => r.stats.preemptions > 0);
+    expect(preempted.length).toBeGreaterThan(0);
+    // Preempted late: its recompute covered more tokens than the budget has cells.
+    expect(Math.max(...preempted.map((r) => r.stats.recomputedTokens))).toBeGreaterThan(budget);
+    for (let i = 0; i < 2; i++) expect(got[i].tokens).toEqual(ref[i].tokens);
+  }, 30_000);
 
   it("admission waits while the budget is full", async () => {
     const { engine } = makeEngine({ kvBudgetTokens: 2 * P + 30, admissionReserveTokens: 16 });
@@ -303,7 +364,10 @@ describe("engine: cancellation, stops, sampling", () => {
     expect(r.tokens.length).toBe(8);
     expect(r.text).not.toContain("<|im_end|>");
     const stopId = r.tokens[3];
-    const [r2] = await runAll(makeEngine({ script }).engine, requests(1, { ...GREEDY, maxTokens: 60, stopTokenIds: [stopId] }));
+    const [r2] = await runAll(
+      makeEngine({ script }).engine,
+      requests(1, { ...GREEDY, maxTokens: 60, stopTokenIds: [stopId] }),
+    );
     expect(r2.tokens.length).toBeLessThanOrEqual(4);
     expect(r2.tokens[r2.tokens.length - 1]).toBe(stopId);
   });
@@ -327,7 +391,11 @@ describe("engine: cancellation, stops, sampling", () => {
   });
 
   it("scheduler: preempts the newest, aborts a lone request, admits in order only after no preemption", () => {
-    const s = (arrival: number, residentTokens: number, admissionNeed = 0): Schedulable => ({ arrival, residentTokens, admissionNeed });
+    const s = (arrival: number, residentTokens: number, admissionNeed = 0): Schedulable => ({
+      arrival,
+      residentTokens,
+      admissionNeed,
+    });
     const sched = new Scheduler(new KvBudget(100, 10), 8);
     let plan = sched.plan([s(0, 40), s(2, 30), s(1, 29)], [s(3, 0, 5)]);
     expect(plan.preempt.map((x) => x.arrival)).toEqual([2]);
@@ -424,7 +492,7 @@ describe("engine: backend capabilities", () => {
   it("takes a backend that declares nothing at its word (its contract); the loader knows each declaration", () => {
     const { engine } = makeEngine();
     expect(engine.capabilities).toBe(DEFAULT_BACKEND_CAPABILITIES);
-    expect(BACKEND_CAPABILITIES).toEqual({ reference: REFERENCE_CAPABILITIES, llamacpp: LLAMACPP_CAPABILITIES });
+    expect(BACKEND_CAPABILITIES).toEqual({ reference: REFERENCE_CAPABILITIES, llamacpp: llamaCppCapabilities() });
     expect(LLAMACPP_CAPABILITIES).toMatchObject({ restartMode: false, unifiedKvPool: false });
   });
 });

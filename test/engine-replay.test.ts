@@ -6,23 +6,39 @@ import { resolveMasking, type MaskingConfig, type TrackerTokenIds } from "../src
 import { loadTokenizer } from "../src/format/tokenizer.js";
 import { createEngine } from "../src/engine/engine.js";
 import { ReferenceBackend } from "../src/engine/backends/reference.js";
-import { QWEN3_SPECIAL_IDS, VocabRemap, engineReplay, referenceReplay, syntheticReplays, type ReplayTrace } from "../src/bench/replay.js";
+import {
+  QWEN3_SPECIAL_IDS,
+  VocabRemap,
+  engineReplay,
+  referenceReplay,
+  syntheticReplays,
+  type ReplayTrace,
+} from "../src/bench/replay.js";
 import type { EngineTokenizer } from "../src/engine/types.js";
 import { describeWithReference, referencePath } from "./helpers/reference.js";
+import { ONE_LAYER_CONFIG } from "./helpers/random-model.js";
 
 const remap = new VocabRemap(QWEN3_SPECIAL_IDS, 96);
-const model = Qwen3Model.random(
-  toyConfig({ vocab_size: remap.vocabSize, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8 }),
-  { seed: 3 },
-);
+const model = Qwen3Model.random(toyConfig({ ...ONE_LAYER_CONFIG, vocab_size: remap.vocabSize }), { seed: 3 });
 
 function markers(tok: EngineTokenizer): TrackerTokenIds {
   const s = tok.specialTokens;
-  return { blockStart: s.blockStart, blockEnd: s.blockEnd, summaryStart: s.summaryStart, summaryEnd: s.summaryEnd, imStart: s.imStart, assistant: s.assistant };
+  return {
+    blockStart: s.blockStart,
+    blockEnd: s.blockEnd,
+    summaryStart: s.summaryStart,
+    summaryEnd: s.summaryEnd,
+    imStart: s.imStart,
+    assistant: s.assistant,
+  };
 }
 
 async function replayPeak(trace: ReplayTrace, masking: Partial<MaskingConfig>) {
-  const engine = createEngine({ backend: new ReferenceBackend(model), tokenizer: remap.tokenizer, kvBudgetTokens: 1_000_000 });
+  const engine = createEngine({
+    backend: new ReferenceBackend(model),
+    tokenizer: remap.tokenizer,
+    kvBudgetTokens: 1_000_000,
+  });
   const r = await engine
     .submit({
       promptTokens: trace.promptTokens,
@@ -86,7 +102,8 @@ describeWithReference("engine replay vs simulateKv (reference Memento outputs, Q
 
   it("the Qwen3 ids of the markers are the ones the remap folds", () => {
     const st = tokenizer.specialTokens;
-    for (const k of ["blockStart", "blockEnd", "summaryStart", "summaryEnd", "imStart", "assistant", "eos"] as const) expect(st[k]).toBe(QWEN3_SPECIAL_IDS[k]);
+    for (const k of ["blockStart", "blockEnd", "summaryStart", "summaryEnd", "imStart", "assistant", "eos"] as const)
+      expect(st[k]).toBe(QWEN3_SPECIAL_IDS[k]);
   });
 
   for (const t of traces) checkAgainstSimulation(remap.trace(t));
@@ -104,7 +121,12 @@ describe("engineReplay (memento engine replay)", () => {
   it("measures the same KV as simulateKv on Qwen3-id tokens, folding the vocabulary", async () => {
     const [t] = syntheticReplays(1, 1200, 3, 150, 30);
     const tokens = [...t.promptTokens, ...t.completionTokens];
-    const ids = { blockStart: QWEN3_SPECIAL_IDS.blockStart, blockEnd: QWEN3_SPECIAL_IDS.blockEnd, summaryStart: QWEN3_SPECIAL_IDS.summaryStart, summaryEnd: QWEN3_SPECIAL_IDS.summaryEnd };
+    const ids = {
+      blockStart: QWEN3_SPECIAL_IDS.blockStart,
+      blockEnd: QWEN3_SPECIAL_IDS.blockEnd,
+      summaryStart: QWEN3_SPECIAL_IDS.summaryStart,
+      summaryEnd: QWEN3_SPECIAL_IDS.summaryEnd,
+    };
     for (const masking of [{}, { keepLastNBlocks: -1 }, { restartMode: true }]) {
       const r = await engineReplay(tokens, t.promptTokens.length, ids, masking);
       expect(r.match).toBe(true);

@@ -47,7 +47,10 @@ describe("normalizeAnswer", () => {
     expect(parseStructure(normalizeAnswer("(1,000)")).kind).toBe("ordered");
     expect(parseStructure(normalizeAnswer("\\{1,000\\}"))).toEqual({
       kind: "unordered",
-      items: [{ kind: "scalar", value: "1" }, { kind: "scalar", value: "0" }],
+      items: [
+        { kind: "scalar", value: "1" },
+        { kind: "scalar", value: "0" },
+      ],
     });
   });
   it("keeps `=` in a system", () => {
@@ -63,7 +66,10 @@ describe("structure and keys", () => {
     expect(parseStructure("(-\\infty,0)\\cup(1,\\infty)").kind).toBe("unordered");
     expect(parseStructure("1\\pm\\sqrt{2}")).toEqual({
       kind: "unordered",
-      items: [{ kind: "scalar", value: "1+\\sqrt{2}" }, { kind: "scalar", value: "1-\\sqrt{2}" }],
+      items: [
+        { kind: "scalar", value: "1+\\sqrt{2}" },
+        { kind: "scalar", value: "1-\\sqrt{2}" },
+      ],
     });
   });
   it("reduces rationals exactly", () => {
@@ -165,8 +171,10 @@ describe("isEquivalent", () => {
     expect((await isEquivalent("\\sqrt{8}", "2\\sqrt{2}")).method).toBe("numeric");
   });
   it("inline mode agrees on the tricky cases", async () => {
-    for (const [a, b] of EQUIVALENT) expect((await isEquivalent(a, b, { mode: "inline" })).equal, `${a} ${b}`).toBe(true);
-    for (const [a, b] of NOT_EQUIVALENT) expect((await isEquivalent(a, b, { mode: "inline" })).equal, `${a} ${b}`).toBe(false);
+    for (const [a, b] of EQUIVALENT)
+      expect((await isEquivalent(a, b, { mode: "inline" })).equal, `${a} ${b}`).toBe(true);
+    for (const [a, b] of NOT_EQUIVALENT)
+      expect((await isEquivalent(a, b, { mode: "inline" })).equal, `${a} ${b}`).toBe(false);
   });
   it("off mode uses normalisation and exact rationals only", async () => {
     expect((await isEquivalent("0.5", "\\frac{1}{2}", { mode: "off" })).equal).toBe(true);

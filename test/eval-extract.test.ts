@@ -47,7 +47,10 @@ describe("boxed", () => {
 describe("extractAnswer", () => {
   it("answer phrases", () => {
     expect(extractAnswer("blah\nFinal Answer: 42")).toEqual({ answer: "42", method: "answer_phrase" });
-    expect(extractAnswer("Thus the answer is $\\frac{3}{4}$.")).toEqual({ answer: "\\frac{3}{4}", method: "answer_phrase" });
+    expect(extractAnswer("Thus the answer is $\\frac{3}{4}$.")).toEqual({
+      answer: "\\frac{3}{4}",
+      method: "answer_phrase",
+    });
     expect(extractAnswer("**Answer:** 17")).toEqual({ answer: "17", method: "answer_phrase" });
     expect(extractAnswer("Final Answer: The final answer is 9. I hope it is correct.").answer).toBe("9");
     expect(extractAnswer("The answer is 3.\nActually, the final answer is 4.").answer).toBe("4");
@@ -56,7 +59,10 @@ describe("extractAnswer", () => {
     expect(extractAnswer("The final answer is $\\boxed{5}$. Answer: 6").answer).toBe("5");
   });
   it("falls back to the last inline math, then the last number, then raw text", () => {
-    expect(extractAnswer("we get $x=2$ and then $y = \\sqrt{3}$ done")).toEqual({ answer: "y = \\sqrt{3}", method: "inline_math" });
+    expect(extractAnswer("we get $x=2$ and then $y = \\sqrt{3}$ done")).toEqual({
+      answer: "y = \\sqrt{3}",
+      method: "inline_math",
+    });
     expect(extractAnswer("we get \\(7\\) so")).toEqual({ answer: "7", method: "inline_math" });
     expect(extractAnswer("there are 3 cats and 1,024 dogs")).toEqual({ answer: "1,024", method: "number" });
     expect(extractAnswer("it is 3/4 of it")).toEqual({ answer: "3/4", method: "number" });
@@ -73,7 +79,10 @@ describe("extractAnswer", () => {
 
 describe("extractChoice", () => {
   it("reads the last letter in the usual forms", () => {
-    expect(extractChoice("<think>maybe (A)</think>The answer is (C).")).toEqual({ answer: "C", method: "answer_phrase" });
+    expect(extractChoice("<think>maybe (A)</think>The answer is (C).")).toEqual({
+      answer: "C",
+      method: "answer_phrase",
+    });
     expect(extractChoice("Answer: b")).toEqual({ answer: "B", method: "answer_phrase" });
     expect(extractChoice("So I pick **D**")).toEqual({ answer: "D", method: "decorated" });
     expect(extractChoice("$\\boxed{\\text{(B)}}$")).toEqual({ answer: "B", method: "boxed" });
@@ -87,7 +96,8 @@ describe("extractChoice", () => {
 
 describe("extractProgram", () => {
   it("takes the last python/js block of the answer region", () => {
-    const r = "<think>```python\nprint(0)\n```</think>\nHere:\n```python\nprint(1)\n```\nand\n```js\nconsole.log(2)\n```\n";
+    const r =
+      "<think>```python\nprint(0)\n```</think>\nHere:\n```python\nprint(1)\n```\nand\n```js\nconsole.log(2)\n```\n";
     expect(extractProgram(r)).toEqual({ language: "javascript", code: "console.log(2)" });
     expect(extractProgram(r, { only: "python" })).toEqual({ language: "python", code: "print(1)" });
     expect(extractProgram("```\nprint(3)\n```")).toEqual({ language: "python", code: "print(3)" });

@@ -59,13 +59,25 @@ describe("pass@k", () => {
     expect(() => passAtK(4, 1, 5)).toThrow();
   });
   it("pass@1 averages over generations then problems, with the standard error over problems", () => {
-    const r = passAt1([[true, false], [true, true], [false, false, false, true]]);
+    const r = passAt1([
+      [true, false],
+      [true, true],
+      [false, false, false, true],
+    ]);
     expect(r.value).toBeCloseTo((0.5 + 1 + 0.25) / 3, 12);
     // values 0.5, 1, 0.25: sample variance 0.291667/2, stderr sqrt(0.145833/3)
     expect(r.stderr).toBeCloseTo(Math.sqrt(0.2916666667 / 2 / 3), 8);
     expect(r.problems).toBe(3);
     expect(standardError([0.7])).toBe(0);
-    expect(passAtKOverProblems([[true, false], [false, false]], 2).value).toBeCloseTo(0.5, 12);
+    expect(
+      passAtKOverProblems(
+        [
+          [true, false],
+          [false, false],
+        ],
+        2,
+      ).value,
+    ).toBeCloseTo(0.5, 12);
     expect(() => passAtKOverProblems([[true]], 2)).toThrow();
   });
 });
@@ -79,7 +91,10 @@ describe("maj@k", () => {
     expect(majAtKProblem(small, 1)).toBeCloseTo(2 / 3, 12);
   });
   it("groups equivalent answers by normalised form", () => {
-    const p = { answers: ["1/2", "0.5", "\\frac13", "1/3", "7", null], correct: [true, true, false, false, false, false] };
+    const p = {
+      answers: ["1/2", "0.5", "\\frac13", "1/3", "7", null],
+      correct: [true, true, false, false, false, false],
+    };
     // all six: 1/2 x2 (correct), 1/3 x2 (wrong), 7 x1, one abstention -> tie 1/2 vs 1/3
     expect(majAtKProblem(p, 6)).toBeCloseTo(0.5, 12);
     const v = majorityVote(p.answers, p.correct, seededRandom(3));
@@ -108,7 +123,9 @@ describe("maj@k", () => {
     }
     const est = majAtKProblem({ answers, correct }, 32, { trials: 4000, seed: 11 });
     expect(Math.abs(est - exact)).toBeLessThan(0.02);
-    expect(majAtKProblem({ answers, correct }, 32, { trials: 500, seed: 5 })).toBe(majAtKProblem({ answers, correct }, 32, { trials: 500, seed: 5 }));
+    expect(majAtKProblem({ answers, correct }, 32, { trials: 500, seed: 5 })).toBe(
+      majAtKProblem({ answers, correct }, 32, { trials: 500, seed: 5 }),
+    );
   });
   it("averages over problems and draws a curve", () => {
     const probs = [small, { answers: ["x", "y", "y"], correct: [true, false, false] }];
@@ -127,8 +144,22 @@ describe("compareRuns", () => {
       {
         benchmark: "AIME",
         problems: [
-          { id: "a", correct: [true, false], kv: [{ peak: 1000, auc: 5000 }, { peak: 3000, auc: 7000 }] },
-          { id: "b", correct: [false, false], kv: [{ peak: 2000, auc: 6000 }, { peak: 2000, auc: 6000 }] },
+          {
+            id: "a",
+            correct: [true, false],
+            kv: [
+              { peak: 1000, auc: 5000 },
+              { peak: 3000, auc: 7000 },
+            ],
+          },
+          {
+            id: "b",
+            correct: [false, false],
+            kv: [
+              { peak: 2000, auc: 6000 },
+              { peak: 2000, auc: 6000 },
+            ],
+          },
           { id: "only-vanilla", correct: [true, true] },
         ],
       },
@@ -138,8 +169,22 @@ describe("compareRuns", () => {
       {
         benchmark: "AIME",
         problems: [
-          { id: "b", correct: [true, false], kv: [{ peak: 500, auc: 1000 }, { peak: 700, auc: 2000 }] },
-          { id: "a", correct: [true, true], kv: [{ peak: 500, auc: 2000 }, { peak: 700, auc: 1000 }] },
+          {
+            id: "b",
+            correct: [true, false],
+            kv: [
+              { peak: 500, auc: 1000 },
+              { peak: 700, auc: 2000 },
+            ],
+          },
+          {
+            id: "a",
+            correct: [true, true],
+            kv: [
+              { peak: 500, auc: 2000 },
+              { peak: 700, auc: 1000 },
+            ],
+          },
         ],
       },
     ];

@@ -22,12 +22,19 @@ import {
   barChart,
   cdfChart,
 } from "../src/util/charts.js";
-import { computeGenerationKv, detectFullAttention, loadRun, renderReport, summariseRun, writeReport } from "../src/report/report.js";
+import {
+  computeGenerationKv,
+  detectFullAttention,
+  loadRun,
+  renderReport,
+  summariseRun,
+  writeReport,
+} from "../src/report/report.js";
 import type { Generation, RunManifest } from "../src/eval/types.js";
 import { PAPER_SAMPLING } from "../src/eval/types.js";
 import { hasReference, referencePath, repoRoot } from "./helpers/reference.js";
 import { runCli } from "./helpers/cli.js";
-import { hasChromium, noChromiumReason, openPage, seriesPointCounts } from "./helpers/browser.js";
+import { hasChromium, noChromiumReason, openPage, saveScreenshot, seriesPointCounts } from "./helpers/browser.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Fixtures: run directories written the way `memento eval run` writes them, with real Memento responses.
@@ -40,7 +47,9 @@ interface FixtureProblem {
 }
 
 function fixtureProblems(): FixtureProblem[] {
-  const out: FixtureProblem[] = [{ id: "base12-zeros", text: readFileSync(join(repoRoot, "assets", "sample-response.txt"), "utf8"), answer: "48" }];
+  const out: FixtureProblem[] = [
+    { id: "base12-zeros", text: readFileSync(join(repoRoot, "assets", "sample-response.txt"), "utf8"), answer: "48" },
+  ];
   if (hasReference) {
     const answers: Record<string, string> = { response: "504", science: "C", code: "code" };
     for (const name of ["response", "science", "code"]) {
@@ -80,7 +89,12 @@ function manifest(label: string, problems: number, extra?: Record<string, unknow
  * Writes a run: N samples per problem; sample s of problem p is correct when (p + s + shift) % 3 != 0, and the
  * wrong ones vote for a wrong answer. The last problem's samples of the "errors" variant fail with a transport error.
  */
-function writeRun(dir: string, label: string, probs: FixtureProblem[], opts: { transform?: (t: string) => string; shift?: number; extra?: Record<string, unknown> } = {}): Generation[] {
+function writeRun(
+  dir: string,
+  label: string,
+  probs: FixtureProblem[],
+  opts: { transform?: (t: string) => string; shift?: number; extra?: Record<string, unknown> } = {},
+): Generation[] {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "run.json"), JSON.stringify(manifest(label, probs.length, opts.extra), null, 2));
   const gens: Generation[] = [];
@@ -147,8 +161,18 @@ describe("charts", () => {
 
   it("draws deterministic line charts with escaped labels and a legend", () => {
     const series = [
-      { name: "memento <masked>", points: Array.from({ length: 100 }, (_, i) => [i, (i % 20) * 3] as [number, number]) },
-      { name: "full & vanilla", points: [[0, 0], [99, 99]] as [number, number][], dashed: true },
+      {
+        name: "memento <masked>",
+        points: Array.from({ length: 100 }, (_, i) => [i, (i % 20) * 3] as [number, number]),
+      },
+      {
+        name: "full & vanilla",
+        points: [
+          [0, 0],
+          [99, 99],
+        ] as [number, number][],
+        dashed: true,
+      },
     ];
     const a = lineChart(series, { title: "KV", x: { label: "tokens" }, y: { label: "resident" } });
     expect(a).toBe(lineChart(series, { title: "KV", x: { label: "tokens" }, y: { label: "resident" } }));
@@ -173,9 +197,15 @@ describe("charts", () => {
     const cdf = cdfChart([{ name: "r", values: [0.1, 0.2, 0.3] }]);
     expect(cdf).toContain("(n=3)");
     expect(cdf).toContain("100%");
-    const sc = scatterChart([{ x: 1000, y: 60, label: "a" }, { x: 2500, y: 61, label: "b", hollow: true }]);
+    const sc = scatterChart([
+      { x: 1000, y: 60, label: "a" },
+      { x: 2500, y: 61, label: "b", hollow: true },
+    ]);
     expect((sc.match(/class="point"/g) ?? []).length).toBe(2);
-    const bars = barChart([{ label: "x", value: 2 }, { label: "y", value: 3 }]);
+    const bars = barChart([
+      { label: "x", value: 2 },
+      { label: "y", value: 3 },
+    ]);
     expect((bars.match(/class="bar"/g) ?? []).length).toBe(2);
     expect(lineChart([], { title: "empty" })).toContain("no data");
     const t = htmlTable(["a", "b"], [["<1>", { html: "<b>2</b>" }]]);
@@ -218,7 +248,11 @@ describe("loading run directories", () => {
     const run = loadRun(memDir);
     expect(run.generations.length).toBe(probs.length * N);
     const s = summariseRun(run);
-    const expected = probs.map((_, pi) => Array.from({ length: N }, (_, sIdx) => ((pi + sIdx) % 3 !== 0 ? 1 : 0) as number).reduce((a, b) => a + b, 0) / N);
+    const expected = probs.map(
+      (_, pi) =>
+        Array.from({ length: N }, (_, sIdx) => ((pi + sIdx) % 3 !== 0 ? 1 : 0) as number).reduce((a, b) => a + b, 0) /
+        N,
+    );
     expect(s.pass1).toBeCloseTo(expected.reduce((a, b) => a + b, 0) / expected.length, 10);
     expect(s.majAtK.length).toBe(N);
     expect(s.passAtK[N - 1]).toBeGreaterThanOrEqual(s.passAtK[0]);
@@ -249,7 +283,10 @@ describe("loading run directories", () => {
     check(() => loadRun(bad), /invalid run manifest: n:/);
     writeFileSync(join(bad, "run.json"), JSON.stringify(manifest("x", 1)));
     check(() => loadRun(bad), /no generations\.jsonl/);
-    writeFileSync(join(bad, "generations.jsonl"), `{"problemId":"a","sample":0,"status":"ok"}\n{"problemId":"a","sample":"x","status":"ok"}\n{"problemId":"a","sample":2,"status":"ok"}\n`);
+    writeFileSync(
+      join(bad, "generations.jsonl"),
+      `{"problemId":"a","sample":0,"status":"ok"}\n{"problemId":"a","sample":"x","status":"ok"}\n{"problemId":"a","sample":2,"status":"ok"}\n`,
+    );
     check(() => loadRun(bad), /generations\.jsonl:2: invalid generation: sample/);
   });
 
@@ -349,10 +386,7 @@ describe.skipIf(!hasChromium)("the report in headless Chromium", () => {
       const box = await p.page.locator("figure.sawtooth svg").first().boundingBox();
       expect(box!.width).toBeGreaterThan(200);
       expect(box!.height).toBeGreaterThan(100);
-      const shot = join(tmp, "report.png");
-      await p.page.screenshot({ path: shot, fullPage: true });
-      expect(readFileSync(shot).subarray(1, 4).toString()).toBe("PNG");
-      copyFileSync(shot, "/tmp/memento-report.png");
+      await saveScreenshot(p.page, join(tmp, "report.png"), "/tmp/memento-report.png");
       expect(p.problems).toEqual([]);
     } finally {
       await p.close();

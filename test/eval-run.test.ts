@@ -24,23 +24,53 @@ afterEach(async () => {
 
 function benchmark(count: number): string {
   const path = join(dir, "bench.jsonl");
-  const lines = Array.from({ length: count }, (_, i) => JSON.stringify({ id: `p${i}`, problem: `What is ${i + 2} + ${i * 3}?`, answer: String(2 * i + 2 + i * 3 - i) }));
+  const lines = Array.from({ length: count }, (_, i) =>
+    JSON.stringify({ id: `p${i}`, problem: `What is ${i + 2} + ${i * 3}?`, answer: String(2 * i + 2 + i * 3 - i) }),
+  );
   writeFileSync(path, lines.join("\n") + "\n");
   return path;
 }
 
-const lines = (p: string) => (existsSync(p) ? readFileSync(p, "utf8").split("\n").filter((l) => l.trim()) : []);
+const lines = (p: string) =>
+  existsSync(p)
+    ? readFileSync(p, "utf8")
+        .split("\n")
+        .filter((l) => l.trim())
+    : [];
 
 describe("memento eval run", () => {
   it("generates n per problem with the paper's sampling, checks answers, measures KV, and resumes without duplicates", async () => {
     const bench = benchmark(4);
     const out = join(dir, "run");
     fake.wrongEvery = 4;
-    const args = ["eval", "run", "-b", bench, "-e", fake.baseURL, "-m", "fake", "-n", "2", "-o", out, "--label", "memento", "-c", "2"];
+    const args = [
+      "eval",
+      "run",
+      "-b",
+      bench,
+      "-e",
+      fake.baseURL,
+      "-m",
+      "fake",
+      "-n",
+      "2",
+      "-o",
+      out,
+      "--label",
+      "memento",
+      "-c",
+      "2",
+    ];
     const r = await runCliAsync(args);
     expect(r.status, r.stderr).toBe(0);
     const body = fake.bodies[0] as Record<string, unknown>;
-    expect(body).toMatchObject({ temperature: 0.6, top_p: 0.95, top_k: 20, max_tokens: 32000, skip_special_tokens: false });
+    expect(body).toMatchObject({
+      temperature: 0.6,
+      top_p: 0.95,
+      top_k: 20,
+      max_tokens: 32000,
+      skip_special_tokens: false,
+    });
     const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
     expect(results.generations).toBe(8);
     expect(results.pass1).toBeCloseTo(6 / 8, 9); // every 4th answer is wrong

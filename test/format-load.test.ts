@@ -54,7 +54,11 @@ describe("loadResponses: kind detection", () => {
   });
 
   it("JSONL of {response} objects, with ids, problems and line numbers", () => {
-    const content = [JSON.stringify({ id: "a", response: good, problem: "p" }), "", JSON.stringify({ task_id: 7, response: bad })].join("\n");
+    const content = [
+      JSON.stringify({ id: "a", response: good, problem: "p" }),
+      "",
+      JSON.stringify({ task_id: 7, response: bad }),
+    ].join("\n");
     const r = loadResponses(file("r.jsonl", content));
     expect(r.kind).toBe("responses");
     expect(r.responses.map((x) => [x.id, x.line, x.problem])).toEqual([
@@ -68,9 +72,18 @@ describe("loadResponses: kind detection", () => {
     const r = parseResponsesFile(JSON.stringify(goodRow) + "\n" + JSON.stringify(goodRow) + "\n", "rows.jsonl");
     expect(r.kind).toBe("openmementos");
     expect(r.responses).toHaveLength(2);
-    expect(r.responses[1]).toMatchObject({ id: "line 2", line: 2, text: goodRow.response, problem: "q", record: goodRow });
+    expect(r.responses[1]).toMatchObject({
+      id: "line 2",
+      line: 2,
+      text: goodRow.response,
+      problem: "q",
+      record: goodRow,
+    });
     // A one-line file is also a single JSON document.
-    expect(parseResponsesFile(JSON.stringify(goodRow), "one.jsonl")).toMatchObject({ kind: "openmementos", responses: [{ id: "one.jsonl", line: 1 }] });
+    expect(parseResponsesFile(JSON.stringify(goodRow), "one.jsonl")).toMatchObject({
+      kind: "openmementos",
+      responses: [{ id: "one.jsonl", line: 1 }],
+    });
   });
 
   it("a single JSON object or an array of them", () => {
@@ -78,12 +91,33 @@ describe("loadResponses: kind detection", () => {
       kind: "responses",
       responses: [{ id: "one.json", text: good }],
     });
-    expect(parseResponsesFile(JSON.stringify([{ response: good }, { response: bad }]), "arr.json").responses.map((x) => x.id)).toEqual(["[0]", "[1]"]);
+    expect(
+      parseResponsesFile(JSON.stringify([{ response: good }, { response: bad }]), "arr.json").responses.map(
+        (x) => x.id,
+      ),
+    ).toEqual(["[0]", "[1]"]);
   });
 
   it("a segments JSON is rebuilt in the canonical layout", () => {
-    const seg = (type: string, block_idx: number, text: string) => ({ type, block_idx, text, char_len: text.length, approx_tokens: Math.floor(text.length / 4) });
-    const trace = { problem: "p", problem_source: "s", answer: "42", segments: [seg("block", 1, "b1"), seg("summary", 1, "m1"), seg("block", 2, "b2"), seg("summary", 2, "m2"), seg("answer", 0, "42")] };
+    const seg = (type: string, block_idx: number, text: string) => ({
+      type,
+      block_idx,
+      text,
+      char_len: text.length,
+      approx_tokens: Math.floor(text.length / 4),
+    });
+    const trace = {
+      problem: "p",
+      problem_source: "s",
+      answer: "42",
+      segments: [
+        seg("block", 1, "b1"),
+        seg("summary", 1, "m1"),
+        seg("block", 2, "b2"),
+        seg("summary", 2, "m2"),
+        seg("answer", 0, "42"),
+      ],
+    };
     const r = parseResponsesFile(JSON.stringify(trace, null, 2), "t.json");
     expect(r.kind).toBe("segments");
     expect(r.responses[0].text).toBe(good);
@@ -103,9 +137,15 @@ describe("loadResponses: kind detection", () => {
 describe("validateLoaded", () => {
   it("text files: diagnostics at file line:col", () => {
     const r = validateLoaded("f.txt", parseResponsesFile(bad, "f.txt"));
-    expect(r.lines).toEqual([`f.txt:4:1: text_outside_block: text outside any block inside <think> (after a memento): "oops"`]);
+    expect(r.lines).toEqual([
+      `f.txt:4:1: text_outside_block: text outside any block inside <think> (after a memento): "oops"`,
+    ]);
     expect(r.exitCode).toBe(1);
-    expect(validateLoaded("g.txt", parseResponsesFile(good, "g.txt"))).toMatchObject({ exitCode: 0, lines: [], errors: 0 });
+    expect(validateLoaded("g.txt", parseResponsesFile(good, "g.txt"))).toMatchObject({
+      exitCode: 0,
+      lines: [],
+      errors: 0,
+    });
   });
 
   it("JSONL: record line, and the position inside the response", () => {
@@ -129,16 +169,33 @@ describe("validateLoaded", () => {
   });
 
   it("segments files: segment checks are reported at line 1", () => {
-    const seg = (type: string, block_idx: number, text: string, char_len = text.length) => ({ type, block_idx, text, char_len, approx_tokens: Math.floor(text.length / 4) });
-    const trace = { problem: "p", problem_source: "s", answer: "a", segments: [seg("block", 1, "b1", 5), seg("summary", 1, "m1"), seg("answer", 0, "a")] };
+    const seg = (type: string, block_idx: number, text: string, char_len = text.length) => ({
+      type,
+      block_idx,
+      text,
+      char_len,
+      approx_tokens: Math.floor(text.length / 4),
+    });
+    const trace = {
+      problem: "p",
+      problem_source: "s",
+      answer: "a",
+      segments: [seg("block", 1, "b1", 5), seg("summary", 1, "m1"), seg("answer", 0, "a")],
+    };
     const r = validateLoaded("t.json", parseResponsesFile(JSON.stringify(trace), "t.json"));
-    expect(r.lines).toEqual(["t.json:1:1: char_len_mismatch: segment 0 (block 1): char_len 5 but the text has 2 characters"]);
+    expect(r.lines).toEqual([
+      "t.json:1:1: char_len_mismatch: segment 0 (block 1): char_len 5 but the text has 2 characters",
+    ]);
     expect(r.exitCode).toBe(1);
   });
 
   it("warnings are printed only on request and never fail", () => {
     const s = `<think>${BLOCK_START} ${BLOCK_END}${SUMMARY_START}m${SUMMARY_END}</think>a`;
-    expect(validateLoaded("w.txt", parseResponsesFile(s, "w.txt"))).toMatchObject({ exitCode: 0, lines: [], warnings: 1 });
+    expect(validateLoaded("w.txt", parseResponsesFile(s, "w.txt"))).toMatchObject({
+      exitCode: 0,
+      lines: [],
+      warnings: 1,
+    });
     expect(validateLoaded("w.txt", parseResponsesFile(s, "w.txt"), { warnings: true }).lines).toEqual([
       "w.txt:1:8: empty_block: warning: block 1 is empty",
     ]);
@@ -176,11 +233,19 @@ describe("memento trace validate (CLI)", () => {
     vi.restoreAllMocks();
     process.exitCode = undefined;
   });
-  const run = async (...args: string[]): Promise<{ code: number; exitCode: number | string | undefined; out: string; err: string }> => {
+  const run = async (
+    ...args: string[]
+  ): Promise<{ code: number; exitCode: number | string | undefined; out: string; err: string }> => {
     out = [];
     err = [];
-    vi.spyOn(process.stdout, "write").mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-    vi.spyOn(process.stderr, "write").mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
+    vi.spyOn(process.stdout, "write").mockImplementation((s: string | Uint8Array) => {
+      out.push(String(s));
+      return true;
+    });
+    vi.spyOn(process.stderr, "write").mockImplementation((s: string | Uint8Array) => {
+      err.push(String(s));
+      return true;
+    });
     const code = await main(["node", "memento", "trace", "validate", ...args]);
     const exitCode = process.exitCode;
     vi.restoreAllMocks();
@@ -199,7 +264,9 @@ describe("memento trace validate (CLI)", () => {
   it("invalid file: one line per diagnostic and exit status 1", async () => {
     const p = file("bad.txt", bad);
     const r = await run(p);
-    expect(r.out).toBe(`${p}:4:1: text_outside_block: text outside any block inside <think> (after a memento): "oops"\n`);
+    expect(r.out).toBe(
+      `${p}:4:1: text_outside_block: text outside any block inside <think> (after a memento): "oops"\n`,
+    );
     expect(r.exitCode).toBe(1);
   });
 

@@ -39,14 +39,50 @@ describe("OpenMementos row schema", () => {
   it("reports gaps, overlaps, bad order, out of range and uncovered sentences", () => {
     const issue = (blocks: [number, number][], extra: Partial<OpenMementosRow> = {}) =>
       checkOpenMementosRow({ ...row(), blocks, ...extra });
-    expect(issue([[1, 1], [2, 3]])).toEqual([{ path: "blocks.0.0", message: "block 0 starts at sentence 1; the first block must start at sentence 0" }]);
-    expect(issue([[0, 0], [2, 3]])[0].message).toBe("block 1 starts at sentence 2 but block 0 ends at 0: sentences 1..1 are in no block");
-    expect(issue([[0, 2], [2, 3]])[0].message).toMatch(/block 1 starts at sentence 2, overlapping block 0 which ends at 2/);
-    expect(issue([[0, 1], [2, 4]])[0]).toEqual({ path: "blocks.1.1", message: "block 1 ends at sentence 4 but there are only 4 sentences (ranges are inclusive)" });
-    expect(issue([[0, 1], [2, 1]])[0].message).toMatch(/end before start/);
-    expect(issue([[0, 1], [2, 2]], { block_summaries: ["a", "b"] })[0].message).toBe(
-      "blocks cover sentences 0..2 but there are 4 sentences (the last 1 are in no block)",
-    );
+    expect(
+      issue([
+        [1, 1],
+        [2, 3],
+      ]),
+    ).toEqual([
+      { path: "blocks.0.0", message: "block 0 starts at sentence 1; the first block must start at sentence 0" },
+    ]);
+    expect(
+      issue([
+        [0, 0],
+        [2, 3],
+      ])[0].message,
+    ).toBe("block 1 starts at sentence 2 but block 0 ends at 0: sentences 1..1 are in no block");
+    expect(
+      issue([
+        [0, 2],
+        [2, 3],
+      ])[0].message,
+    ).toMatch(/block 1 starts at sentence 2, overlapping block 0 which ends at 2/);
+    expect(
+      issue([
+        [0, 1],
+        [2, 4],
+      ])[0],
+    ).toEqual({
+      path: "blocks.1.1",
+      message: "block 1 ends at sentence 4 but there are only 4 sentences (ranges are inclusive)",
+    });
+    expect(
+      issue([
+        [0, 1],
+        [2, 1],
+      ])[0].message,
+    ).toMatch(/end before start/);
+    expect(
+      issue(
+        [
+          [0, 1],
+          [2, 2],
+        ],
+        { block_summaries: ["a", "b"] },
+      )[0].message,
+    ).toBe("blocks cover sentences 0..2 but there are 4 sentences (the last 1 are in no block)");
     expect(checkOpenMementosRow({ ...row(), block_summaries: ["only one"] })).toEqual([
       { path: "block_summaries", message: "1 block_summaries for 2 blocks (need exactly one per block)" },
     ]);
@@ -55,7 +91,9 @@ describe("OpenMementos row schema", () => {
   it("reports shape errors with their path", () => {
     const bad = { ...row(), difficulty: 2.5 } as unknown;
     expect(checkOpenMementosRow(bad)[0].path).toBe("difficulty");
-    expect(() => parseOpenMementosRow({ ...row(), blocks: [[0]] }, "data.jsonl:3")).toThrow(/^data.jsonl:3: invalid OpenMementos row: blocks.0/);
+    expect(() => parseOpenMementosRow({ ...row(), blocks: [[0]] }, "data.jsonl:3")).toThrow(
+      /^data.jsonl:3: invalid OpenMementos row: blocks.0/,
+    );
   });
 });
 
@@ -86,7 +124,9 @@ describe("row <-> response", () => {
 
   it("responseToRow reports sentences that do not match the blocks", () => {
     const r = row();
-    expect(() => responseToRow(r.response, ["We add.", "2+2 = 5.", "Check: 4-2 = 2.", "Good."], meta)).toThrow(/block 0: sentence 1 does not continue/);
+    expect(() => responseToRow(r.response, ["We add.", "2+2 = 5.", "Check: 4-2 = 2.", "Good."], meta)).toThrow(
+      /block 0: sentence 1 does not continue/,
+    );
     expect(() => responseToRow(r.response, r.sentences.slice(0, 3), meta)).toThrow(/block 1: the sentences run out/);
     expect(() => responseToRow(r.response, [...r.sentences, "Extra."], meta)).toThrow(/sentence 4 is in no block/);
   });
@@ -96,16 +136,18 @@ describe("row <-> response", () => {
     const rows = fc
       .array(fc.array(sentence, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 5 })
       .chain((groups) =>
-        fc.array(fc.stringMatching(/^[a-z ]{1,10}$/), { minLength: groups.length, maxLength: groups.length }).map((sums) => {
-          const sentences = groups.flat();
-          const blocks: [number, number][] = [];
-          let i = 0;
-          for (const g of groups) {
-            blocks.push([i, i + g.length - 1]);
-            i += g.length;
-          }
-          return { sentences, blocks, sums };
-        }),
+        fc
+          .array(fc.stringMatching(/^[a-z ]{1,10}$/), { minLength: groups.length, maxLength: groups.length })
+          .map((sums) => {
+            const sentences = groups.flat();
+            const blocks: [number, number][] = [];
+            let i = 0;
+            for (const g of groups) {
+              blocks.push([i, i + g.length - 1]);
+              i += g.length;
+            }
+            return { sentences, blocks, sums };
+          }),
       );
     fc.assert(
       fc.property(rows, ({ sentences, blocks, sums }) => {

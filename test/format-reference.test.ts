@@ -23,7 +23,13 @@ const small: ReferenceTrace = {
   problem: "p",
   problem_source: "unit",
   answer: "4",
-  segments: [seg("block", 1, "Add 2 and 2."), seg("summary", 1, "2+2=4."), seg("block", 2, "Check."), seg("summary", 2, "ok"), seg("answer", 0, "**4**")],
+  segments: [
+    seg("block", 1, "Add 2 and 2."),
+    seg("summary", 1, "2+2=4."),
+    seg("block", 2, "Check."),
+    seg("summary", 2, "ok"),
+    seg("answer", 0, "**4**"),
+  ],
 };
 
 describe("segments JSON <-> response", () => {
@@ -45,7 +51,9 @@ describe("segments JSON <-> response", () => {
     expect(t.segments).toEqual([seg("block", 1, "x😀y"), seg("summary", 1, "m"), seg("answer", 0, "A")]);
     expect(t.segments[0].char_len).toBe(3); // "x😀y" is 4 UTF-16 units
     expect(t).not.toHaveProperty("label");
-    expect(responseToReference(s, { problem: "p", problem_source: "u", answer: "A", label: "Math" }).label).toBe("Math");
+    expect(responseToReference(s, { problem: "p", problem_source: "u", answer: "A", label: "Math" }).label).toBe(
+      "Math",
+    );
   });
 
   it("reports wrong char_len, approx_tokens, order and a missing summary", () => {
@@ -69,12 +77,17 @@ describe("segments JSON <-> response", () => {
     expect(issues[2].message).toBe("segment 2: expected block 2, found summary 2");
     expect(issues[3].message).toBe("block 3 has no summary segment");
     expect(() => parseReferenceTrace(bad, "f.json")).toThrow(/^f.json: segment 0 \(block 1\): char_len 99/);
-    expect(() => parseReferenceTrace({ ...small, segments: [{ type: "note" }] })).toThrow(/invalid segments JSON: segments.0.type/);
+    expect(() => parseReferenceTrace({ ...small, segments: [{ type: "note" }] })).toThrow(
+      /invalid segments JSON: segments.0.type/,
+    );
   });
 
   it("a malformed trace renders as it stands so the validator can point at it", () => {
     const t = { ...small, segments: [seg("summary", 1, "m"), seg("block", 1, "b")] };
-    expect(validateResponse(referenceToResponse(t)).diagnostics.map((d) => d.code)).toEqual(["memento_without_block", "block_without_memento"]);
+    expect(validateResponse(referenceToResponse(t)).diagnostics.map((d) => d.code)).toEqual([
+      "memento_without_block",
+      "block_without_memento",
+    ]);
   });
 });
 

@@ -9,7 +9,16 @@ import {
   renderResponse,
   renderSegments,
 } from "../src/format/response.js";
-import { BLOCK_END, BLOCK_START, FORMAT_MARKERS, SUMMARY_END, SUMMARY_START, THINK_END, THINK_START } from "../src/format/tokens.js";
+import {
+  BLOCK_END,
+  BLOCK_START,
+  FORMAT_MARKERS,
+  SUMMARY_END,
+  SUMMARY_START,
+  THINK_END,
+  THINK_START,
+} from "../src/format/tokens.js";
+import { responseParts } from "./helpers/arbitraries.js";
 
 const B = BLOCK_START;
 const BE = BLOCK_END;
@@ -77,8 +86,17 @@ describe("parseResponse on a well-formed response", () => {
 
   it("labels text by region", () => {
     expect(parseResponse(`hi${THINK_START}x${B}y${BE}${S}z${SE}${THINK_END}a`).segments.map((g) => g.kind)).toEqual([
-      "preamble", "think_start", "gap", "block_start", "block_text", "block_end",
-      "summary_start", "memento_text", "summary_end", "think_end", "answer",
+      "preamble",
+      "think_start",
+      "gap",
+      "block_start",
+      "block_text",
+      "block_end",
+      "summary_start",
+      "memento_text",
+      "summary_end",
+      "think_end",
+      "answer",
     ]);
   });
 
@@ -127,7 +145,9 @@ describe("parseResponse on malformed input (lenient)", () => {
 
   it("orphan mementos get blockIndex null with the reason on the marker", () => {
     const effects = (s: string) =>
-      parseResponse(s).segments.filter((g) => isMarkerSegment(g) && g.kind === "summary_start").map((g) => isMarkerSegment(g) && g.effect);
+      parseResponse(s)
+        .segments.filter((g) => isMarkerSegment(g) && g.kind === "summary_start")
+        .map((g) => isMarkerSegment(g) && g.effect);
     expect(effects(`<think>${S}x${SE}`)).toEqual(["no_closed_block"]);
     expect(effects(`<think>${B}b${S}x${SE}${BE}`)).toEqual(["block_open"]);
     expect(effects(`<think>${B}b${BE}${S}x${SE}${S}y${SE}`)).toEqual(["ok", "block_has_memento"]);
@@ -147,7 +167,18 @@ describe("parseResponse on malformed input (lenient)", () => {
     expect(p.blocks).toHaveLength(1);
     expect(p.answer?.text).toBe(`ans ${B}x${BE}</think>`);
     const effects = p.segments.filter(isMarkerSegment).map((g) => g.effect);
-    expect(effects).toEqual(["ok", "duplicate", "ok", "ok", "ok", "ok", "ok", "after_think_end", "after_think_end", "after_think_end"]);
+    expect(effects).toEqual([
+      "ok",
+      "duplicate",
+      "ok",
+      "ok",
+      "ok",
+      "ok",
+      "ok",
+      "after_think_end",
+      "after_think_end",
+      "after_think_end",
+    ]);
   });
 });
 
@@ -161,11 +192,17 @@ describe("render(parse(s)) === s (property)", () => {
   const markerSoup = fc.array(pieces, { maxLength: 40 }).map((a) => a.join(""));
 
   it("holds for arbitrary strings", () => {
-    fc.assert(fc.property(fc.string({ maxLength: 200, unit: "binary" }), (s) => checkInvariants(parseResponse(s), s)), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200, unit: "binary" }), (s) => checkInvariants(parseResponse(s), s)),
+      { numRuns: 500 },
+    );
   });
 
   it("holds for random marker/text sequences, including malformed ones", () => {
-    fc.assert(fc.property(markerSoup, (s) => checkInvariants(parseResponse(s), s)), { numRuns: 2000 });
+    fc.assert(
+      fc.property(markerSoup, (s) => checkInvariants(parseResponse(s), s)),
+      { numRuns: 2000 },
+    );
   });
 
   it("holds for markers split or glued at random positions", () => {
@@ -177,7 +214,10 @@ describe("render(parse(s)) === s (property)", () => {
         const j = s.length ? b % s.length : 0;
         return s.slice(0, Math.min(i, j)) + s.slice(Math.max(i, j)); // cut a random piece out
       });
-    fc.assert(fc.property(glued, (s) => checkInvariants(parseResponse(s), s)), { numRuns: 1000 });
+    fc.assert(
+      fc.property(glued, (s) => checkInvariants(parseResponse(s), s)),
+      { numRuns: 1000 },
+    );
   });
 });
 
@@ -194,19 +234,15 @@ describe("buildResponse", () => {
 
   it("rejects mismatched counts and parts containing markers", () => {
     expect(() => buildResponse({ blocks: ["a"], mementos: [], answer: "" })).toThrow(/1 blocks but 0 mementos/);
-    expect(() => buildResponse({ blocks: [`a${BE}b`], mementos: ["m"], answer: "" })).toThrow(/block 1 contains the format marker <\|block_end\|>/);
+    expect(() => buildResponse({ blocks: [`a${BE}b`], mementos: ["m"], answer: "" })).toThrow(
+      /block 1 contains the format marker <\|block_end\|>/,
+    );
     expect(() => buildResponse({ blocks: ["a"], mementos: ["m"], answer: `x${THINK_END}` })).toThrow(/answer contains/);
   });
 
   it("parse/decompose invert it exactly (property)", () => {
     const text = fc.string({ maxLength: 30 }).filter((s) => FORMAT_MARKERS.every((m) => !s.includes(m)));
-    const parts = fc.integer({ min: 0, max: 6 }).chain((n) =>
-      fc.record({
-        blocks: fc.array(text, { minLength: n, maxLength: n }),
-        mementos: fc.array(text, { minLength: n, maxLength: n }),
-        answer: text,
-      }),
-    );
+    const parts = responseParts(text, 0, 6);
     fc.assert(
       fc.property(parts, (p) => {
         const s = buildResponse(p);

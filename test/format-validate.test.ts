@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { buildResponse } from "../src/format/response.js";
 import { BLOCK_END, BLOCK_START, FORMAT_MARKERS, SUMMARY_END, SUMMARY_START } from "../src/format/tokens.js";
 import { LineIndex, formatDiagnostic, validateResponse, type Diagnostic } from "../src/format/validate.js";
+import { responseParts } from "./helpers/arbitraries.js";
 
 const B = BLOCK_START;
 const BE = BLOCK_END;
@@ -34,13 +35,16 @@ describe("validateResponse: valid responses", () => {
   });
 
   it("every built response is valid (property)", () => {
-    const text = fc.string({ maxLength: 20 }).filter((s) => /\S/.test(s) && FORMAT_MARKERS.every((m) => !s.includes(m)));
-    const parts = fc.integer({ min: 1, max: 5 }).chain((n) =>
-      fc.record({ blocks: fc.array(text, { minLength: n, maxLength: n }), mementos: fc.array(text, { minLength: n, maxLength: n }), answer: text }),
+    const text = fc
+      .string({ maxLength: 20 })
+      .filter((s) => /\S/.test(s) && FORMAT_MARKERS.every((m) => !s.includes(m)));
+    const parts = responseParts(text, 1, 5);
+    fc.assert(
+      fc.property(parts, (p) => {
+        expect(validateResponse(buildResponse(p)).diagnostics).toEqual([]);
+      }),
+      { numRuns: 300 },
     );
-    fc.assert(fc.property(parts, (p) => {
-      expect(validateResponse(buildResponse(p)).diagnostics).toEqual([]);
-    }), { numRuns: 300 });
   });
 });
 
@@ -101,7 +105,9 @@ describe("validateResponse: each problem, with its position", () => {
 
   it("text outside blocks inside <think>", () => {
     const first = `<think>\n  stray\n${B}a${BE}${S}x${SE}</think>`;
-    expect(errors(first)).toMatchObject([{ code: "text_outside_block", offset: first.indexOf("stray"), line: 2, column: 3 }]);
+    expect(errors(first)).toMatchObject([
+      { code: "text_outside_block", offset: first.indexOf("stray"), line: 2, column: 3 },
+    ]);
     expect(errors(first)[0].message).toMatch(/\(between <think> and the first block\): "stray"/);
     const between = `<think>${B}a${BE}${S}x${SE} oops ${B}b${BE}${S}y${SE}</think>`;
     expect(errors(between)).toMatchObject([{ code: "text_outside_block", offset: between.indexOf("oops") }]);
@@ -123,7 +129,11 @@ describe("validateResponse: each problem, with its position", () => {
   it("markers after </think>", () => {
     const s = `<think>${B}a${BE}${S}m${SE}</think>\n\nanswer ${B}x${BE}\n</think>`;
     const ds = errors(s);
-    expect(ds.map((d) => d.code)).toEqual(["marker_after_think_end", "marker_after_think_end", "marker_after_think_end"]);
+    expect(ds.map((d) => d.code)).toEqual([
+      "marker_after_think_end",
+      "marker_after_think_end",
+      "marker_after_think_end",
+    ]);
     expect(ds[0]).toMatchObject({ offset: s.indexOf(B, 20), line: 3, column: 8 });
   });
 
@@ -148,7 +158,9 @@ describe("validateResponse: each problem, with its position", () => {
 
   it("diagnostics come sorted by offset and never throw on arbitrary input (property)", () => {
     const soup = fc
-      .array(fc.oneof(fc.constantFrom(...FORMAT_MARKERS), fc.string({ maxLength: 8 }), fc.constant("\n")), { maxLength: 30 })
+      .array(fc.oneof(fc.constantFrom(...FORMAT_MARKERS), fc.string({ maxLength: 8 }), fc.constant("\n")), {
+        maxLength: 30,
+      })
       .map((a) => a.join(""));
     fc.assert(
       fc.property(soup, fc.boolean(), (s, allow) => {

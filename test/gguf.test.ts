@@ -1,7 +1,6 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Qwen3Model, saveModel, toyConfig } from "../src/model/index.js";
 import {
   bytesToUnicode,
@@ -21,9 +20,9 @@ import { toyTokenizer } from "../src/train/char-tokenizer.js";
 import { Command } from "commander";
 import { register as registerExportGguf } from "../src/cli/gguf.js";
 import { register as registerAddTokens } from "../src/cli/model.js";
+import { tempDir } from "./helpers/tmp.js";
 
-const dir = mkdtempSync(join(tmpdir(), "memento-gguf-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir("memento-gguf-");
 
 const tok = toyTokenizer();
 const tokFiles = { json: tok.toTokenizerJson(), config: tok.toTokenizerConfig() as Record<string, unknown> };
@@ -81,7 +80,17 @@ describe("GGUF writer/reader", () => {
       names.add(g);
       expect(hfTensorName(g)).toBe(name);
     }
-    for (const n of ["token_embd.weight", "output_norm.weight", "output.weight", "blk.0.attn_q.weight", "blk.3.attn_k_norm.weight", "blk.1.ffn_down.weight", "blk.2.attn_output.weight", "blk.0.ffn_norm.weight", "blk.0.attn_norm.weight"]) {
+    for (const n of [
+      "token_embd.weight",
+      "output_norm.weight",
+      "output.weight",
+      "blk.0.attn_q.weight",
+      "blk.3.attn_k_norm.weight",
+      "blk.1.ffn_down.weight",
+      "blk.2.attn_output.weight",
+      "blk.0.ffn_norm.weight",
+      "blk.0.attn_norm.weight",
+    ]) {
       expect(names.has(n)).toBe(true);
     }
     expect(() => ggufTensorName("model.layers.0.self_attn.rotary_emb.inv_freq")).toThrow(/no GGUF name/);
@@ -119,8 +128,13 @@ describe("Qwen3 GGUF export", () => {
     const back = Qwen3Model.fromTensorMap(config, tensors);
     for (const [name, data] of model.params) expect(back.params.get(name), name).toEqual(data);
     // No Q/K permutation: llama.cpp's qwen3 uses NEOX RoPE = HF rotate_half (checked numerically in llamacpp.test.ts).
-    expect(readGgufTensor(file, "blk.0.attn_q.weight")).toEqual(model.params.get("model.layers.0.self_attn.q_proj.weight"));
-    expect(file.tensors.find((t) => t.name === "blk.0.attn_q.weight")!.dims).toEqual([cfg.hidden_size, cfg.num_attention_heads * cfg.head_dim]);
+    expect(readGgufTensor(file, "blk.0.attn_q.weight")).toEqual(
+      model.params.get("model.layers.0.self_attn.q_proj.weight"),
+    );
+    expect(file.tensors.find((t) => t.name === "blk.0.attn_q.weight")!.dims).toEqual([
+      cfg.hidden_size,
+      cfg.num_attention_heads * cfg.head_dim,
+    ]);
 
     expect(ggufGet(file, "general.architecture")).toBe("qwen3");
     expect(ggufGet(file, "tokenizer.ggml.model")).toBe("gpt2");
@@ -164,7 +178,8 @@ describe("Qwen3 GGUF export", () => {
     const orig = model.params.get("model.layers.1.mlp.up_proj.weight")!;
     const half = tensors.get("model.layers.1.mlp.up_proj.weight")!.data;
     let worst = 0;
-    for (let i = 0; i < orig.length; i++) worst = Math.max(worst, Math.abs(orig[i] - half[i]) / Math.max(Math.abs(orig[i]), 6e-5));
+    for (let i = 0; i < orig.length; i++)
+      worst = Math.max(worst, Math.abs(orig[i] - half[i]) / Math.max(Math.abs(orig[i]), 6e-5));
     expect(worst).toBeLessThan(1e-3);
   });
 
@@ -187,14 +202,21 @@ describe("memento model export-gguf", () => {
     const out = join(dir, "cli.gguf");
     const writes: string[] = [];
     const orig = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((s: string) => (writes.push(s), true)) as typeof process.stdout.write;
+    process.stdout.write = ((s: string) => {
+      writes.push(s);
+      return true;
+    }) as typeof process.stdout.write;
     try {
       await program.parseAsync(["node", "memento", "model", "export-gguf", ckpt, out, "--dtype", "f16"]);
     } finally {
       process.stdout.write = orig;
     }
-    expect(writes.join("")).toMatch(/wrote .*cli\.gguf .*GGUF v3, qwen3, 46 tensors F16, vocab 112 with 108 tokenizer tokens/);
+    expect(writes.join("")).toMatch(
+      /wrote .*cli\.gguf .*GGUF v3, qwen3, 46 tensors F16, vocab 112 with 108 tokenizer tokens/,
+    );
     expect(readQwen3Gguf(out).config.hidden_size).toBe(cfg.hidden_size);
-    await expect(program.parseAsync(["node", "memento", "model", "export-gguf", ckpt, out, "--dtype", "Q4"])).rejects.toThrow(/--dtype must be F32 or F16/);
+    await expect(
+      program.parseAsync(["node", "memento", "model", "export-gguf", ckpt, out, "--dtype", "Q4"]),
+    ).rejects.toThrow(/--dtype: expected F32 or F16/);
   });
 });

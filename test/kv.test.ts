@@ -26,7 +26,12 @@ describe("simulateKv", () => {
   it("vanilla keeps everything: peak = final = length, AUC = sum of prefix lengths", () => {
     const tokens = stream("pqSxxEMyNz");
     const r = simulateKv(tokens, 2, IDS, vanilla);
-    expect(r).toMatchObject({ peakTokens: 10, finalTokens: 10, aucTokens: 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10, compactions: [] });
+    expect(r).toMatchObject({
+      peakTokens: 10,
+      finalTokens: 10,
+      aucTokens: 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10,
+      compactions: [],
+    });
   });
 
   it("prompt tokens count toward peak but not AUC, and prompt blocks are not evicted during the prompt", () => {
@@ -62,17 +67,21 @@ describe("simulateKv", () => {
 
   it("the trajectory ends at finalTokens, sums to aucTokens and peaks at most at peakTokens", () => {
     fc.assert(
-      fc.property(fc.array(fc.constantFrom("x", "S", "E", "M", "N", "xxx", "SxxEMxN"), { maxLength: 60 }), fc.nat(), (parts, seed) => {
-        const tokens = stream(parts.join(""));
-        const promptLength = seed % (tokens.length + 1);
-        const r = simulateKv(tokens, promptLength, IDS, memento, { trajectory: true });
-        const t = r.trajectory!;
-        expect(t.length).toBe(tokens.length - promptLength);
-        expect(t.reduce((a, b) => a + b, 0)).toBe(r.aucTokens);
-        if (t.length) expect(t[t.length - 1]).toBe(r.finalTokens);
-        expect(Math.max(0, ...t)).toBeLessThanOrEqual(r.peakTokens);
-        expect(r.finalTokens).toBe(tokens.length - r.evictedTokens);
-      }),
+      fc.property(
+        fc.array(fc.constantFrom("x", "S", "E", "M", "N", "xxx", "SxxEMxN"), { maxLength: 60 }),
+        fc.nat(),
+        (parts, seed) => {
+          const tokens = stream(parts.join(""));
+          const promptLength = seed % (tokens.length + 1);
+          const r = simulateKv(tokens, promptLength, IDS, memento, { trajectory: true });
+          const t = r.trajectory!;
+          expect(t.length).toBe(tokens.length - promptLength);
+          expect(t.reduce((a, b) => a + b, 0)).toBe(r.aucTokens);
+          if (t.length) expect(t[t.length - 1]).toBe(r.finalTokens);
+          expect(Math.max(0, ...t)).toBeLessThanOrEqual(r.peakTokens);
+          expect(r.finalTokens).toBe(tokens.length - r.evictedTokens);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -113,7 +122,17 @@ describe("KV bytes", () => {
   });
 
   it("reads Hugging Face config.json: GQA, head_dim, dtype and sliding-window layers", () => {
-    const qwen = architectureFromHfConfig({ num_hidden_layers: 36, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 128, hidden_size: 4096, torch_dtype: "bfloat16", use_sliding_window: false, max_window_layers: 36, sliding_window: null });
+    const qwen = architectureFromHfConfig({
+      num_hidden_layers: 36,
+      num_attention_heads: 32,
+      num_key_value_heads: 8,
+      head_dim: 128,
+      hidden_size: 4096,
+      torch_dtype: "bfloat16",
+      use_sliding_window: false,
+      max_window_layers: 36,
+      sliding_window: null,
+    });
     expect(bytesPerToken(qwen)).toBe(147_456);
     expect(qwen.slidingWindow).toBeUndefined();
     const olmo = architectureFromHfConfig({
@@ -122,9 +141,24 @@ describe("KV bytes", () => {
       hidden_size: 256,
       torch_dtype: "float32",
       sliding_window: 16,
-      layer_types: ["sliding_attention", "sliding_attention", "sliding_attention", "full_attention", "sliding_attention", "sliding_attention", "sliding_attention", "full_attention"],
+      layer_types: [
+        "sliding_attention",
+        "sliding_attention",
+        "sliding_attention",
+        "full_attention",
+        "sliding_attention",
+        "sliding_attention",
+        "sliding_attention",
+        "full_attention",
+      ],
     });
-    expect(olmo).toMatchObject({ layers: 8, kvHeads: 4, headDim: 64, bytesPerElement: 4, slidingWindow: { layers: 6, window: 16 } });
+    expect(olmo).toMatchObject({
+      layers: 8,
+      kvHeads: 4,
+      headDim: 64,
+      bytesPerElement: 4,
+      slidingWindow: { layers: 6, window: 16 },
+    });
     expect(() => architectureFromHfConfig({ num_hidden_layers: 2 })).toThrow(/num_attention_heads/);
   });
 });
@@ -147,7 +181,11 @@ describe("memento kv simulate (CLI)", () => {
     expect(JSON.parse(r.stdout).bytes.peakBytes).toBe(8 * 147_456);
   });
   it("bad input: one line on stderr, exit 2", () => {
-    for (const bad of ["{", JSON.stringify({ ...input, promptLength: 99 }), JSON.stringify({ ...input, masking: { keepLastNBlocks: "all" } })]) {
+    for (const bad of [
+      "{",
+      JSON.stringify({ ...input, promptLength: 99 }),
+      JSON.stringify({ ...input, masking: { keepLastNBlocks: "all" } }),
+    ]) {
       const r = runCli(["kv", "simulate"], bad);
       expect(r.status).toBe(2);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);

@@ -45,8 +45,15 @@ function relativeImports(text: string): string[] {
   return specs;
 }
 
-/** The folder of src/ a path lies in, or the root file itself (a specifier ends in .js, a file in .ts). */
-const roomOf = (absPath: string) => relative(SRC, absPath).split("/")[0].replace(/\.ts$/, ".js");
+/**
+ * The folder of src/ a path lies in, or the root file itself (a specifier ends in .js, a file in .ts); "native"
+ * for the addon's loader outside src/ (native/llama-pool), which only the engine's backends may import.
+ */
+const roomOf = (absPath: string) => {
+  const rel = relative(SRC, absPath);
+  if (rel.startsWith("../native/")) return "native";
+  return rel.split("/")[0].replace(/\.ts$/, ".js");
+};
 
 interface Arrow {
   from: string;
@@ -86,9 +93,15 @@ describe("layers", () => {
 
   it("has no arrow from a lower layer to a higher one, nor between folders of one layer", () => {
     const upward = all
-      .filter((a) => a.from !== a.to && !(LAYERS[a.to] < LAYERS[a.from]))
+      .filter((a) => a.from !== a.to && a.to !== "native" && !(LAYERS[a.to] < LAYERS[a.from]))
       .map((a) => `${a.file} imports ${a.spec} (${a.from}, layer ${LAYERS[a.from]} -> ${a.to}, layer ${LAYERS[a.to]})`);
     expect(upward).toEqual([]);
+  });
+
+  it("lets only the engine's backends load the native addon", () => {
+    const native = all.filter((a) => a.to === "native");
+    expect(native.length).toBeGreaterThan(0);
+    expect(native.filter((a) => !a.file.startsWith("src/engine/backends/")).map((a) => a.file)).toEqual([]);
   });
 
   it("keeps src/cli a leaf: nothing outside it imports it", () => {

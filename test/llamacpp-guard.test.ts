@@ -9,15 +9,11 @@
  * Also: llama.cpp's own per-sequence position range and measured cells after the removal.
  * If an upgrade changes these semantics, this test fails. Skipped when the native binary cannot load.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LlamaCppBackend, llamaCppUnavailableReason, NODE_LLAMA_CPP_VERSION } from "../src/engine/backends/llamacpp.js";
+import { describe, expect, it } from "vitest";
+import { llamaCppUnavailableReason, NODE_LLAMA_CPP_VERSION } from "../src/engine/backends/llamacpp.js";
 import { ReferenceBackend } from "../src/engine/backends/reference.js";
-import { exportModelToGguf } from "../src/model/gguf.js";
-import { Qwen3Model, Rng, toyConfig } from "../src/model/index.js";
-import { toyTokenizer } from "../src/train/char-tokenizer.js";
+import { Rng } from "../src/model/index.js";
+import { exactLlamaCppSuite, peakedToyModel } from "./helpers/llama.js";
 
 const unavailable = await llamaCppUnavailableReason();
 if (unavailable) console.warn(`skipping the llama.cpp guard test: ${unavailable}`);
@@ -28,79 +24,91 @@ function maxLogitDiff(a: Float32Array, b: Float32Array): number {
   return d;
 }
 
-describe.skipIf(!!unavailable)(`llama.cpp low-level eviction keeps logical positions (node-llama-cpp ${NODE_LLAMA_CPP_VERSION})`, () => {
-  const tok = toyTokenizer();
-  const cfg = toyConfig({ vocab_size: 112 });
-  const model = Qwen3Model.random(cfg, { seed: 9, std: 0.2, normJitter: 0.1 });
-  const dir = mkdtempSync(join(tmpdir(), "memento-guard-"));
-  const path = join(dir, "toy.gguf");
-  let llama: LlamaCppBackend;
+describe.skipIf(!!unavailable)(
+  `llama.cpp low-level eviction keeps logical positions (node-llama-cpp ${NODE_LLAMA_CPP_VERSION})`,
+  () => {
+    const model = peakedToyModel(9);
+    const suite = exactLlamaCppSuite(model, 1, "memento-guard-");
 
-  beforeAll(async () => {
-    exportModelToGguf(model, { json: tok.toTokenizerJson(), config: tok.toTokenizerConfig() as Record<string, unknown> }, path);
-    llama = await LlamaCppBackend.create({ modelPath: path, sequences: 1, cellsPerSequence: 256, threads: 1, kvCacheType: "F32", flashAttention: false, verifyCells: true });
-  }, 120_000);
-  afterAll(async () => {
-    await llama?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+    it("the next token after removing [a, b) is computed at logical position p, not p - (b - a)", async () => {
+      const rng = new Rng(4);
+      const n = 300; // past the sequence's 256 cells: only possible because the removal frees cells
+      const tokens = Array.from({ length: n + 1 }, () => 12 + rng.int(96));
+      const a = 20;
+      const b = 120;
+      const seq = await suite.llama.allocate();
+      const ref = new ReferenceBackend(model);
+      const logical = await ref.allocate();
+      // Fill [0, 200), remove [a, b), then continue to p = n.
+      const upto = 200;
+      await suite.llama.prefill(
+        seq,
+        tokens.slice(0, upto),
+        tokens.slice(0, upto).map((_, i) => i),
+      );
+      await ref.prefill(
+        logical,
+        tokens.slice(0, upto),
+        tokens.slice(0, upto).map((_, i) => i),
+      );
+      expect(await suite.llama.evict(seq, a, b)).toBe(b - a);
+      await ref.evict(logical, a, b);
+      expect(suite.llama.positionRange(seq)).toEqual({ min: 0, max: upto - 1 }); // nothing moved
+      expect(suite.llama.measuredResidentTokens()).toBe(upto - (b - a));
+      for (let p = upto; p < n; p++) {
+        await suite.llama.decode([{ seq, token: tokens[p], position: p }]);
+        await ref.decode([{ seq: logical, token: tokens[p], position: p }]);
+      }
+      const p = n;
+      const got = (await suite.llama.decode([{ seq, token: tokens[p], position: p }]))[0];
+      const want = (await ref.decode([{ seq: logical, token: tokens[p], position: p }]))[0];
+      // The shifted alternative: survivors renumbered contiguously, as eraseContextTokenRanges would leave them.
+      const shiftedRef = new ReferenceBackend(model);
+      const shifted = await shiftedRef.allocate();
+      const kept = [...tokens.slice(0, a), ...tokens.slice(b, p + 1)];
+      const wrong = await shiftedRef.prefill(
+        shifted,
+        kept,
+        kept.map((_, i) => i),
+      );
+      const dLogical = maxLogitDiff(got, want);
+      const dShifted = maxLogitDiff(got, wrong);
+      console.log(
+        `guard: |logits - logical| = ${dLogical.toExponential(2)}, |logits - shifted| = ${dShifted.toExponential(2)}`,
+      );
+      expect(dLogical).toBeLessThan(1e-3);
+      expect(dShifted).toBeGreaterThan(100 * dLogical);
+      expect(dShifted).toBeGreaterThan(1e-2);
+      expect(suite.llama.positionRange(seq)).toEqual({ min: 0, max: p });
+      expect(suite.llama.residentTokens(seq)).toBe(p + 1 - (b - a));
+      expect(suite.llama.measuredResidentTokens()).toBe(p + 1 - (b - a));
+      expect(p + 1).toBeGreaterThan(suite.llama.cellsPerSequence);
+      await suite.llama.free(seq);
+      expect(suite.llama.measuredResidentTokens()).toBe(0);
+    }, 120_000);
 
-  it("the next token after removing [a, b) is computed at logical position p, not p - (b - a)", async () => {
-    const rng = new Rng(4);
-    const n = 300; // past the sequence's 256 cells: only possible because the removal frees cells
-    const tokens = Array.from({ length: n + 1 }, () => 12 + rng.int(96));
-    const a = 20;
-    const b = 120;
-    const seq = await llama.allocate();
-    const ref = new ReferenceBackend(model);
-    const logical = await ref.allocate();
-    // Fill [0, 200), remove [a, b), then continue to p = n.
-    const upto = 200;
-    await llama.prefill(seq, tokens.slice(0, upto), tokens.slice(0, upto).map((_, i) => i));
-    await ref.prefill(logical, tokens.slice(0, upto), tokens.slice(0, upto).map((_, i) => i));
-    expect(await llama.evict(seq, a, b)).toBe(b - a);
-    await ref.evict(logical, a, b);
-    expect(llama.positionRange(seq)).toEqual({ min: 0, max: upto - 1 }); // nothing moved
-    expect(llama.measuredResidentTokens()).toBe(upto - (b - a));
-    for (let p = upto; p < n; p++) {
-      await llama.decode([{ seq, token: tokens[p], position: p }]);
-      await ref.decode([{ seq: logical, token: tokens[p], position: p }]);
-    }
-    const p = n;
-    const got = (await llama.decode([{ seq, token: tokens[p], position: p }]))[0];
-    const want = (await ref.decode([{ seq: logical, token: tokens[p], position: p }]))[0];
-    // The shifted alternative: survivors renumbered contiguously, as eraseContextTokenRanges would leave them.
-    const shiftedRef = new ReferenceBackend(model);
-    const shifted = await shiftedRef.allocate();
-    const kept = [...tokens.slice(0, a), ...tokens.slice(b, p + 1)];
-    const wrong = await shiftedRef.prefill(shifted, kept, kept.map((_, i) => i));
-    const dLogical = maxLogitDiff(got, want);
-    const dShifted = maxLogitDiff(got, wrong);
-    console.log(`guard: |logits - logical| = ${dLogical.toExponential(2)}, |logits - shifted| = ${dShifted.toExponential(2)}`);
-    expect(dLogical).toBeLessThan(1e-3);
-    expect(dShifted).toBeGreaterThan(100 * dLogical);
-    expect(dShifted).toBeGreaterThan(1e-2);
-    expect(llama.positionRange(seq)).toEqual({ min: 0, max: p });
-    expect(llama.residentTokens(seq)).toBe(p + 1 - (b - a));
-    expect(llama.measuredResidentTokens()).toBe(p + 1 - (b - a));
-    expect(p + 1).toBeGreaterThan(llama.cellsPerSequence);
-    await llama.free(seq);
-    expect(llama.measuredResidentTokens()).toBe(0);
-  }, 120_000);
-
-  it("llama.cpp still refuses a position that does not continue the sequence (restart mode stays unsupported)", async () => {
-    const seq = await llama.allocate();
-    await llama.prefill(seq, [12, 13, 14, 15, 16], [0, 1, 2, 3, 4]);
-    await llama.evict(seq, 1, 3);
-    // Backend-level check (before llama.cpp is called):
-    await expect(llama.decode([{ seq, token: 17, position: 7 }])).rejects.toThrow(/does not continue/);
-    await expect(llama.recompute(seq, [15, 16], [3, 4])).rejects.toThrow(/restart mode is not supported/);
-    // Native level: if a future llama.cpp accepts a gap at the tail, restart mode could be supported; flag it.
-    const ctx = (llama as unknown as { ctx: { initBatch(n: number): void; addToBatch(s: number, p: number, t: Uint32Array, l: Uint32Array): Uint32Array; decodeBatch(): Promise<void> } }).ctx;
-    ctx.initBatch(1);
-    ctx.addToBatch(seq, 7, Uint32Array.of(17), new Uint32Array(0));
-    await expect(ctx.decodeBatch()).rejects.toThrow();
-    expect(llama.positionRange(seq)).toEqual({ min: 0, max: 4 });
-    await llama.free(seq);
-  }, 60_000);
-});
+    it("llama.cpp still refuses a position that does not continue the sequence (restart mode stays unsupported)", async () => {
+      const seq = await suite.llama.allocate();
+      await suite.llama.prefill(seq, [12, 13, 14, 15, 16], [0, 1, 2, 3, 4]);
+      await suite.llama.evict(seq, 1, 3);
+      // Backend-level check (before llama.cpp is called):
+      await expect(suite.llama.decode([{ seq, token: 17, position: 7 }])).rejects.toThrow(/does not continue/);
+      await expect(suite.llama.recompute(seq, [15, 16], [3, 4])).rejects.toThrow(/restart mode is not supported/);
+      // Native level: if a future llama.cpp accepts a gap at the tail, restart mode could be supported; flag it.
+      const ctx = (
+        suite.llama as unknown as {
+          ctx: {
+            initBatch(n: number): void;
+            addToBatch(s: number, p: number, t: Uint32Array, l: Uint32Array): Uint32Array;
+            decodeBatch(): Promise<void>;
+          };
+        }
+      ).ctx;
+      ctx.initBatch(1);
+      ctx.addToBatch(seq, 7, Uint32Array.of(17), new Uint32Array(0));
+      await expect(ctx.decodeBatch()).rejects.toThrow();
+      expect(suite.llama.positionRange(seq)).toEqual({ min: 0, max: 4 });
+      await suite.llama.free(seq);
+    }, 60_000);
+  },
+);

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { causalPattern, denseMask, isVisible, mementoPattern, visibleKeys, NEVER } from "../src/masking/masks.js";
 import { BlockTracker } from "../src/masking/tracker.js";
-import type { MaskingConfig } from "../src/masking/config.js";
+import { DEFAULT_MASKING, type MaskingConfig } from "../src/masking/config.js";
 import { IDS, stream } from "./helpers/stream.js";
 
 /** Every combination of the boolean options, for keepLastNBlocks -1..2. */
@@ -66,7 +66,7 @@ describe("attention patterns", () => {
   it("Stage 2 hides a block from every token after its <|summary_end|>, delimiters kept", () => {
     //                0123456789
     const tokens = stream("pSxxEMyNz");
-    const p = mementoPattern(tokens, 1, IDS, { ...allConfigs()[4], keepLastNBlocks: 0, maskDelimiters: false, requireAssistantSection: false, compactOnSummaryEnd: true, keepLastBlockForAnswer: false, restartMode: false });
+    const p = mementoPattern(tokens, 1, IDS, DEFAULT_MASKING); // the defaults are Stage 2 with delimiters kept
     expect(visibleKeys(p, 6)).toEqual([0, 1, 2, 3, 4, 5, 6]); // the memento sees its block
     expect(visibleKeys(p, 7)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]); // <|summary_end|> still sees it
     expect(visibleKeys(p, 8)).toEqual([0, 1, 4, 5, 6, 7, 8]); // after: prompt, delimiters, memento
@@ -76,7 +76,15 @@ describe("attention patterns", () => {
 
   it("restart mode rows show the memento recomputed without its block", () => {
     const tokens = stream("pSxxEMyNz");
-    const cfg: MaskingConfig = { keepLastNBlocks: 0, maskDelimiters: false, requireAssistantSection: false, compactOnSummaryEnd: true, keepLastBlockForAnswer: false, restartMode: true, maxBlockTokens: 0 };
+    const cfg: MaskingConfig = {
+      keepLastNBlocks: 0,
+      maskDelimiters: false,
+      requireAssistantSection: false,
+      compactOnSummaryEnd: true,
+      keepLastBlockForAnswer: false,
+      restartMode: true,
+      maxBlockTokens: 0,
+    };
     const p = mementoPattern(tokens, 1, IDS, cfg);
     expect(visibleKeys(p, 6)).toEqual([0, 5, 6]);
     expect(visibleKeys(p, 8)).toEqual([0, 5, 6, 7, 8]);

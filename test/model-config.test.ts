@@ -114,10 +114,17 @@ describe("model init, tensor maps and the HF checkpoint layout", () => {
     const dir = mkdtempSync(join(tmpdir(), "qwen3-"));
     try {
       for (const tied of [true, false]) {
-        const a = Qwen3Model.random(toyConfig({ num_hidden_layers: 2, tie_word_embeddings: tied }), { seed: 2, std: 0.2 });
+        const a = Qwen3Model.random(toyConfig({ num_hidden_layers: 2, tie_word_embeddings: tied }), {
+          seed: 2,
+          std: 0.2,
+        });
         saveModel(join(dir, "f32"), a);
         const json = JSON.parse(readFileSync(join(dir, "f32", "config.json"), "utf8"));
-        expect(json).toMatchObject({ model_type: "qwen3", architectures: ["Qwen3ForCausalLM"], torch_dtype: "float32" });
+        expect(json).toMatchObject({
+          model_type: "qwen3",
+          architectures: ["Qwen3ForCausalLM"],
+          torch_dtype: "float32",
+        });
         const b = loadModel(join(dir, "f32"));
         expect(b.config.tie_word_embeddings).toBe(tied);
         expect(b.params.has("lm_head.weight")).toBe(!tied);

@@ -6,9 +6,10 @@ import { Qwen3Model } from "../src/model/transformer.js";
 import { toyConfig } from "../src/model/config.js";
 import { saveModel } from "../src/model/index.js";
 import { evaluateBundledModel, runModelDemo } from "../src/demo/model-demo.js";
+import { TINY_MODEL_CONFIG } from "./helpers/random-model.js";
 
 describe("model demo", () => {
-  const config = toyConfig({ vocab_size: 112, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16 });
+  const config = toyConfig({ ...TINY_MODEL_CONFIG, num_hidden_layers: 1 });
   const dir = mkdtempSync(join(tmpdir(), "model-demo-"));
   saveModel(dir, Qwen3Model.random(config, { seed: 3 }));
 
@@ -17,7 +18,9 @@ describe("model demo", () => {
     expect(text).toMatch(/^Bundled model/);
     expect(text).toContain("Problem 2: ");
     expect(text.match(/ {2}answer .*: (correct|wrong); mementos right \d+\/\d+/g)).toHaveLength(2);
-    expect(text).toMatch(/Accuracy: \d\/2 with block masking, \d\/2 with full attention\. Mean peak KV: [\d.]+ vs [\d.]+ tokens/);
+    expect(text).toMatch(
+      /Accuracy: \d\/2 with block masking, \d\/2 with full attention\. Mean peak KV: [\d.]+ vs [\d.]+ tokens/,
+    );
   });
 
   it("--json evaluation reports both modes and checks the targets it states", () => {

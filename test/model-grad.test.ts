@@ -40,8 +40,15 @@ describe("kernels", () => {
   const rand = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
 
   it("matmulABt matches a naive product for odd shapes, with and without accumulation", () => {
-    for (const [M, K, N] of [[1, 1, 1], [3, 5, 7], [5, 8, 4], [2, 3, 9], [7, 1, 6]]) {
-      const a = rand(M * K), b = rand(N * K);
+    for (const [M, K, N] of [
+      [1, 1, 1],
+      [3, 5, 7],
+      [5, 8, 4],
+      [2, 3, 9],
+      [7, 1, 6],
+    ]) {
+      const a = rand(M * K),
+        b = rand(N * K);
       const ref = naiveABt(a, b, M, K, N);
       const out = new Float32Array(M * N).fill(1);
       matmulABt(out, a, b, M, K, N);
@@ -54,15 +61,21 @@ describe("kernels", () => {
   it("triangular matmuls agree with the full product on triangular operands", () => {
     for (const n of [1, 2, 5, 8, 11]) {
       const D = 3;
-      const a = rand(n * D), b = rand(n * D);
+      const a = rand(n * D),
+        b = rand(n * D);
       const full = naiveABt(a, b, n, D, n);
       const lower = new Float32Array(n * n);
       matmulABtTri(lower, a, b, n, D, n, "lower");
-      for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) expect(Math.abs(lower[i * n + j] - full[i * n + j])).toBeLessThan(1e-5);
-      const low = rand(n * n), up = rand(n * n);
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j <= i; j++) expect(Math.abs(lower[i * n + j] - full[i * n + j])).toBeLessThan(1e-5);
+      const low = rand(n * n),
+        up = rand(n * n);
       for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) (j > i ? low : up)[i * n + j] = 0;
       const bt = rand(D * n);
-      for (const [m, mode] of [[low, "prefix"], [up, "suffix"]] as const) {
+      for (const [m, mode] of [
+        [low, "prefix"],
+        [up, "suffix"],
+      ] as const) {
         const out = new Float32Array(n * D);
         matmulABtTri(out, m, bt, n, n, D, mode);
         const ref = naiveABt(m, bt, n, n, D);
@@ -72,7 +85,8 @@ describe("kernels", () => {
   });
 
   it("RoPE follows rotate_half, keeps norms, and its inverse undoes it", () => {
-    const D = 8, n = 3;
+    const D = 8,
+      n = 3;
     const x = rand(n * 2 * D);
     const y = Float32Array.from(x);
     const { cos, sin } = ropeTables([0, 5, 17], D, 10000);
@@ -115,7 +129,10 @@ describe("kernels", () => {
       expect(d[i]).toBeCloseTo((p - m) / (2 * eps), 3);
     }
     // Weights of 1 are the unweighted loss.
-    expect(crossEntropy(logits, targets, 4, 5, undefined, [1, 1, 1, 1]).loss).toBeCloseTo(crossEntropy(logits, targets, 4, 5).loss, 6);
+    expect(crossEntropy(logits, targets, 4, 5, undefined, [1, 1, 1, 1]).loss).toBeCloseTo(
+      crossEntropy(logits, targets, 4, 5).loss,
+      6,
+    );
   });
 });
 
@@ -200,6 +217,8 @@ describe("backward", () => {
 
   it("the memento pattern really changes the loss (masking reaches the attention)", () => {
     const model = Qwen3Model.random(tinyConfig(false), { seed: 7, std: 0.4 });
-    expect(Math.abs(model.loss(tokens, targets, memento) - model.loss(tokens, targets, causalPattern(tokens.length)))).toBeGreaterThan(1e-4);
+    expect(
+      Math.abs(model.loss(tokens, targets, memento) - model.loss(tokens, targets, causalPattern(tokens.length))),
+    ).toBeGreaterThan(1e-4);
   });
 });

@@ -38,7 +38,9 @@ function randomStream(rng: Rng): { tokens: number[]; promptLength: number } {
   const pieces = 3 + rng.int(6);
   for (let i = 0; i < pieces; i++) {
     if (wellFormed) {
-      parts.push("S" + "x".repeat(1 + rng.int(6)) + "E" + (rng.next() < 0.3 ? "x" : "") + "M" + "x".repeat(rng.int(4)) + "N");
+      parts.push(
+        "S" + "x".repeat(1 + rng.int(6)) + "E" + (rng.next() < 0.3 ? "x" : "") + "M" + "x".repeat(rng.int(4)) + "N",
+      );
     } else {
       const r = rng.next();
       if (r < 0.4) parts.push("x".repeat(1 + rng.int(3)));
@@ -83,7 +85,9 @@ function runIncremental(model: Qwen3Model, tokens: number[], promptLength: numbe
           positions.map((r) => tokens[r]),
           positions,
         );
-        positions.forEach((r) => recomputed.add(r));
+        positions.forEach((r) => {
+          recomputed.add(r);
+        });
         recomputedLogits.set(re, ev.recomputeFrom * V);
       }
     }
@@ -201,7 +205,10 @@ describe("KV cache bookkeeping", () => {
     const a = new KVCache(model);
     const b = new KVCache(model, 1);
     const la = a.prefill(tokens);
-    for (let i = 0; i < tokens.length; i++) expect(maxAbsDiff(b.step(tokens[i]), la.subarray(i * model.vocab, (i + 1) * model.vocab))).toBeLessThanOrEqual(1e-5);
+    for (let i = 0; i < tokens.length; i++)
+      expect(maxAbsDiff(b.step(tokens[i]), la.subarray(i * model.vocab, (i + 1) * model.vocab))).toBeLessThanOrEqual(
+        1e-5,
+      );
     expect(b.capacity).toBeGreaterThanOrEqual(tokens.length);
   });
 

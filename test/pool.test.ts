@@ -54,13 +54,25 @@ describe("runJournalled", () => {
     expect(seen[0]).toEqual({ p: expect.objectContaining({ done: 0, completed: 0, failed: 0 }), last: undefined });
     expect(seen.map((s) => s.p.done)).toEqual([0, 1, 2, 3, 4, 5]);
     for (const { p } of seen) expect(p.completed + p.failed).toBe(p.done);
-    expect(seen.slice(1).map((s) => s.last?.id).sort()).toEqual(ids(5));
-    expect(journalled().map((x) => x.id).sort()).toEqual(ids(5));
+    expect(
+      seen
+        .slice(1)
+        .map((s) => s.last?.id)
+        .sort(),
+    ).toEqual(ids(5));
+    expect(
+      journalled()
+        .map((x) => x.id)
+        .sort(),
+    ).toEqual(ids(5));
     expect([...r.records.keys()].sort()).toEqual(ids(5));
   });
 
   it("on resume skips the items already journalled; failed ones are taken again only with retryFailed", async () => {
-    const prior = [{ id: "t0", ok: true }, { id: "t1", ok: false }];
+    const prior = [
+      { id: "t0", ok: true },
+      { id: "t1", ok: false },
+    ];
     writeFileSync(journal, prior.map((x) => JSON.stringify(x) + "\n").join(""));
     const calls: string[] = [];
     const work = (id: string) => {
@@ -188,7 +200,11 @@ describe("runJournalled", () => {
     });
     await expect(run).rejects.toThrow("bug in t1");
     expect(started).toEqual(["t0", "t1", "t2"]);
-    expect(journalled().map((x) => x.id).sort()).toEqual(["t0", "t2"]);
+    expect(
+      journalled()
+        .map((x) => x.id)
+        .sort(),
+    ).toEqual(["t0", "t2"]);
     // The journal was closed cleanly: the same call resumes from it.
     const again = await pool(ids(10));
     expect(again.progress).toMatchObject({ resumed: 2, done: 10 });

@@ -125,7 +125,10 @@ describe("offline provider", () => {
     const good =
       "Therefore the answer is 89; f(n) = f(n-1) + f(n-2); f(1) = 1, f(2) = 2; f(3) = 3, f(4) = 5, f(5) = 8, f(6) = 13, f(7) = 21; " +
       "f(8) = 34, f(9) = 55, f(10) = 89; verify f(3) by listing: 3, which matches; closed form with Fibonacci numbers doesn't work directly";
-    const [jGood, jBad, jEmpty] = await p.judgeMementos([BLOCK, BLOCK, BLOCK], [good, "The model cleverly guesses 144.", ""]);
+    const [jGood, jBad, jEmpty] = await p.judgeMementos(
+      [BLOCK, BLOCK, BLOCK],
+      [good, "The model cleverly guesses 144.", ""],
+    );
     for (const j of [jGood, jBad, jEmpty]) {
       for (const k of Object.keys(JUDGE_MAX) as (keyof typeof JUDGE_MAX)[]) {
         expect(Number.isInteger(j.dimensions[k])).toBe(true);
@@ -144,7 +147,7 @@ describe("offline provider", () => {
   it("refines with what the feedback names and improves the score", async () => {
     const p = new OfflineProvider();
     const blocks = [BLOCK];
-    let mementos = ["Therefore the answer is 89."];
+    const mementos = ["Therefore the answer is 89."];
     let [j] = await p.judgeMementos(blocks, mementos);
     const first = j.score;
     expect(first).toBeLessThan(8);

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import {
   OpenAIProvider,
   ProviderAnswerError,
@@ -16,7 +16,7 @@ import {
   type Clock,
 } from "../src/data/providers/openai.js";
 import { UserError } from "../src/errors.js";
-import { startFakeOpenAI, stopFakeOpenAI, type FakeOpenAI } from "./helpers/fake-openai.js";
+import { startFakeOpenAI, stopFakeOpenAI, useFakeOpenAI } from "./helpers/fake-openai.js";
 
 const SENTENCES = [
   "We need the sum of the first 10 odd numbers.",
@@ -33,23 +33,17 @@ const BLOCKS = [
   "Let me check f(5). By the recurrence f(5) = f(4) + f(3) = 5 + 3 = 8. Listing the tilings by hand also gives 8, which confirms it. Therefore the answer is 8.",
 ];
 
-let fake: FakeOpenAI;
-beforeAll(async () => {
-  fake = await startFakeOpenAI();
-});
-afterAll(async () => {
-  await stopFakeOpenAI(fake);
-});
+const openai = useFakeOpenAI();
 afterEach(() => {
-  fake.faults = [];
-  fake.always = undefined;
-  fake.rejectResponseFormat = false;
-  fake.requests.length = 0;
+  openai.fake.faults = [];
+  openai.fake.always = undefined;
+  openai.fake.rejectResponseFormat = false;
+  openai.fake.requests.length = 0;
 });
 
 function provider(extra: Partial<OpenAIProviderOptions> = {}, events?: ProviderEvent[]): OpenAIProvider {
   return new OpenAIProvider({
-    baseURL: fake.baseURL,
+    baseURL: openai.fake.baseURL,
     apiKey: "test-key",
     model: "fake-model",
     retry: { attempts: 4, baseDelayMs: 10, maxDelayMs: 50, timeoutMs: 200 },
@@ -77,7 +71,7 @@ describe("openai provider against the fake server", () => {
     const refined = await p.refineMementos(BLOCKS, mementos, judgments, [1]);
     expect(refined).toHaveLength(1);
 
-    const chat = fake.requests.filter((r) => r.path === "/v1/chat/completions");
+    const chat = openai.fake.requests.filter((r) => r.path === "/v1/chat/completions");
     expect(chat.map((r) => r.kind)).toEqual(["score", "compress", "judge", "refine"]);
     const bodies = chat.map((r) => r.body as { model: string; response_format?: unknown; temperature?: number });
     expect(bodies.map((b) => b.model)).toEqual(["fake-model", "fake-model", "judge-model", "fake-model"]);
@@ -93,9 +87,9 @@ describe("openai provider against the fake server", () => {
     const p = provider({ prices: { inputPerMillion: 2, outputPerMillion: 8 } });
     await p.scoreBoundaries(SENTENCES);
     await p.writeMementos("problem", BLOCKS);
-    fake.faults.push({ kind: "non-json" }); // a re-ask is billed too
+    openai.fake.faults.push({ kind: "non-json" }); // a re-ask is billed too
     await p.scoreBoundaries(SENTENCES.slice(0, 4));
-    const billed = fake.requests.filter((r) => r.usage);
+    const billed = openai.fake.requests.filter((r) => r.usage);
     expect(billed).toHaveLength(4);
     const prompt = billed.reduce((a, r) => a + r.usage!.prompt_tokens, 0);
     const completion = billed.reduce((a, r) => a + r.usage!.completion_tokens, 0);
@@ -107,19 +101,19 @@ describe("openai provider against the fake server", () => {
   it("retries 429 and honours Retry-After", async () => {
     const events: ProviderEvent[] = [];
     const p = provider({}, events);
-    fake.faults.push({ kind: "429", retryAfter: "0.15" });
+    openai.fake.faults.push({ kind: "429", retryAfter: "0.15" });
     const t0 = Date.now();
     const scores = await p.scoreBoundaries(SENTENCES);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
     expect(scores).toHaveLength(SENTENCES.length - 1);
     expect(events).toEqual([expect.objectContaining({ type: "retry", status: 429, delayMs: 150 })]);
-    expect(fake.count("score")).toBe(2);
+    expect(openai.fake.count("score")).toBe(2);
   });
 
   it("prefers retry-after-ms over Retry-After", async () => {
     const events: ProviderEvent[] = [];
     const p = provider({}, events);
-    fake.faults.push({ kind: "429", retryAfter: "30", retryAfterMs: "20" });
+    openai.fake.faults.push({ kind: "429", retryAfter: "30", retryAfterMs: "20" });
     await p.scoreBoundaries(SENTENCES);
     expect(events[0]).toMatchObject({ type: "retry", delayMs: 20 });
   });
@@ -129,73 +123,79 @@ describe("openai provider against the fake server", () => {
     async (kind) => {
       const events: ProviderEvent[] = [];
       const p = provider({}, events);
-      fake.faults.push({ kind }, { kind });
+      openai.fake.faults.push({ kind }, { kind });
       const scores = await p.scoreBoundaries(SENTENCES);
       expect(scores).toEqual(await new OfflineProvider().scoreBoundaries(SENTENCES));
-      expect(fake.count("score")).toBe(3);
+      expect(openai.fake.count("score")).toBe(3);
       expect(events.filter((e) => e.type === "retry")).toHaveLength(2);
       expect(p.stats().retries).toBe(2);
       for (const e of events) if (e.type === "retry") expect(e.delayMs).toBeLessThanOrEqual(20);
     },
   );
 
-  it.each(["500", "hang", "reset", "truncate"] as const)("gives up after the configured attempts on %s", async (kind) => {
-    const p = provider({ retry: { attempts: 3, baseDelayMs: 5, timeoutMs: 150 } });
-    fake.always = { kind };
-    const err = await p.scoreBoundaries(SENTENCES).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ProviderRequestError);
-    const e = err as ProviderRequestError;
-    expect(e.attempts).toBe(3);
-    expect(e.retryable).toBe(true);
-    expect(e.stage).toBe("score");
-    if (kind === "500") expect(e.status).toBe(500);
-    expect(fake.count("score")).toBe(3);
-  });
+  it.each(["500", "hang", "reset", "truncate"] as const)(
+    "gives up after the configured attempts on %s",
+    async (kind) => {
+      const p = provider({ retry: { attempts: 3, baseDelayMs: 5, timeoutMs: 150 } });
+      openai.fake.always = { kind };
+      const err = await p.scoreBoundaries(SENTENCES).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProviderRequestError);
+      const e = err as ProviderRequestError;
+      expect(e.attempts).toBe(3);
+      expect(e.retryable).toBe(true);
+      expect(e.stage).toBe("score");
+      if (kind === "500") expect(e.status).toBe(500);
+      expect(openai.fake.count("score")).toBe(3);
+    },
+  );
 
   it("does not retry a 401", async () => {
     const p = provider();
-    fake.always = { kind: "401" };
+    openai.fake.always = { kind: "401" };
     const err = (await p.writeMementos("p", BLOCKS).catch((e: unknown) => e)) as ProviderRequestError;
     expect(err).toBeInstanceOf(ProviderRequestError);
     expect(err.status).toBe(401);
     expect(err.attempts).toBe(1);
     expect(err.retryable).toBe(false);
-    expect(fake.count()).toBe(1);
+    expect(openai.fake.count()).toBe(1);
   });
 
-  it.each(["non-json", "wrong-count"] as const)("re-asks once after a %s answer, with the error in the conversation", async (kind) => {
-    const events: ProviderEvent[] = [];
-    const p = provider({}, events);
-    fake.faults.push({ kind, stage: "judge" });
-    const judgments = await p.judgeMementos(BLOCKS, ["f(n) = f(n-1) + f(n-2)", "f(5) = 8"]);
-    expect(judgments).toHaveLength(2);
-    const chat = fake.requests.filter((r) => r.kind === "judge");
-    expect(chat).toHaveLength(2);
-    const second = (chat[1].body as { messages: { role: string; content: string }[] }).messages;
-    expect(second.map((m) => m.role)).toEqual(["system", "user", "assistant", "user"]);
-    expect(second[3].content).toMatch(kind === "non-json" ? /not a JSON object/ : /expected exactly 2 judgments/);
-    expect(events.map((e) => e.type)).toEqual(["reask"]);
-    expect(p.stats().reasks).toBe(1);
-  });
+  it.each(["non-json", "wrong-count"] as const)(
+    "re-asks once after a %s answer, with the error in the conversation",
+    async (kind) => {
+      const events: ProviderEvent[] = [];
+      const p = provider({}, events);
+      openai.fake.faults.push({ kind, stage: "judge" });
+      const judgments = await p.judgeMementos(BLOCKS, ["f(n) = f(n-1) + f(n-2)", "f(5) = 8"]);
+      expect(judgments).toHaveLength(2);
+      const chat = openai.fake.requests.filter((r) => r.kind === "judge");
+      expect(chat).toHaveLength(2);
+      const second = (chat[1].body as { messages: { role: string; content: string }[] }).messages;
+      expect(second.map((m) => m.role)).toEqual(["system", "user", "assistant", "user"]);
+      expect(second[3].content).toMatch(kind === "non-json" ? /not a JSON object/ : /expected exactly 2 judgments/);
+      expect(events.map((e) => e.type)).toEqual(["reask"]);
+      expect(p.stats().reasks).toBe(1);
+    },
+  );
 
   it("throws ProviderAnswerError when the re-asked answer is still bad", async () => {
     const p = provider();
-    fake.always = { kind: "wrong-count", stage: "score" };
+    openai.fake.always = { kind: "wrong-count", stage: "score" };
     const err = await p.scoreBoundaries(SENTENCES).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProviderAnswerError);
     expect((err as ProviderAnswerError).stage).toBe("score");
     expect((err as ProviderAnswerError).validation).toMatch(/expected exactly 6 scores/);
-    expect(fake.count("score")).toBe(2);
+    expect(openai.fake.count("score")).toBe(2);
     expect(p.stats().answerErrors).toBe(1);
   });
 
   it("falls back from json mode for the rest of the run when response_format is rejected", async () => {
     const events: ProviderEvent[] = [];
     const p = provider({}, events);
-    fake.rejectResponseFormat = true;
+    openai.fake.rejectResponseFormat = true;
     expect(await p.scoreBoundaries(SENTENCES)).toHaveLength(SENTENCES.length - 1);
     expect(await p.writeMementos("p", BLOCKS)).toHaveLength(2);
-    const chat = fake.requests.filter((r) => r.path === "/v1/chat/completions");
+    const chat = openai.fake.requests.filter((r) => r.path === "/v1/chat/completions");
     expect(chat.map((r) => r.status)).toEqual([400, 200, 200]);
     expect((chat[1].body as { response_format?: unknown }).response_format).toBeUndefined();
     expect((chat[2].body as { response_format?: unknown }).response_format).toBeUndefined();
@@ -206,19 +206,19 @@ describe("openai provider against the fake server", () => {
   it("sends no response_format with jsonMode: false", async () => {
     const p = provider({ jsonMode: false });
     await p.scoreBoundaries(SENTENCES);
-    expect((fake.requests[0].body as { response_format?: unknown }).response_format).toBeUndefined();
+    expect((openai.fake.requests[0].body as { response_format?: unknown }).response_format).toBeUndefined();
   });
 
   it("is abortable while waiting on a hung request and during backoff", async () => {
     const p = provider({ retry: { attempts: 5, baseDelayMs: 10, timeoutMs: 5000 } });
-    fake.always = { kind: "hang" };
+    openai.fake.always = { kind: "hang" };
     const ac = new AbortController();
     setTimeout(() => ac.abort(new Error("stop now")), 50);
     const t0 = Date.now();
     await expect(p.scoreBoundaries(SENTENCES, ac.signal)).rejects.toThrow("stop now");
     expect(Date.now() - t0).toBeLessThan(1000);
 
-    fake.always = { kind: "429", retryAfter: "10" };
+    openai.fake.always = { kind: "429", retryAfter: "10" };
     const ac2 = new AbortController();
     setTimeout(() => ac2.abort(), 50);
     await expect(p.scoreBoundaries(SENTENCES, ac2.signal)).rejects.toThrow(/abort/i);
@@ -226,7 +226,7 @@ describe("openai provider against the fake server", () => {
   });
 
   it("serves GET /v1/models (the client can list models)", async () => {
-    const res = await fetch(`${fake.baseURL}/models`);
+    const res = await fetch(`${openai.fake.baseURL}/models`);
     expect(res.status).toBe(200);
     expect(((await res.json()) as { data: { id: string }[] }).data[0].id).toBe("fake-model");
   });
@@ -236,7 +236,7 @@ describe("openai provider against the fake server", () => {
     expect(await p.scoreBoundaries(["only one"])).toEqual([]);
     expect(await p.writeMementos("p", [])).toEqual([]);
     expect(await p.refineMementos([], [], [], [])).toEqual([]);
-    expect(fake.requests).toHaveLength(0);
+    expect(openai.fake.requests).toHaveLength(0);
   });
 });
 
@@ -301,7 +301,12 @@ describe("openai provider pieces", () => {
     const fakeServer = await startFakeOpenAI();
     try {
       let t = 0;
-      const clock: Clock = { now: () => t, sleep: async (ms) => void (t += ms) };
+      const clock: Clock = {
+        now: () => t,
+        sleep: async (ms) => {
+          t += ms;
+        },
+      };
       const p = new OpenAIProvider({
         baseURL: fakeServer.baseURL,
         model: "m",
@@ -322,7 +327,12 @@ describe("openai provider pieces", () => {
 describe("createProvider", () => {
   it("builds both providers and validates options", () => {
     expect(createProvider({ provider: "offline" }).heuristic).toBe(true);
-    const p = createProvider({ provider: "openai", baseURL: "http://127.0.0.1:1/v1", model: "m", models: { judge: "j" } });
+    const p = createProvider({
+      provider: "openai",
+      baseURL: "http://127.0.0.1:1/v1",
+      model: "m",
+      models: { judge: "j" },
+    });
     expect(p.name).toBe("openai");
     expect(p.models).toEqual({ score: "m", compress: "m", judge: "j" });
     expect(() => createProvider({ provider: "openai", baseURL: "http://127.0.0.1:1/v1" })).toThrow(UserError);

@@ -1,7 +1,6 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { UserError } from "../src/errors.js";
 import {
   bf16ToF32,
@@ -30,24 +29,12 @@ import {
   writeSafetensorsIndex,
   type TensorInput,
 } from "../src/model/safetensors.js";
+import { tempDir } from "./helpers/tmp.js";
+import { xorshiftWords } from "./helpers/xorshift.js";
 
-const tmp = mkdtempSync(join(tmpdir(), "memento-st-"));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir("memento-st-");
 let counter = 0;
 const tmpFile = (name = "t.safetensors"): string => join(tmp, `${counter++}-${name}`);
-
-/** Deterministic 32-bit words (xorshift32), independent of the code under test. */
-function words(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 // ------------------------------------------------------------------------------------------------------------
 // Reference rounding: choose the nearest representable value by exact float64 arithmetic, ties to the even
@@ -117,7 +104,7 @@ describe("dtype: bf16", () => {
   });
 
   it("narrowing rounds to nearest, ties to even (300k random float32 bit patterns)", () => {
-    const next = words(12345);
+    const next = xorshiftWords(12345);
     for (let i = 0; i < 300_000; i++) {
       let bits = next();
       // Half of them exactly on a tie (low 16 bits 0x8000) to exercise ties-to-even.
@@ -125,7 +112,8 @@ describe("dtype: bf16", () => {
       const want = refBf16(bits);
       const got = f32BitsToBf16(bits);
       if (want === -1) {
-        if ((got & 0x7f80) !== 0x7f80 || (got & 0x7f) === 0) throw new Error(`NaN ${bits.toString(16)} -> ${got.toString(16)}`);
+        if ((got & 0x7f80) !== 0x7f80 || (got & 0x7f) === 0)
+          throw new Error(`NaN ${bits.toString(16)} -> ${got.toString(16)}`);
       } else if (got !== want) {
         throw new Error(`bits ${bits.toString(16)}: got ${got.toString(16)}, want ${want.toString(16)}`);
       }
@@ -169,7 +157,7 @@ describe("dtype: f16", () => {
   });
 
   it("narrowing rounds to nearest, ties to even, with subnormals and overflow (400k random float32 values)", () => {
-    const next = words(777);
+    const next = xorshiftWords(777);
     for (let i = 0; i < 400_000; i++) {
       let bits = next();
       // Focus on the f16 range: float32 exponents 95..150 (2^-32 .. 2^23), including the subnormal band.
@@ -179,7 +167,8 @@ describe("dtype: f16", () => {
       const x = f32FromBits(bits);
       const want = refF16(x);
       const got = f32BitsToF16(bits);
-      if (got !== want) throw new Error(`x ${x} (bits ${bits.toString(16)}): got ${got.toString(16)}, want ${want.toString(16)}`);
+      if (got !== want)
+        throw new Error(`x ${x} (bits ${bits.toString(16)}): got ${got.toString(16)}, want ${want.toString(16)}`);
     }
     // Every f16 midpoint (exactly representable in float32) and its neighbours.
     for (let h = 0; h < 0x7bff; h++) {
@@ -236,7 +225,8 @@ describe("dtype: bulk encode/decode", () => {
       const b = decodeFloats(shifted, dtype);
       expect([...b]).toEqual([...a]);
       for (let i = 0; i < data.length; i++) {
-        const want = dtype === "F32" ? data[i] : dtype === "F16" ? f16ToF32(f32ToF16(data[i])) : bf16ToF32(f32ToBf16(data[i]));
+        const want =
+          dtype === "F32" ? data[i] : dtype === "F16" ? f16ToF32(f32ToF16(data[i])) : bf16ToF32(f32ToBf16(data[i]));
         expect(Object.is(a[i], Math.fround(want))).toBe(true);
       }
     }
@@ -251,7 +241,11 @@ describe("dtype: bulk encode/decode", () => {
 // The file format
 
 /** Builds a safetensors file by hand from the spec (independent of the writer). */
-function handBuilt(entries: { name: string; dtype: string; shape: number[]; bytes: number[] }[], meta?: Record<string, string>, pad = true): Buffer {
+function handBuilt(
+  entries: { name: string; dtype: string; shape: number[]; bytes: number[] }[],
+  meta?: Record<string, string>,
+  pad = true,
+): Buffer {
   const header: Record<string, unknown> = {};
   if (meta) header.__metadata__ = meta;
   let at = 0;
@@ -304,10 +298,18 @@ describe("safetensors: reading", () => {
 
   const bad: [string, () => Buffer, RegExp][] = [
     ["too short", () => Buffer.from([1, 2, 3]), /only 3 bytes/],
-    ["header length past the end", () => Buffer.concat([Buffer.from([0xff, 0xff, 0, 0, 0, 0, 0, 0]), Buffer.from("{}")]), /exceeds the file size/],
+    [
+      "header length past the end",
+      () => Buffer.concat([Buffer.from([0xff, 0xff, 0, 0, 0, 0, 0, 0]), Buffer.from("{}")]),
+      /exceeds the file size/,
+    ],
     ["absurd header length", () => Buffer.from([0, 0, 0, 0, 0, 0, 0, 1, 0, 0]), /too large/],
     ["not JSON", () => Buffer.concat([Buffer.from([8, 0, 0, 0, 0, 0, 0, 0]), Buffer.from("{nope!!}")]), /not JSON/],
-    ["not starting with {", () => Buffer.concat([Buffer.from([2, 0, 0, 0, 0, 0, 0, 0]), Buffer.from("[]")]), /start with/],
+    [
+      "not starting with {",
+      () => Buffer.concat([Buffer.from([2, 0, 0, 0, 0, 0, 0, 0]), Buffer.from("[]")]),
+      /start with/,
+    ],
     [
       "offsets do not match the shape",
       () => {
@@ -318,7 +320,8 @@ describe("safetensors: reading", () => {
     ],
     [
       "trailing bytes",
-      () => Buffer.concat([handBuilt([{ name: "a", dtype: "F32", shape: [1], bytes: [0, 0, 0, 0] }]), Buffer.from([1, 2])]),
+      () =>
+        Buffer.concat([handBuilt([{ name: "a", dtype: "F32", shape: [1], bytes: [0, 0, 0, 0] }]), Buffer.from([1, 2])]),
       /byte buffer has 6/,
     ],
     [
@@ -339,20 +342,40 @@ describe("safetensors: reading", () => {
   it("rejects holes and overlaps", () => {
     const mk = (offs: [number, number][]): Buffer => {
       const header: Record<string, unknown> = {};
-      offs.forEach((o, i) => (header[`t${i}`] = { dtype: "U8", shape: [o[1] - o[0]], data_offsets: o }));
+      offs.forEach((o, i) => {
+        header[`t${i}`] = { dtype: "U8", shape: [o[1] - o[0]], data_offsets: o };
+      });
       const json = JSON.stringify(header);
       const len = Buffer.alloc(8);
       len.writeBigUInt64LE(BigInt(json.length));
       return Buffer.concat([len, Buffer.from(json), Buffer.alloc(8)]);
     };
     const hole = tmpFile();
-    writeFileSync(hole, mk([[0, 2], [4, 8]]));
+    writeFileSync(
+      hole,
+      mk([
+        [0, 2],
+        [4, 8],
+      ]),
+    );
     expect(() => readSafetensorsHeader(hole)).toThrow(/hole or overlap/);
     const overlap = tmpFile();
-    writeFileSync(overlap, mk([[0, 6], [4, 8]]));
+    writeFileSync(
+      overlap,
+      mk([
+        [0, 6],
+        [4, 8],
+      ]),
+    );
     expect(() => readSafetensorsHeader(overlap)).toThrow(/hole or overlap/);
     const ok = tmpFile();
-    writeFileSync(ok, mk([[4, 8], [0, 4]])); // any order is fine when the buffer is covered exactly
+    writeFileSync(
+      ok,
+      mk([
+        [4, 8],
+        [0, 4],
+      ]),
+    ); // any order is fine when the buffer is covered exactly
     expect(readSafetensorsHeader(ok).tensors.size).toBe(2);
   });
 
@@ -364,8 +387,8 @@ describe("safetensors: reading", () => {
 describe("safetensors: writing", () => {
   it("round-trips F32/F16/BF16, scalars and empty tensors with metadata; header padded to 8 with spaces; aligned layout", () => {
     const p = tmpFile();
-    const rnd = words(5);
-    const vals = (n: number): Float32Array => Float32Array.from({ length: n }, () => ((rnd() / 2 ** 32) - 0.5) * 8);
+    const rnd = xorshiftWords(5);
+    const vals = (n: number): Float32Array => Float32Array.from({ length: n }, () => (rnd() / 2 ** 32 - 0.5) * 8);
     const tensors = new Map<string, TensorInput>([
       ["z.bf16", { shape: [3, 5], data: vals(15), dtype: "BF16" }],
       ["a.f16", { shape: [7], data: vals(7), dtype: "F16" }],
@@ -390,7 +413,9 @@ describe("safetensors: writing", () => {
       const r = back.get(name)!;
       expect(r.shape).toEqual(t.shape);
       expect(r.dtype).toBe(t.dtype ?? "F32");
-      const want = Float32Array.from(t.data, (x) => (t.dtype === "F16" ? f16ToF32(f32ToF16(x)) : t.dtype === "BF16" ? bf16ToF32(f32ToBf16(x)) : x));
+      const want = Float32Array.from(t.data, (x) =>
+        t.dtype === "F16" ? f16ToF32(f32ToF16(x)) : t.dtype === "BF16" ? bf16ToF32(f32ToBf16(x)) : x,
+      );
       expect([...r.data]).toEqual([...want]);
     }
   });
@@ -425,17 +450,31 @@ describe("safetensors: writing", () => {
   });
 
   it("rejects bad plans", () => {
-    expect(() => new SafetensorsWriter(tmpFile(), [{ name: "a", dtype: "F32", shape: [1] }, { name: "a", dtype: "F32", shape: [1] }])).toThrow(/duplicate/);
-    expect(() => new SafetensorsWriter(tmpFile(), [{ name: "__metadata__", dtype: "F32", shape: [1] }])).toThrow(/__metadata__/);
+    expect(
+      () =>
+        new SafetensorsWriter(tmpFile(), [
+          { name: "a", dtype: "F32", shape: [1] },
+          { name: "a", dtype: "F32", shape: [1] },
+        ]),
+    ).toThrow(/duplicate/);
+    expect(() => new SafetensorsWriter(tmpFile(), [{ name: "__metadata__", dtype: "F32", shape: [1] }])).toThrow(
+      /__metadata__/,
+    );
     expect(() => new SafetensorsWriter(tmpFile(), [{ name: "a", dtype: "F32", shape: [-1] }])).toThrow(/shape/);
-    expect(() => writeSafetensors(tmpFile(), new Map([["a", { shape: [3], data: new Float32Array(2) }]]))).toThrow(/2 values/);
+    expect(() => writeSafetensors(tmpFile(), new Map([["a", { shape: [3], data: new Float32Array(2) }]]))).toThrow(
+      /2 values/,
+    );
   });
 });
 
 describe("safetensors: sharded checkpoints", () => {
   function makeSharded(): string {
     const dir = mkdtempSync(join(tmp, "sharded-"));
-    writeSafetensors(join(dir, "model-00001-of-00002.safetensors"), new Map([["x", { shape: [2], data: new Float32Array([1, 2]) }]]), { format: "pt" });
+    writeSafetensors(
+      join(dir, "model-00001-of-00002.safetensors"),
+      new Map([["x", { shape: [2], data: new Float32Array([1, 2]) }]]),
+      { format: "pt" },
+    );
     writeSafetensors(
       join(dir, "model-00002-of-00002.safetensors"),
       new Map([

@@ -14,8 +14,8 @@ function naiveKept(logits: Float32Array, p: SamplingParams): { ids: number[]; we
   let max = -Infinity;
   for (const l of logits) max = Math.max(max, l);
   const w = Array.from(logits, (l) => Math.exp((l - max) / p.temperature));
-  let ids = w.map((_, i) => i).filter((i) => w[i] > 0 && w[i] >= (p.minP > 0 ? p.minP : 0));
-  const topK = p.topK > 0 ? p.topK : 0;
+  let ids = w.map((_, i) => i).filter((i) => w[i] > 0 && w[i] >= Math.max(p.minP, 0));
+  const topK = Math.max(p.topK, 0);
   const topP = p.topP > 0 && p.topP < 1 ? p.topP : 1;
   if ((topK > 0 && topK < ids.length) || topP < 1) {
     ids.sort((a, b) => w[b] - w[a] || a - b);
@@ -23,7 +23,10 @@ function naiveKept(logits: Float32Array, p: SamplingParams): { ids: number[]; we
     if (topP < 1) {
       const total = ids.reduce((s, i) => s + w[i], 0);
       let acc = 0;
-      const keep = ids.findIndex((i) => (acc += w[i]) >= topP * total);
+      const keep = ids.findIndex((i) => {
+        acc += w[i];
+        return acc >= topP * total;
+      });
       ids = ids.slice(0, keep < 0 ? ids.length : keep + 1);
     }
   }
@@ -49,18 +52,16 @@ const params = fc.record({
 });
 
 const logitsArb = fc.integer({ min: 1, max: 2000 }).chain((n) =>
-  fc
-    .tuple(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constantFrom(1, 4, 12))
-    .map(([seed, scale]) => {
-      // Seeded pseudo-random logits with a few ties (rounded) and a peaked head (scaled).
-      let x = seed || 1;
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) {
-        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-        out[i] = Math.round(((x / 2 ** 32) * 2 - 1) * scale * 8) / 8;
-      }
-      return out;
-    }),
+  fc.tuple(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constantFrom(1, 4, 12)).map(([seed, scale]) => {
+    // Seeded pseudo-random logits with a few ties (rounded) and a peaked head (scaled).
+    let x = seed || 1;
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      out[i] = Math.round(((x / 2 ** 32) * 2 - 1) * scale * 8) / 8;
+    }
+    return out;
+  }),
 );
 
 describe("sampler", () => {

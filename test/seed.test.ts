@@ -1,7 +1,6 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { readAllRecords, readRecords } from "../src/data/readers.js";
 import {
   contentHash,
@@ -18,9 +17,9 @@ import type { SeedTrace } from "../src/data/types.js";
 import { encodeParquet, type OutputRow } from "../src/data/writers.js";
 import { describeWithReference, referencePath } from "./helpers/reference.js";
 import { runInProcess as run } from "./helpers/cli.js";
+import { tempDir } from "./helpers/tmp.js";
 
-const tmp = mkdtempSync(join(tmpdir(), "memento-seed-"));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir("memento-seed-");
 afterEach(() => vi.restoreAllMocks());
 
 /** Reasoning of at least `n` characters. */
@@ -29,10 +28,14 @@ function longReasoning(tag: string, n = 2100): string {
   return sentence.repeat(Math.ceil(n / sentence.length)).trim();
 }
 
-
 describe("splitThink", () => {
   it("cuts at <think>...</think>", () => {
-    expect(splitThink("<think> a b </think>\n\nanswer")).toEqual({ ok: true, reasoning: "a b", answer: "answer", tagged: true });
+    expect(splitThink("<think> a b </think>\n\nanswer")).toEqual({
+      ok: true,
+      reasoning: "a b",
+      answer: "answer",
+      tagged: true,
+    });
   });
   it("accepts a missing <think> when </think> is there", () => {
     expect(splitThink("reasoning</think>ans")).toMatchObject({ ok: true, reasoning: "reasoning", answer: "ans" });
@@ -51,28 +54,53 @@ describe("splitThink", () => {
 
 describe("field mapping", () => {
   it("auto-detects conversations with from/value and role/content", () => {
-    const a = mapFields({ conversations: [{ from: "human", value: "P?" }, { from: "gpt", value: "<think>r</think>a" }] });
+    const a = mapFields({
+      conversations: [
+        { from: "human", value: "P?" },
+        { from: "gpt", value: "<think>r</think>a" },
+      ],
+    });
     expect(a).toMatchObject({ problem: "P?", response: "<think>r</think>a" });
-    const b = mapFields({ messages: [{ role: "system", content: "s" }, { role: "user", content: "Q" }, { role: "assistant", content: "R" }] });
+    const b = mapFields({
+      messages: [
+        { role: "system", content: "s" },
+        { role: "user", content: "Q" },
+        { role: "assistant", content: "R" },
+      ],
+    });
     expect(b).toMatchObject({ problem: "Q", response: "R" });
   });
   it("auto-detects cot+problem, problem/response, question/answer and reasoning+answer", () => {
-    expect(mapFields({ cot: "<think>x</think>", problem: "p", answer: "42" })).toMatchObject({ problem: "p", response: "<think>x</think>", answer: "42" });
+    expect(mapFields({ cot: "<think>x</think>", problem: "p", answer: "42" })).toMatchObject({
+      problem: "p",
+      response: "<think>x</think>",
+      answer: "42",
+    });
     expect(mapFields({ problem: "p", response: "r" })).toMatchObject({ problem: "p", response: "r" });
     const qa = mapFields({ question: "q", answer: "<think>t</think>a" });
     expect(qa).toMatchObject({ problem: "q", response: "<think>t</think>a" });
     expect(qa?.answer).toBeUndefined();
-    expect(mapFields({ prompt: "p", reasoning: "r", answer: "a" })).toMatchObject({ problem: "p", reasoning: "r", answer: "a" });
+    expect(mapFields({ prompt: "p", reasoning: "r", answer: "a" })).toMatchObject({
+      problem: "p",
+      reasoning: "r",
+      answer: "a",
+    });
   });
   it("returns null when nothing maps", () => {
     expect(mapFields({ text: "hello" })).toBeNull();
   });
   it("follows an explicit mapping with dotted paths", () => {
     const rec = { q: "the problem", data: { out: "<think>r</think>ans" } };
-    expect(mapFields(rec, { problem: "q", response: "data.out" })).toMatchObject({ problem: "the problem", response: "<think>r</think>ans" });
+    expect(mapFields(rec, { problem: "q", response: "data.out" })).toMatchObject({
+      problem: "the problem",
+      response: "<think>r</think>ans",
+    });
   });
   it("parses --field pairs and rejects bad ones", () => {
-    expect(parseFieldMapping(["problem=question", "response=output"])).toEqual({ problem: "question", response: "output" });
+    expect(parseFieldMapping(["problem=question", "response=output"])).toEqual({
+      problem: "question",
+      response: "output",
+    });
     expect(() => parseFieldMapping(["problem"])).toThrow(/KEY=FIELD/);
     expect(() => parseFieldMapping(["colour=x"])).toThrow(/unknown key "colour"/);
     expect(() => parseFieldMapping(["response=a", "reasoning=b"])).toThrow(/mutually exclusive/);
@@ -140,7 +168,10 @@ describe("extractTrace", () => {
     const rec = { problem: "p", cot: "<think>one two three four five 答</think>" };
     expect(extractTrace(rec, { minChars: 0 })).toMatchObject({ ok: false, reason: "cjk" });
     expect(extractTrace(rec, { minChars: 0, maxCjk: 1 }).ok).toBe(true);
-    expect(extractTrace(rec, { minChars: 0, maxCjk: 1, minTokens: 100 })).toMatchObject({ ok: false, reason: "too_short" });
+    expect(extractTrace(rec, { minChars: 0, maxCjk: 1, minTokens: 100 })).toMatchObject({
+      ok: false,
+      reason: "too_short",
+    });
     expect(countCjk("漢字かなカナ한글 abc")).toBe(8);
   });
 });
@@ -152,7 +183,11 @@ describe("selectSeeds", () => {
       { id: "1", problem: "Find x.", cot: `<think>${r1}</think>` },
       // Same content up to whitespace and case: a duplicate.
       { id: "2", problem: "  find   X. ", cot: `<think>${r1.toUpperCase()}</think>` },
-      { id: "3", problem: "Write a program that reads input() and prints.", cot: `<think>${longReasoning("b")}</think>` },
+      {
+        id: "3",
+        problem: "Write a program that reads input() and prints.",
+        cot: `<think>${longReasoning("b")}</think>`,
+      },
       { id: "4", problem: "p", cot: "<think>unfinished" },
       { id: "5", problem: "p", cot: "<think>tiny</think>" },
       // Same id as a kept trace, different content.
@@ -220,7 +255,13 @@ describe("readers", () => {
   });
 
   it("reads Parquet row group by row group, whatever the extension", async () => {
-    const rows: OutputRow[] = Array.from({ length: 5 }, (_, i) => ({ problem: `p${i}`, response: `r${i}`, domain: "math", source: "s", difficulty: i }));
+    const rows: OutputRow[] = Array.from({ length: 5 }, (_, i) => ({
+      problem: `p${i}`,
+      response: `r${i}`,
+      domain: "math",
+      source: "s",
+      difficulty: i,
+    }));
     const p = join(tmp, "rows.bin");
     writeFileSync(p, encodeParquet(rows, { meta: false, rowGroupSize: 2 }));
     const got = [];
@@ -243,7 +284,11 @@ describe("memento data seed", () => {
     [
       { task_id: "a", problem: "Find x.", cot: `<think>${longReasoning("a")}</think>` },
       { task_id: "b", problem: "p", cot: "<think>never closed" },
-      { task_id: "c", question: "Which gas do plants absorb in photosynthesis? It is a molecule.", output: `<think>${longReasoning("c")}</think>B` },
+      {
+        task_id: "c",
+        question: "Which gas do plants absorb in photosynthesis? It is a molecule.",
+        output: `<think>${longReasoning("c")}</think>B`,
+      },
     ]
       .map((r) => JSON.stringify(r))
       .join("\n") + "\n",
@@ -253,7 +298,10 @@ describe("memento data seed", () => {
     const output = join(tmp, "seeds.jsonl");
     const r = await run(["data", "seed", "--input", input, "--output", output]);
     expect(r.code).toBe(0);
-    const traces = readFileSync(output, "utf8").trim().split("\n").map((l) => JSON.parse(l) as SeedTrace);
+    const traces = readFileSync(output, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as SeedTrace);
     expect(traces.map((t) => [t.id, t.domain, t.source])).toEqual([
       ["a", "math", "in"],
       ["c", "science", "in"],
@@ -267,7 +315,18 @@ describe("memento data seed", () => {
   it("writes to stdout without --output and applies --min-chars and --field", async () => {
     const p = join(tmp, "mapped.jsonl");
     writeFileSync(p, JSON.stringify({ q: "What is 1+1?", gen: "<think>short thought</think>2" }) + "\n");
-    const r = await run(["data", "seed", "--input", p, "--min-chars", "5", "--field", "problem=q", "--field", "response=gen"]);
+    const r = await run([
+      "data",
+      "seed",
+      "--input",
+      p,
+      "--min-chars",
+      "5",
+      "--field",
+      "problem=q",
+      "--field",
+      "response=gen",
+    ]);
     expect(r.code).toBe(0);
     const t = JSON.parse(r.out) as SeedTrace;
     expect(t).toMatchObject({ problem: "What is 1+1?", reasoning: "short thought", answer: "2", source: "mapped" });

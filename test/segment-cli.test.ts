@@ -40,7 +40,10 @@ describe("memento data segment", () => {
     const out = await runCli(JSON.stringify({ tokenCounts: [300, 300, 300], scores: [0, 3], minBlocks: 1 }));
     expect(out.endsWith("\n")).toBe(true);
     const v = JSON.parse(out);
-    expect(v.blocks).toEqual([[0, 1], [2, 2]]);
+    expect(v.blocks).toEqual([
+      [0, 1],
+      [2, 2],
+    ]);
     expect(v.objective).toBeCloseTo(1.5 - 0.5 / 3, 14);
     expect(v.exact).toBe(true);
     expect(v.feasible).toBe(true);
@@ -49,11 +52,18 @@ describe("memento data segment", () => {
 
   it("uses the defaults (minBlockTokens 200, lambda 0.5, minBlocks 3)", async () => {
     const v = JSON.parse(await runCli(JSON.stringify({ tokenCounts: [300, 300, 300], scores: [0, 3] })));
-    expect(v.blocks).toEqual([[0, 0], [1, 1], [2, 2]]);
+    expect(v.blocks).toEqual([
+      [0, 0],
+      [1, 1],
+      [2, 2],
+    ]);
   });
 
   it("--approximate, --stats and --pretty", async () => {
-    const input = JSON.stringify({ tokenCounts: [150, 200, 150, 400, 200, 100, 100, 250, 150, 200], scores: [0, 0, 1, 2, 2, 0, 2, 3, 0] });
+    const input = JSON.stringify({
+      tokenCounts: [150, 200, 150, 400, 200, 100, 100, 250, 150, 200],
+      scores: [0, 0, 1, 2, 2, 0, 2, 3, 0],
+    });
     const exact = JSON.parse(await runCli(input, ["--stats"]));
     const approx = JSON.parse(await runCli(input, ["--approximate"]));
     expect(exact.stats.states).toBeGreaterThan(0);

@@ -11,6 +11,7 @@ import {
   type SegmentOptions,
 } from "../src/data/segment.js";
 import { UserError } from "../src/errors.js";
+import { xorshiftUniforms } from "./helpers/xorshift.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Brute force: every one of the 2^(n-1) segmentations, with the same K-range and tie rules as segmentBlocks.
@@ -100,20 +101,11 @@ function instanceArb(maxN: number, scores: fc.Arbitrary<number> = scoreArb): fc.
       varianceWeight: fc.constantFrom(0, 0.25, 0.5, 1, 2),
       minBlocks: fc.integer({ min: 1, max: 5 }),
     })
-    .map(({ n, counts, scores, ...rest }) => ({ tokenCounts: counts.slice(0, n), scores: scores.slice(0, n - 1), ...rest }));
-}
-
-/** Deterministic PRNG (xorshift32) for the non-property experiments. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 4294967296;
-  };
+    .map(({ n, counts, scores, ...rest }) => ({
+      tokenCounts: counts.slice(0, n),
+      scores: scores.slice(0, n - 1),
+      ...rest,
+    }));
 }
 
 function randomTrace(rand: () => number, n: number, score: () => number): SegmentOptions {
@@ -130,19 +122,58 @@ describe("segmentationObjective", () => {
     // sizes 200, 400: mean 300, population std 100, cv 1/3; one cut with score 3 over K = 2
     const c = [100, 100, 400];
     const s = [1, 3];
-    expect(segmentationObjective(c, s, [[0, 1], [2, 2]])).toBeCloseTo(3 / 2 - 0.5 / 3, 14);
-    expect(segmentationObjective(c, s, [[0, 1], [2, 2]], 2)).toBeCloseTo(3 / 2 - 2 / 3, 14);
+    expect(
+      segmentationObjective(c, s, [
+        [0, 1],
+        [2, 2],
+      ]),
+    ).toBeCloseTo(3 / 2 - 0.5 / 3, 14);
+    expect(
+      segmentationObjective(
+        c,
+        s,
+        [
+          [0, 1],
+          [2, 2],
+        ],
+        2,
+      ),
+    ).toBeCloseTo(3 / 2 - 2 / 3, 14);
     // three blocks: sizes 100, 100, 400 -> mean 200, std sqrt((100^2+100^2+200^2)/3) = sqrt(20000)
-    expect(segmentationObjective(c, s, [[0, 0], [1, 1], [2, 2]])).toBeCloseTo(4 / 3 - (0.5 * Math.sqrt(20000)) / 200, 14);
+    expect(
+      segmentationObjective(c, s, [
+        [0, 0],
+        [1, 1],
+        [2, 2],
+      ]),
+    ).toBeCloseTo(4 / 3 - (0.5 * Math.sqrt(20000)) / 200, 14);
   });
 
   it("is 0 for a single block and for an all-zero trace", () => {
     expect(segmentationObjective([5, 7], [3], [[0, 1]])).toBe(0);
-    expect(segmentationObjective([0, 0], [2], [[0, 0], [1, 1]])).toBe(1); // mean 0: std/mean taken as 0
+    expect(
+      segmentationObjective(
+        [0, 0],
+        [2],
+        [
+          [0, 0],
+          [1, 1],
+        ],
+      ),
+    ).toBe(1); // mean 0: std/mean taken as 0
   });
 
   it("rejects blocks that do not cover the sentences contiguously", () => {
-    expect(() => segmentationObjective([1, 2, 3], [0, 0], [[0, 0], [2, 2]])).toThrow(UserError);
+    expect(() =>
+      segmentationObjective(
+        [1, 2, 3],
+        [0, 0],
+        [
+          [0, 0],
+          [2, 2],
+        ],
+      ),
+    ).toThrow(UserError);
     expect(() => segmentationObjective([1, 2, 3], [0, 0], [[0, 1]])).toThrow(UserError);
     expect(() => segmentationObjective([1, 2, 3], [0, 0], [])).toThrow(UserError);
   });
@@ -162,7 +193,8 @@ describe("segmentBlocks is exact (vs brute force over all 2^(n-1) segmentations)
         expect(Math.abs(r.objective - b.objective)).toBeLessThanOrEqual(1e-9);
         checkResult(opts, r);
         // K >= minBlocks whenever some feasible segmentation has that many blocks
-        if (b.feasibleKs.some((k) => k >= (opts.minBlocks ?? 3))) expect(r.blocks.length).toBeGreaterThanOrEqual(opts.minBlocks ?? 3);
+        if (b.feasibleKs.some((k) => k >= (opts.minBlocks ?? 3)))
+          expect(r.blocks.length).toBeGreaterThanOrEqual(opts.minBlocks ?? 3);
       }),
       { numRuns: 600, seed: 20260101 },
     );
@@ -181,7 +213,9 @@ describe("segmentBlocks is exact (vs brute force over all 2^(n-1) segmentations)
           const r = segmentBlocks(opts);
           const b = bruteForce(opts);
           expect(Math.abs(r.objective - b.objective)).toBeLessThanOrEqual(1e-9);
-          expect(Math.abs(segmentBlocks({ ...opts, branchAndBound: false }).objective - b.objective)).toBeLessThanOrEqual(1e-9);
+          expect(
+            Math.abs(segmentBlocks({ ...opts, branchAndBound: false }).objective - b.objective),
+          ).toBeLessThanOrEqual(1e-9);
           checkResult(opts, r);
         },
       ),
@@ -212,7 +246,7 @@ describe("segmentBlocks is exact (vs brute force over all 2^(n-1) segmentations)
   });
 
   it("is deterministic", () => {
-    const rand = rng(11);
+    const rand = xorshiftUniforms(11);
     const opts = randomTrace(rand, 200, () => Math.floor(rand() * 4));
     expect(segmentBlocks(opts)).toEqual(segmentBlocks(opts));
   });
@@ -220,8 +254,17 @@ describe("segmentBlocks is exact (vs brute force over all 2^(n-1) segmentations)
 
 describe("segmentBlocks edge cases", () => {
   it("n = 1: one block, objective 0", () => {
-    expect(segmentBlocks({ tokenCounts: [500], scores: [] })).toMatchObject({ blocks: [[0, 0]], objective: 0, exact: true, feasible: true });
-    expect(segmentBlocks({ tokenCounts: [10], scores: [] })).toMatchObject({ blocks: [[0, 0]], objective: 0, feasible: false });
+    expect(segmentBlocks({ tokenCounts: [500], scores: [] })).toMatchObject({
+      blocks: [[0, 0]],
+      objective: 0,
+      exact: true,
+      feasible: true,
+    });
+    expect(segmentBlocks({ tokenCounts: [10], scores: [] })).toMatchObject({
+      blocks: [[0, 0]],
+      objective: 0,
+      feasible: false,
+    });
   });
 
   it("all sentences tiny (total below minBlockTokens): one block, objective 0, feasible false", () => {
@@ -232,22 +275,35 @@ describe("segmentBlocks edge cases", () => {
   it("minBlocks not reachable: best feasible segmentation with fewer blocks", () => {
     // K = 2 (cut at score 3, equal halves): 3/2 - 0 = 1.5 beats K = 1 (0)
     expect(segmentBlocks({ tokenCounts: [300, 300], scores: [3], minBlocks: 3 })).toMatchObject({
-      blocks: [[0, 0], [1, 1]],
+      blocks: [
+        [0, 0],
+        [1, 1],
+      ],
       objective: 1.5,
       feasible: true,
     });
     // K = 2: 0/2 - 0.5 * (400/600) < 0, so the single block (objective 0) wins the fallback
-    expect(segmentBlocks({ tokenCounts: [200, 1000], scores: [0], minBlocks: 3 })).toMatchObject({ blocks: [[0, 1]], objective: 0 });
+    expect(segmentBlocks({ tokenCounts: [200, 1000], scores: [0], minBlocks: 3 })).toMatchObject({
+      blocks: [[0, 1]],
+      objective: 0,
+    });
   });
 
   it("prefers >= minBlocks even when fewer blocks would score higher", () => {
     // K = 2 at the score-3 boundary scores 1.5 - small; K >= 3 must cut at the score-0 boundary too
     const opts = { tokenCounts: [300, 300, 300], scores: [0, 3] };
     const r = segmentBlocks(opts);
-    expect(r.blocks).toEqual([[0, 0], [1, 1], [2, 2]]);
+    expect(r.blocks).toEqual([
+      [0, 0],
+      [1, 1],
+      [2, 2],
+    ]);
     expect(r.objective).toBeCloseTo(1, 14);
     const free = segmentBlocks({ ...opts, minBlocks: 1 });
-    expect(free.blocks).toEqual([[0, 1], [2, 2]]);
+    expect(free.blocks).toEqual([
+      [0, 1],
+      [2, 2],
+    ]);
     expect(free.objective).toBeCloseTo(1.5 - 0.5 * (150 / 450), 14);
   });
 
@@ -256,10 +312,19 @@ describe("segmentBlocks edge cases", () => {
     const r = segmentBlocks(opts);
     expect(r.objective).toBeLessThanOrEqual(0);
     expect(Math.abs(r.objective - bruteForce(opts).objective)).toBeLessThanOrEqual(1e-12);
-    expect(r.blocks).toEqual([[0, 0], [1, 1], [2, 2], [3, 4]]);
+    expect(r.blocks).toEqual([
+      [0, 0],
+      [1, 1],
+      [2, 2],
+      [3, 4],
+    ]);
     // perfectly balanced blocks score exactly 0
     expect(segmentBlocks({ tokenCounts: [100, 100, 100, 100, 100, 100], scores: [0, 0, 0, 0, 0] })).toMatchObject({
-      blocks: [[0, 1], [2, 3], [4, 5]],
+      blocks: [
+        [0, 1],
+        [2, 3],
+        [4, 5],
+      ],
       objective: 0,
     });
   });
@@ -267,11 +332,19 @@ describe("segmentBlocks edge cases", () => {
   it("ties: same (S, Q) -> earliest cuts; equal objective -> smaller sum of squares, then fewer blocks", () => {
     // 7 x 100 tokens, min 200, at least 3 blocks: only K = 3, sizes {200, 200, 300} in three orders, all tied
     const r = segmentBlocks({ tokenCounts: [100, 100, 100, 100, 100, 100, 100], scores: [0, 0, 0, 0, 0, 0] });
-    expect(r.blocks).toEqual([[0, 1], [2, 3], [4, 6]]);
+    expect(r.blocks).toEqual([
+      [0, 1],
+      [2, 3],
+      [4, 6],
+    ]);
     // lambda = 0 and all-zero scores: every segmentation scores 0 -> fewest blocks
-    expect(segmentBlocks({ tokenCounts: [200, 200, 200, 200], scores: [0, 0, 0], varianceWeight: 0, minBlocks: 1 }).blocks).toEqual([[0, 3]]);
+    expect(
+      segmentBlocks({ tokenCounts: [200, 200, 200, 200], scores: [0, 0, 0], varianceWeight: 0, minBlocks: 1 }).blocks,
+    ).toEqual([[0, 3]]);
     // lambda = 0, K >= 2: cut 200|600, 400|400, 600|200 all score 0 -> the most balanced one
-    expect(segmentBlocks({ tokenCounts: [200, 200, 200, 200], scores: [0, 0, 0], varianceWeight: 0, minBlocks: 2 }).blocks).toEqual([
+    expect(
+      segmentBlocks({ tokenCounts: [200, 200, 200, 200], scores: [0, 0, 0], varianceWeight: 0, minBlocks: 2 }).blocks,
+    ).toEqual([
       [0, 1],
       [2, 3],
     ]);
@@ -288,12 +361,15 @@ describe("segmentBlocks edge cases", () => {
     const opts = { tokenCounts: [0, 0, 0], scores: [1, 2], minBlockTokens: 0, minBlocks: 1 };
     const r = segmentBlocks(opts);
     // mean 0 -> std/mean = 0; K = 3 (3/3) and K = 2 cutting at score 2 (2/2) tie at 1 -> fewer blocks
-    expect(r.blocks).toEqual([[0, 1], [2, 2]]);
+    expect(r.blocks).toEqual([
+      [0, 1],
+      [2, 2],
+    ]);
     expect(r.objective).toBe(1);
   });
 
   it("safety cap: a tiny maxFrontSize still returns a valid segmentation, flagged exact: false when it bites", () => {
-    const rand = rng(5);
+    const rand = xorshiftUniforms(5);
     const opts = { ...randomTrace(rand, 120, () => rand() * 3), branchAndBound: false };
     const full = segmentBlocks(opts);
     expect(full.exact).toBe(true);
@@ -339,17 +415,33 @@ describe("input validation", () => {
 
 describe("exact vs the approximate single-best-state DP", () => {
   it("a small instance where keeping one state per (sentence, K) loses the optimum", () => {
-    const opts = { tokenCounts: [150, 200, 150, 400, 200, 100, 100, 250, 150, 200], scores: [0, 0, 1, 2, 2, 0, 2, 3, 0] };
+    const opts = {
+      tokenCounts: [150, 200, 150, 400, 200, 100, 100, 250, 150, 200],
+      scores: [0, 0, 1, 2, 2, 0, 2, 3, 0],
+    };
     const exact = segmentBlocks(opts);
     const approx = segmentBlocksApprox(opts);
     expect(exact.objective).toBeCloseTo(bruteForce(opts).objective, 12);
-    expect(exact.blocks).toEqual([[0, 2], [3, 3], [4, 6], [7, 7], [8, 9]]);
-    expect(approx.blocks).toEqual([[0, 2], [3, 3], [4, 4], [5, 6], [7, 7], [8, 9]]);
+    expect(exact.blocks).toEqual([
+      [0, 2],
+      [3, 3],
+      [4, 6],
+      [7, 7],
+      [8, 9],
+    ]);
+    expect(approx.blocks).toEqual([
+      [0, 2],
+      [3, 3],
+      [4, 4],
+      [5, 6],
+      [7, 7],
+      [8, 9],
+    ]);
     expect(exact.objective - approx.objective).toBeGreaterThan(9e-4);
   });
 
   it("is never worse and strictly better on some random traces", () => {
-    const rand = rng(2026);
+    const rand = xorshiftUniforms(2026);
     // LLM-like score mix: mostly 0/1, some 2/3, some half-integers from averaging two passes
     const score = () => {
       const u = rand();
@@ -382,7 +474,7 @@ describe("exact vs the approximate single-best-state DP", () => {
 
 describe("runtime on realistic sizes", () => {
   it("n = 400 sentences (10-150 tokens), integer and half-integer scores: exact and fast", () => {
-    const rand = rng(400);
+    const rand = xorshiftUniforms(400);
     const kinds: [string, () => number][] = [
       ["integer", () => Math.floor(rand() * 4)],
       ["half-integer", () => Math.floor(rand() * 7) / 2],

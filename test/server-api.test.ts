@@ -24,7 +24,8 @@ let client: OpenAI;
 const MODEL = "toy-random";
 const user = (content: string) => [{ role: "user" as const, content }];
 /** The `memento` extension of `usage`. */
-const memOf = (u: OpenAI.CompletionUsage | undefined): Record<string, number> => (u as unknown as { memento: Record<string, number> }).memento;
+const memOf = (u: OpenAI.CompletionUsage | undefined): Record<string, number> =>
+  (u as unknown as { memento: Record<string, number> }).memento;
 /** Its KV fields (timings differ between runs). */
 const kvOf = (u: OpenAI.CompletionUsage | undefined) => {
   const { blocks, evictions, evicted_tokens, peak_kv_tokens, final_kv_tokens, kv_auc_tokens } = memOf(u);
@@ -79,7 +80,9 @@ async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
-async function errorOf(p: Promise<unknown>): Promise<{ status: number; error: { message: string; type: string; param: string | null; code: string | null } }> {
+async function errorOf(
+  p: Promise<unknown>,
+): Promise<{ status: number; error: { message: string; type: string; param: string | null; code: string | null } }> {
   try {
     await p;
   } catch (e) {
@@ -89,7 +92,11 @@ async function errorOf(p: Promise<unknown>): Promise<{ status: number; error: { 
   throw new Error("expected an error");
 }
 
-async function post(path: string, body: string, headers: Record<string, string> = { "content-type": "application/json" }) {
+async function post(
+  path: string,
+  body: string,
+  headers: Record<string, string> = { "content-type": "application/json" },
+) {
   const r = await fetch(server.url + path, { method: "POST", headers, body });
   return { status: r.status, body: (await r.json()) as { error: Record<string, unknown> } };
 }
@@ -99,7 +106,15 @@ beforeAll(async () => {
   writeRandomModelDir(join(dir, MODEL), { seed: 3 });
   const m = await loadServingModel({ modelDir: join(dir, MODEL), kvBudgetTokens: 20_000 });
   engine = m.engine;
-  server = await startServer({ engine, tokenizer: m.tokenizer, modelName: m.name, maxModelLen: m.maxModelLen, port: 0, ownsEngine: true, defaultMetrics: false });
+  server = await startServer({
+    engine,
+    tokenizer: m.tokenizer,
+    modelName: m.name,
+    maxModelLen: m.maxModelLen,
+    port: 0,
+    ownsEngine: true,
+    defaultMetrics: false,
+  });
   client = new OpenAI({ baseURL: server.baseURL, apiKey: "none", maxRetries: 0 });
 });
 afterAll(async () => {
@@ -125,12 +140,21 @@ describe("memento serve: OpenAI API", () => {
     expect(a.usage).toMatchObject({ completion_tokens: 40, total_tokens: a.usage!.prompt_tokens + 40 });
     expect(a.usage!.prompt_tokens).toBe(m_promptLen("x=3 a:12345"));
     const mem = memOf(a.usage);
-    expect(mem).toMatchObject({ blocks: 0, evictions: 0, peak_kv_tokens: a.usage!.prompt_tokens + 39, final_kv_tokens: a.usage!.prompt_tokens + 39 });
+    expect(mem).toMatchObject({
+      blocks: 0,
+      evictions: 0,
+      peak_kv_tokens: a.usage!.prompt_tokens + 39,
+      final_kv_tokens: a.usage!.prompt_tokens + 39,
+    });
 
     // Sampling with a seed: same seed, same text, streamed or not.
     const sampled = { model: MODEL, messages: user("x=1 a:55555"), temperature: 1, seed: 7, max_tokens: 60 };
     const c = await client.chat.completions.create(sampled);
-    const stream = await client.chat.completions.create({ ...sampled, stream: true, stream_options: { include_usage: true } });
+    const stream = await client.chat.completions.create({
+      ...sampled,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = "";
     let chunks = 0;
     let finish: string | null = null;
@@ -165,14 +189,22 @@ describe("memento serve: OpenAI API", () => {
     const comp = await client.completions.create({ model: MODEL, prompt, temperature: 1, seed: 11, max_tokens: 80 });
     expect(comp.object).toBe("text_completion");
     expect(comp.choices[0].text).toBe(full); // same tokens as the chat template renders
-    const streamed = await client.completions.create({ model: MODEL, prompt, temperature: 1, seed: 11, max_tokens: 80, stream: true });
+    const streamed = await client.completions.create({
+      model: MODEL,
+      prompt,
+      temperature: 1,
+      seed: 11,
+      max_tokens: 80,
+      stream: true,
+    });
     let t = "";
     for await (const ch of streamed) t += ch.choices[0]?.text ?? "";
     expect(t).toBe(full);
   });
 
   it("bad input gets OpenAI-shaped 4xx errors; unknown routes and models 404", async () => {
-    const bad = async (body: Record<string, unknown>) => errorOf(client.chat.completions.create({ model: MODEL, messages: user("hi"), ...body } as never));
+    const bad = async (body: Record<string, unknown>) =>
+      errorOf(client.chat.completions.create({ model: MODEL, messages: user("hi"), ...body } as never));
     let e = await bad({ temperature: "hot" });
     expect(e.status).toBe(400);
     expect(e.error).toMatchObject({ type: "invalid_request_error", param: "temperature" });
@@ -202,7 +234,9 @@ describe("memento serve: OpenAI API", () => {
     r = await post("/v1/chat/completions", "", { "content-type": "application/json" });
     expect(r.status).toBe(400);
     // curl -d without a content type still parses as JSON.
-    r = await post("/v1/chat/completions", JSON.stringify({ model: MODEL, messages: user("hi"), max_tokens: 2 }), { "content-type": "application/x-www-form-urlencoded" });
+    r = await post("/v1/chat/completions", JSON.stringify({ model: MODEL, messages: user("hi"), max_tokens: 2 }), {
+      "content-type": "application/x-www-form-urlencoded",
+    });
     expect(r.status).toBe(200);
     const nf = await fetch(`${server.url}/v1/nothing`);
     expect(nf.status).toBe(404);
@@ -212,9 +246,20 @@ describe("memento serve: OpenAI API", () => {
   });
 
   it("a client disconnect cancels the request and frees its KV at once (streaming and not)", async () => {
-    const body = JSON.stringify({ model: MODEL, messages: user("x=9 a:11111"), temperature: 0, max_tokens: 4000, stream: true });
+    const body = JSON.stringify({
+      model: MODEL,
+      messages: user("x=9 a:11111"),
+      temperature: 0,
+      max_tokens: 4000,
+      stream: true,
+    });
     const ac = new AbortController();
-    const res = await fetch(`${server.baseURL}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body, signal: ac.signal });
+    const res = await fetch(`${server.baseURL}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+      signal: ac.signal,
+    });
     const reader = res.body!.getReader();
     await reader.read();
     await reader.read();
@@ -222,7 +267,7 @@ describe("memento serve: OpenAI API", () => {
     ac.abort();
     await waitFor(() => engine.stats().running === 0 && engine.stats().waiting === 0);
     expect(engine.stats().kvUsedTokens).toBe(0);
-    expect(((engine.backend as ReferenceBackend).sequences)).toBe(0);
+    expect((engine.backend as ReferenceBackend).sequences).toBe(0);
 
     const ac2 = new AbortController();
     const pending = fetch(`${server.baseURL}/chat/completions`, {
@@ -242,7 +287,14 @@ describe("memento serve: OpenAI API", () => {
 
   it("concurrent requests are decoded together in one batch", async () => {
     const before = engine.stats().steps;
-    const reqs = [1, 2, 3, 4].map((s) => client.chat.completions.create({ model: MODEL, messages: user(`x=${s} a:12121`), temperature: 0, max_tokens: 50 }));
+    const reqs = [1, 2, 3, 4].map((s) =>
+      client.chat.completions.create({
+        model: MODEL,
+        messages: user(`x=${s} a:12121`),
+        temperature: 0,
+        max_tokens: 50,
+      }),
+    );
     const out = await Promise.all(reqs);
     for (const o of out) expect(o.usage!.completion_tokens).toBe(50);
     expect(engine.stats().peakRunning).toBeGreaterThanOrEqual(2);
@@ -252,17 +304,20 @@ describe("memento serve: OpenAI API", () => {
   it("/metrics exposes the engine gauges and request histograms", async () => {
     const text = await (await fetch(`${server.url}/metrics`)).text();
     for (const name of [
-      "memento_requests_running 0",
-      "memento_requests_waiting 0",
+      "memento_num_requests_running 0",
+      "memento_num_requests_waiting 0",
       "memento_kv_used_tokens 0",
       "memento_kv_total_tokens 20000",
       "memento_evictions_total",
-      "memento_preemptions_total",
-      "memento_generated_tokens_total",
+      "memento_num_preemptions_total",
+      "memento_generation_tokens_total",
       "memento_prompt_tokens_total",
       "memento_completion_tokens_total",
       "memento_time_to_first_token_seconds_bucket",
-      "memento_request_latency_seconds_count",
+      "memento_e2e_request_latency_seconds_count",
+      "memento_inter_token_latency_seconds_count",
+      "memento_kv_cache_usage_perc 0",
+      "memento_request_queue_time_seconds_count",
       'memento_requests_total{endpoint="chat",finish_reason="length"}',
       'memento_request_errors_total{endpoint="chat",status="400"}',
     ]) {
@@ -287,10 +342,33 @@ describe("memento serve: block eviction, overload, stress", () => {
     const tok = loadTokenizer(mdir);
     const st = tok.specialTokens;
     const ch = (c: string) => tok.encode(c)[0];
-    const pattern = [st.blockStart, ...[..."abcdefghij"].map(ch), st.blockEnd, st.summaryStart, ch("x"), ch("="), ch("1"), st.summaryEnd];
+    const pattern = [
+      st.blockStart,
+      ...[..."abcdefghij"].map(ch),
+      st.blockEnd,
+      st.summaryStart,
+      ch("x"),
+      ch("="),
+      ch("1"),
+      st.summaryEnd,
+    ];
     const inner = new ReferenceBackend(loadModel(mdir));
-    mengine = createEngine({ backend: new CyclingBackend(inner, pattern), tokenizer: lenientTokenizer(tok), kvBudgetTokens: 2000, maxRunning: 4, maxWaiting: 2 });
-    mserver = await startServer({ engine: mengine, tokenizer: tok, modelName: "cycling", maxModelLen: 4096, port: 0, ownsEngine: true, defaultMetrics: false });
+    mengine = createEngine({
+      backend: new CyclingBackend(inner, pattern),
+      tokenizer: lenientTokenizer(tok),
+      kvBudgetTokens: 2000,
+      maxRunning: 4,
+      maxWaiting: 2,
+    });
+    mserver = await startServer({
+      engine: mengine,
+      tokenizer: tok,
+      modelName: "cycling",
+      maxModelLen: 4096,
+      port: 0,
+      ownsEngine: true,
+      defaultMetrics: false,
+    });
     mclient = new OpenAI({ baseURL: mserver.baseURL, apiKey: "none", maxRetries: 0 });
   });
   afterAll(async () => {
@@ -335,13 +413,20 @@ describe("memento serve: block eviction, overload, stress", () => {
     const open = async () => {
       const ac = new AbortController();
       controllers.push(ac);
-      const res = await fetch(`${mserver.baseURL}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(long), signal: ac.signal });
+      const res = await fetch(`${mserver.baseURL}/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(long),
+        signal: ac.signal,
+      });
       expect(res.status).toBe(200);
       return res;
     };
     const streams = await Promise.all([1, 2, 3, 4, 5, 6].map(open)); // 4 running + 2 waiting
     await waitFor(() => mengine.stats().running + mengine.stats().waiting === 6);
-    const e = await errorOf(mclient.chat.completions.create({ model: "cycling", messages: user("one more"), max_tokens: 5 }));
+    const e = await errorOf(
+      mclient.chat.completions.create({ model: "cycling", messages: user("one more"), max_tokens: 5 }),
+    );
     expect(e.status).toBe(429);
     expect(e.error).toMatchObject({ type: "rate_limit_error", code: "queue_full" });
     for (const ac of controllers) ac.abort();
@@ -349,14 +434,19 @@ describe("memento serve: block eviction, overload, stress", () => {
     await waitFor(() => mengine.stats().running === 0 && mengine.stats().waiting === 0);
     expect(mengine.stats().kvUsedTokens).toBe(0);
 
-    const big = await errorOf(mclient.chat.completions.create({ model: "cycling", messages: user("y".repeat(2100)), max_tokens: 5 }));
+    const big = await errorOf(
+      mclient.chat.completions.create({ model: "cycling", messages: user("y".repeat(2100)), max_tokens: 5 }),
+    );
     expect(big.status).toBe(400);
     expect(big.error.code).toBe("context_length_exceeded");
   });
 
   it("stress: many concurrent streams with random disconnects end with every KV slot free and the server healthy", async () => {
     let seed = 12345;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
     const one = async (i: number) => {
       const ac = new AbortController();
       const abortAfter = rand() < 0.5 ? Math.floor(rand() * 30) : Infinity;
@@ -364,7 +454,12 @@ describe("memento serve: block eviction, overload, stress", () => {
         const res = await fetch(`${mserver.baseURL}/chat/completions`, {
           method: "POST",
           headers: { "content-type": "application/json" },
-          body: JSON.stringify({ model: "cycling", messages: user(`req ${i}`), max_tokens: 50 + Math.floor(rand() * 200), stream: true }),
+          body: JSON.stringify({
+            model: "cycling",
+            messages: user(`req ${i}`),
+            max_tokens: 50 + Math.floor(rand() * 200),
+            stream: true,
+          }),
           signal: ac.signal,
         });
         if (res.status === 429) return "429";
@@ -382,7 +477,8 @@ describe("memento serve: block eviction, overload, stress", () => {
       }
     };
     const outcomes: string[] = [];
-    for (let wave = 0; wave < 3; wave++) outcomes.push(...(await Promise.all(Array.from({ length: 8 }, (_, i) => one(wave * 8 + i)))));
+    for (let wave = 0; wave < 3; wave++)
+      outcomes.push(...(await Promise.all(Array.from({ length: 8 }, (_, i) => one(wave * 8 + i)))));
     expect(outcomes).toContain("done");
     expect(outcomes).toContain("aborted");
     await waitFor(() => mengine.stats().running === 0 && mengine.stats().waiting === 0);
@@ -390,12 +486,24 @@ describe("memento serve: block eviction, overload, stress", () => {
     expect(mengine.stats().kvUsedTokens).toBe(0);
     const h = await fetch(`${mserver.url}/health`);
     expect(h.status).toBe(200);
-    const r = await mclient.chat.completions.create({ model: "cycling", messages: user("still there?"), max_tokens: 8 });
+    const r = await mclient.chat.completions.create({
+      model: "cycling",
+      messages: user("still there?"),
+      max_tokens: 8,
+    });
     expect(r.usage!.completion_tokens).toBe(8);
   });
 
   it("optional API key", async () => {
-    const keyed = await startServer({ engine: mengine, tokenizer: loadTokenizer(mdir), modelName: "cycling", maxModelLen: 4096, port: 0, apiKey: "sekret", defaultMetrics: false });
+    const keyed = await startServer({
+      engine: mengine,
+      tokenizer: loadTokenizer(mdir),
+      modelName: "cycling",
+      maxModelLen: 4096,
+      port: 0,
+      apiKey: "sekret",
+      defaultMetrics: false,
+    });
     try {
       const e = await errorOf(new OpenAI({ baseURL: keyed.baseURL, apiKey: "wrong", maxRetries: 0 }).models.list());
       expect(e.status).toBe(401);

@@ -35,14 +35,13 @@ async function serve(backend: "reference" | "llamacpp"): Promise<StartedServer> 
     kvBudgetTokens: 20_000,
     llamacpp: { sequences: 2, cellsPerSequence: 256, threads: 1, kvCacheType: "F32", flashAttention: false },
   });
-  expect(m.restartModeSupported).toBe(backend === "reference");
+  expect(m.capabilities.restartMode).toBe(backend === "reference");
   return startServer({
     engine: m.engine,
     tokenizer: m.tokenizer,
     modelName: m.name,
     maxModelLen: m.maxModelLen,
     backendName: backend,
-    restartModeSupported: m.restartModeSupported,
     port: 0,
     ownsEngine: true,
     defaultMetrics: false,
@@ -51,15 +50,26 @@ async function serve(backend: "reference" | "llamacpp"): Promise<StartedServer> 
 
 describe("memento serve --backend llamacpp: refusals", () => {
   it("refuses --restart-mode with one UserError before loading anything", async () => {
-    const r = await runInProcess(["serve", "--model", modelDir, "--port", "0", "--backend", "llamacpp", "--restart-mode"]);
+    const r = await runInProcess([
+      "serve",
+      "--model",
+      modelDir,
+      "--port",
+      "0",
+      "--backend",
+      "llamacpp",
+      "--restart-mode",
+    ]);
     expect(r.code).toBe(2);
-    expect(r.err).toBe("memento: --restart-mode is not supported by the llamacpp backend (llama.cpp cannot rewrite a memento after its evicted block)\n");
-    await expect(runServe({ model: modelDir, host: "127.0.0.1", port: "0", backend: "llamacpp", restartMode: true })).rejects.toThrow(
-      /--restart-mode is not supported by the llamacpp backend/,
+    expect(r.err).toBe(
+      "memento: --restart-mode is not supported by the llamacpp backend (llama.cpp cannot rewrite a memento after its evicted block)\n",
     );
-    await expect(runServe({ model: modelDir, host: "127.0.0.1", port: "0", backend: "reference", sequences: "2" })).rejects.toThrow(
-      /--sequences: only with --backend llamacpp/,
-    );
+    await expect(
+      runServe({ model: modelDir, host: "127.0.0.1", port: "0", backend: "llamacpp", restartMode: true }),
+    ).rejects.toThrow(/--restart-mode is not supported by the llamacpp backend/);
+    await expect(
+      runServe({ model: modelDir, host: "127.0.0.1", port: "0", backend: "reference", sequences: "2" }),
+    ).rejects.toThrow(/--sequences: only with --backend llamacpp/);
   });
 });
 

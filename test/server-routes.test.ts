@@ -12,6 +12,7 @@ import {
   UnsupportedFeatureError,
   type DoneEvent,
   type Engine,
+  emptyRequestStats,
   type EngineRequest,
   type EngineStats,
   type RequestStats,
@@ -24,22 +25,11 @@ import { toyMementoTokenizer } from "./helpers/random-model.js";
 
 const tok = toyMementoTokenizer();
 const STATS: RequestStats = {
-  promptTokens: 4,
+  ...emptyRequestStats(4),
   completionTokens: 1,
-  blocks: 0,
-  evictions: 0,
-  evictedTokens: 0,
   peakKvTokens: 5,
-  currentKvTokens: 0,
   finalKvTokens: 5,
   aucKvTokens: 5,
-  preemptions: 0,
-  recomputedTokens: 0,
-  restartRecomputedTokens: 0,
-  forcedBlockEnds: 0,
-  queueMs: 0,
-  firstTokenMs: 0,
-  totalMs: 0,
 };
 const ENGINE_STATS: EngineStats = {
   running: 1,

@@ -33,6 +33,7 @@ const stats: RequestStats = {
   queueMs: 1.23456,
   firstTokenMs: 2.0004,
   totalMs: 10.9999,
+  interTokenMs: [1.5, 2.5],
 };
 const head: ResponseHead = { id: "chatcmpl-1", created: 1700000000, model: "toy" };
 const MEMENTO =

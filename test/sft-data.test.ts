@@ -1,7 +1,6 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { readAllRecords } from "../src/data/readers.js";
 import { loadTokenizer } from "../src/format/tokenizer.js";
 import { denseMask, mementoPattern, causalPattern } from "../src/masking/masks.js";
@@ -22,9 +21,9 @@ import {
   type ExportRecord,
 } from "../src/train/sft-data.js";
 import { generateDataset } from "../src/train/toy-task.js";
+import { tempDir } from "./helpers/tmp.js";
 
-const dir = mkdtempSync(join(tmpdir(), "memento-sft-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir("memento-sft-");
 
 const tok = toyTokenizer();
 const data = generateDataset(11, 20);
@@ -34,7 +33,9 @@ describe("SFT examples", () => {
     for (const d of data) {
       const ex = buildSftExample(tok, d.prompt, d.response);
       expect(ex.promptLength).toBe(tok.encode(renderSftPrompt(d.prompt)).length);
-      expect(tok.decode(ex.ids.subarray(0, ex.promptLength))).toBe(`<|im_start|>user\n${d.prompt}<|im_end|>\n<|im_start|>assistant\n`);
+      expect(tok.decode(ex.ids.subarray(0, ex.promptLength))).toBe(
+        `<|im_start|>user\n${d.prompt}<|im_end|>\n<|im_start|>assistant\n`,
+      );
       for (let i = 0; i < ex.ids.length; i++) expect(ex.labels[i]).toBe(i < ex.promptLength ? IGNORE_INDEX : ex.ids[i]);
       expect(ex.ids[ex.ids.length - 1]).toBe(tok.specialTokens.imEnd);
       expect(ex.ids[ex.promptLength]).toBe(tok.specialTokens.thinkStart);
@@ -45,7 +46,9 @@ describe("SFT examples", () => {
     const q = loadTokenizer();
     const d = data[0];
     const ex = buildSftExample(q, d.prompt, d.response);
-    expect(q.decode(Array.from(ex.ids))).toBe(`<|im_start|>user\n${d.prompt}<|im_end|>\n<|im_start|>assistant\n${d.response}<|im_end|>`);
+    expect(q.decode(Array.from(ex.ids))).toBe(
+      `<|im_start|>user\n${d.prompt}<|im_end|>\n<|im_start|>assistant\n${d.response}<|im_end|>`,
+    );
     expect(ex.ids[ex.promptLength]).toBe(q.specialTokens.thinkStart);
     const p = stagePattern(ex, 2, trackerIdsOf(q));
     expect(Array.from(p.visibleUntil).some((v) => v !== 0x7fffffff)).toBe(true);
@@ -87,7 +90,9 @@ describe("SFT examples", () => {
   it("pads and packs batches with block-diagonal patterns", () => {
     const ids = trackerIdsOf(tok);
     // Short problems (1-2 rounds, 103-178 tokens) so that several share a packed row.
-    const exs = generateDataset(11, 6, { minBlocks: 1, maxBlocks: 2 }).map((d) => buildSftExample(tok, d.prompt, d.response));
+    const exs = generateDataset(11, 6, { minBlocks: 1, maxBlocks: 2 }).map((d) =>
+      buildSftExample(tok, d.prompt, d.response),
+    );
     const pats = exs.map((e) => stagePattern(e, 2, ids));
     const batches = lengthBatches(exs, 4);
     expect(batches.flat().sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5]);
@@ -139,10 +144,17 @@ describe("SFT export", () => {
     const keep = lens.filter((n) => n <= max).length;
     expect(rep.read).toBe(7);
     expect(rep.written).toBe(keep);
-    expect(rep.skipped.filter((s) => s.reason === "too_long").map((s) => s.tokens)).toEqual(lens.filter((n) => n > max));
-    expect(rep.skipped.filter((s) => s.reason === "too_long").map((s) => s.line)).toEqual(lens.map((n, i) => (n > max ? i + 1 : -1)).filter((i) => i > 0));
+    expect(rep.skipped.filter((s) => s.reason === "too_long").map((s) => s.tokens)).toEqual(
+      lens.filter((n) => n > max),
+    );
+    expect(rep.skipped.filter((s) => s.reason === "too_long").map((s) => s.line)).toEqual(
+      lens.map((n, i) => (n > max ? i + 1 : -1)).filter((i) => i > 0),
+    );
     expect(rep.skipped.find((s) => s.reason === "invalid")).toMatchObject({ line: 7 });
-    const recs = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l) as ExportRecord);
+    const recs = readFileSync(out, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as ExportRecord);
     expect(recs.map((r) => r.input_ids.length)).toEqual(lens.filter((n) => n <= max));
     expect(recs.every((r) => r.input_ids.length <= max)).toBe(true);
 
@@ -155,7 +167,9 @@ describe("SFT export", () => {
     const ex = buildSftExample(tok, rows[0].prompt, rows[0].response);
     expect(first.input_ids).toEqual(Array.from(ex.ids));
     expect(first.prompt_length).toBe(ex.promptLength);
-    expect(first.memento_visible_until).toEqual(exportRecord(ex, stagePattern(ex, 2, trackerIdsOf(tok))).memento_visible_until);
+    expect(first.memento_visible_until).toEqual(
+      exportRecord(ex, stagePattern(ex, 2, trackerIdsOf(tok))).memento_visible_until,
+    );
   });
 
   it("accepts OpenMementos rows", async () => {
@@ -179,7 +193,9 @@ describe("SFT export", () => {
     expect(rep.written).toBe(1);
     const rec = JSON.parse(readFileSync(out, "utf8")) as ExportRecord;
     const text = tok.decode(rec.input_ids);
-    expect(text).toContain("<|block_start|>We add 2 and 2. That gives 4.<|block_end|>\n<|summary_start|>2+2=4.<|summary_end|>");
+    expect(text).toContain(
+      "<|block_start|>We add 2 and 2. That gives 4.<|block_end|>\n<|summary_start|>2+2=4.<|summary_end|>",
+    );
     expect(text.endsWith("</think>\n\n4<|im_end|>")).toBe(true);
   });
 });

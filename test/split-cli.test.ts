@@ -2,10 +2,10 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { dataSplitOutput } from "../src/cli/data-split.js";
 import { runInProcess as run } from "./helpers/cli.js";
 
-
 afterEach(() => vi.restoreAllMocks());
 
-const TRACE = "<think>\nFirst we look at it (e.g. this. Yes). Ok.\n\nWe have:\n$$x = 1.5$$\n\nTherefore, x is known.\n</think>\nAnswer: 1.5";
+const TRACE =
+  "<think>\nFirst we look at it (e.g. this. Yes). Ok.\n\nWe have:\n$$x = 1.5$$\n\nTherefore, x is known.\n</think>\nAnswer: 1.5";
 
 describe("memento data split", () => {
   it("prints {sentences, spans} for raw text with <think> tags", async () => {

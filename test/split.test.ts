@@ -77,7 +77,7 @@ describe("region", () => {
 
 describe("split points", () => {
   it("splits after . ? ! followed by space and an uppercase letter, digit or quote", () => {
-    expect(raw("Is it true? Yes it is true. Wow! 3 apples remain. \"Quoted\" text here.")).toEqual([
+    expect(raw('Is it true? Yes it is true. Wow! 3 apples remain. "Quoted" text here.')).toEqual([
       "Is it true?",
       "Yes it is true.",
       "Wow!",
@@ -101,13 +101,19 @@ describe("split points", () => {
   });
 
   it("always splits at paragraph breaks", () => {
-    expect(raw("no terminal here\n\nnext paragraph lowercase")).toEqual(["no terminal here", "next paragraph lowercase"]);
+    expect(raw("no terminal here\n\nnext paragraph lowercase")).toEqual([
+      "no terminal here",
+      "next paragraph lowercase",
+    ]);
     expect(raw("one\n \t\n\n two")).toEqual(["one", "two"]);
   });
 
   it("splits at a single newline unless it is a hard wrap", () => {
     expect(raw("This sentence is\nwrapped across lines.")).toEqual(["This sentence is\nwrapped across lines."]);
-    expect(raw("First line ends here.\nsecond line is lower.")).toEqual(["First line ends here.", "second line is lower."]);
+    expect(raw("First line ends here.\nsecond line is lower.")).toEqual([
+      "First line ends here.",
+      "second line is lower.",
+    ]);
     expect(raw("Title line\nNext Line")).toEqual(["Title line", "Next Line"]);
     expect(raw("We use e.g.\nthis one")).toEqual(["We use e.g.\nthis one"]);
   });
@@ -152,7 +158,10 @@ describe("no split inside", () => {
   });
 
   it("decimals", () => {
-    expect(raw("The value is 3.14 exactly. Next thing here.")).toEqual(["The value is 3.14 exactly.", "Next thing here."]);
+    expect(raw("The value is 3.14 exactly. Next thing here.")).toEqual([
+      "The value is 3.14 exactly.",
+      "Next thing here.",
+    ]);
     expect(raw("Then 1.6875 + 2.5 = 4.1875 holds. Good.")).toEqual(["Then 1.6875 + 2.5 = 4.1875 holds.", "Good."]);
   });
 
@@ -173,7 +182,10 @@ describe("no split inside", () => {
 
   it("unmatched brackets protect nothing", () => {
     expect(raw("Case 1) works fine. Next one too.")).toEqual(["Case 1) works fine.", "Next one too."]);
-    expect(raw("The interval [0, 1) is open. Next we look.")).toEqual(["The interval [0, 1) is open.", "Next we look."]);
+    expect(raw("The interval [0, 1) is open. Next we look.")).toEqual([
+      "The interval [0, 1) is open.",
+      "Next we look.",
+    ]);
     expect(raw("An open ( paren. Then more text.")).toEqual(["An open ( paren.", "Then more text."]);
   });
 
@@ -198,7 +210,10 @@ describe("no split inside", () => {
       "See https://example.com/a_(b)x.",
       "Then go (on. Yes).",
     ]);
-    expect(raw("Visit www.example.org/Path. Then continue.")).toEqual(["Visit www.example.org/Path.", "Then continue."]);
+    expect(raw("Visit www.example.org/Path. Then continue.")).toEqual([
+      "Visit www.example.org/Path.",
+      "Then continue.",
+    ]);
     expect(raw("Open (http://x.org/a) now. Then stop.")).toEqual(["Open (http://x.org/a) now.", "Then stop."]);
   });
 });
@@ -259,7 +274,11 @@ describe("atomic blocks", () => {
   });
 
   it("consecutive math lines across blank lines merge", () => {
-    expect(raw("t squared is this.\n\n= 144*2 + 2*(12*3/4)\n\n= 288 + (72/4)*√6 + 27/16\n\n=288 +18√6 + 1.6875\n\nWait, that is odd.")).toEqual([
+    expect(
+      raw(
+        "t squared is this.\n\n= 144*2 + 2*(12*3/4)\n\n= 288 + (72/4)*√6 + 27/16\n\n=288 +18√6 + 1.6875\n\nWait, that is odd.",
+      ),
+    ).toEqual([
       "t squared is this.",
       "= 144*2 + 2*(12*3/4)\n\n= 288 + (72/4)*√6 + 27/16\n\n=288 +18√6 + 1.6875",
       "Wait, that is odd.",
@@ -293,7 +312,9 @@ describe("merges", () => {
     expect(split("We have the following:\n\nx equals something big here.")).toEqual([
       "We have the following:\n\nx equals something big here.",
     ]);
-    expect(split("**Final Answer:**\nThe value is exactly four.")).toEqual(["**Final Answer:**\nThe value is exactly four."]);
+    expect(split("**Final Answer:**\nThe value is exactly four.")).toEqual([
+      "**Final Answer:**\nThe value is exactly four.",
+    ]);
   });
 
   it("a heading joins the next sentence", () => {
@@ -325,7 +346,9 @@ describe("merges", () => {
   });
 
   it("short fragments join the previous sentence, or the next when first", () => {
-    expect(split("Hmm.\n\nThis is a long enough sentence here.")).toEqual(["Hmm.\n\nThis is a long enough sentence here."]);
+    expect(split("Hmm.\n\nThis is a long enough sentence here.")).toEqual([
+      "Hmm.\n\nThis is a long enough sentence here.",
+    ]);
     expect(split("This is a long enough sentence here. Okay.")).toEqual(["This is a long enough sentence here. Okay."]);
     expect(split("Hmm. Ok. Yes.")).toEqual(["Hmm. Ok. Yes."]);
     expect(split("One two three four five. Six seven eight nine ten.")).toHaveLength(2);
@@ -333,17 +356,23 @@ describe("merges", () => {
 
   it("uses the countTokens hook and minTokens", () => {
     const text = "Hmm.\n\nThis is long enough. Ok.\n\nAnother one here.";
-    expect(checked(text, { countTokens: () => 100 }).sentences).toEqual(["Hmm.", "This is long enough.", "Ok.", "Another one here."]);
+    expect(checked(text, { countTokens: () => 100 }).sentences).toEqual([
+      "Hmm.",
+      "This is long enough.",
+      "Ok.",
+      "Another one here.",
+    ]);
     expect(checked(text, { countTokens: () => 1 }).sentences).toEqual([text]);
-    expect(checked(text, { minTokens: 3 }).sentences).toEqual(["Hmm.\n\nThis is long enough. Ok.", "Another one here."]);
+    expect(checked(text, { minTokens: 3 }).sentences).toEqual([
+      "Hmm.\n\nThis is long enough. Ok.",
+      "Another one here.",
+    ]);
   });
 
   it("consecutive math sentences merge", () => {
-    expect(split("We now compute it step by step.\n\nx = 1 + 2 + 3\n\ny = x * 2 + 1\n\nNow we check the result.")).toEqual([
-      "We now compute it step by step.",
-      "x = 1 + 2 + 3\n\ny = x * 2 + 1",
-      "Now we check the result.",
-    ]);
+    expect(
+      split("We now compute it step by step.\n\nx = 1 + 2 + 3\n\ny = x * 2 + 1\n\nNow we check the result."),
+    ).toEqual(["We now compute it step by step.", "x = 1 + 2 + 3\n\ny = x * 2 + 1", "Now we check the result."]);
   });
 });
 
@@ -375,15 +404,37 @@ describe("naive split", () => {
 // ---------------------------------------------------------------------------------------------------------
 // Property tests
 
-const TRICKY = [..."abcXYZ019 .?!:,;\n\n\t()[]{}$`\\~#*-_=+'\"…√"].concat(["```", "$$", "\\(", "\\)", "\\[", "\\]", "e.g. ", "\n\n", "    ", "\\begin{align}", "\\end{align}", "1. ", "- ", "http://a.b/c. ", "Therefore, ", "<think>", "</think>"]);
+const TRICKY = [..."abcXYZ019 .?!:,;\n\n\t()[]{}$`\\~#*-_=+'\"…√"].concat([
+  "```",
+  "$$",
+  "\\(",
+  "\\)",
+  "\\[",
+  "\\]",
+  "e.g. ",
+  "\n\n",
+  "    ",
+  "\\begin{align}",
+  "\\end{align}",
+  "1. ",
+  "- ",
+  "http://a.b/c. ",
+  "Therefore, ",
+  "<think>",
+  "</think>",
+]);
 
 describe("property: partition", () => {
   it("arbitrary text is partitioned exactly", () => {
     fc.assert(
-      fc.property(fc.array(fc.constantFrom(...TRICKY), { maxLength: 80 }), fc.integer({ min: 0, max: 8 }), (parts, minTokens) => {
-        const text = parts.join("");
-        assertPartition(text, splitSentences(text, { minTokens }));
-      }),
+      fc.property(
+        fc.array(fc.constantFrom(...TRICKY), { maxLength: 80 }),
+        fc.integer({ min: 0, max: 8 }),
+        (parts, minTokens) => {
+          const text = parts.join("");
+          assertPartition(text, splitSentences(text, { minTokens }));
+        },
+      ),
       { numRuns: 600 },
     );
   });
@@ -404,80 +455,102 @@ interface Piece {
   protected: boolean;
 }
 
-const word = fc.constantFrom("the", "We", "x", "value", "is", "Then", "so", "e.g.", "3.14", "1.", "Dr.", "etc.", "ok", "A", "b", "Next", "i.e.");
+const word = fc.constantFrom(
+  "the",
+  "We",
+  "x",
+  "value",
+  "is",
+  "Then",
+  "so",
+  "e.g.",
+  "3.14",
+  "1.",
+  "Dr.",
+  "etc.",
+  "ok",
+  "A",
+  "b",
+  "Next",
+  "i.e.",
+);
 const punct = fc.constantFrom("", "", ".", "?", "!", ",", ":", "...");
 const prose = fc
   .array(fc.tuple(word, punct), { minLength: 1, maxLength: 8 })
   .map((ws) => ws.map(([w, p]) => w + p).join(" "));
 /** Inner text with periods, capitals and single newlines but no blank line (allowed inside brackets). */
-const inner = fc
-  .array(fc.oneof(prose, fc.constant("\n")), { minLength: 1, maxLength: 4 })
-  .map((xs) => xs.join(" ").replace(/\n\s*\n/g, "\n").trim() || "x");
+const inner = fc.array(fc.oneof(prose, fc.constant("\n")), { minLength: 1, maxLength: 4 }).map(
+  (xs) =>
+    xs
+      .join(" ")
+      .replace(/\n\s*\n/g, "\n")
+      .trim() || "x",
+);
 
 const pieceArb: fc.Arbitrary<Piece[]> = fc.oneof(
   prose.map((t) => [{ text: t, protected: false }]),
   fc.constantFrom("\n", "\n\n", " ", "\n- ", "\n1. ").map((t) => [{ text: t, protected: false }]),
-  fc
-    .array(prose, { minLength: 1, maxLength: 3 })
-    .map((ls) => [
-      // (indentation right after a list item would be the item's continuation, not code)
-      { text: "\n\nCode follows\n\n", protected: false },
-      { text: ls.map((l) => "    " + l).join("\n"), protected: true },
-      { text: "\n\n", protected: false },
-    ]),
+  fc.array(prose, { minLength: 1, maxLength: 3 }).map((ls) => [
+    // (indentation right after a list item would be the item's continuation, not code)
+    { text: "\n\nCode follows\n\n", protected: false },
+    { text: ls.map((l) => "    " + l).join("\n"), protected: true },
+    { text: "\n\n", protected: false },
+  ]),
   inner.map((t) => [{ text: ` (${t}. Then (nested. X) y.)`, protected: true }]),
   inner.map((t) => [{ text: ` [${t}. Z]`, protected: true }]),
   inner.map((t) => [{ text: ` $${t.replace(/\n/g, " ")}. Q$`, protected: true }]),
-  fc
-    .array(fc.oneof(prose, fc.constantFrom("", "x = 1. Y", "a.b")), { minLength: 1, maxLength: 5 })
-    .map((ls) => [
-      { text: "\n", protected: false },
-      { text: "```js\n" + ls.join("\n") + "\n\nDone. Ok\n```", protected: true },
-      { text: "\n", protected: false },
-    ]),
-  fc
-    .array(fc.oneof(prose, fc.constantFrom("", "x = 1. Y")), { minLength: 1, maxLength: 5 })
-    .map((ls) => [
-      { text: "\n", protected: false },
-      { text: "$$\n" + ls.join("\n") + "\n$$", protected: true },
-      { text: "\n", protected: false },
-    ]),
+  fc.array(fc.oneof(prose, fc.constantFrom("", "x = 1. Y", "a.b")), { minLength: 1, maxLength: 5 }).map((ls) => [
+    { text: "\n", protected: false },
+    { text: "```js\n" + ls.join("\n") + "\n\nDone. Ok\n```", protected: true },
+    { text: "\n", protected: false },
+  ]),
+  fc.array(fc.oneof(prose, fc.constantFrom("", "x = 1. Y")), { minLength: 1, maxLength: 5 }).map((ls) => [
+    { text: "\n", protected: false },
+    { text: "$$\n" + ls.join("\n") + "\n$$", protected: true },
+    { text: "\n", protected: false },
+  ]),
   inner.map((t) => [{ text: ` \\[ ${t}. W \\]`, protected: true }]),
-  fc
-    .array(prose, { minLength: 1, maxLength: 3 })
-    .map((ls) => [
-      { text: "\n", protected: false },
-      { text: "\\begin{align}\n" + ls.join("\n\n") + "\n\\end{align}", protected: true },
-      { text: "\n", protected: false },
-    ]),
+  fc.array(prose, { minLength: 1, maxLength: 3 }).map((ls) => [
+    { text: "\n", protected: false },
+    { text: "\\begin{align}\n" + ls.join("\n\n") + "\n\\end{align}", protected: true },
+    { text: "\n", protected: false },
+  ]),
 );
 
 describe("property: structure", () => {
   it("never cuts inside code fences, display math, inline math or brackets", () => {
     fc.assert(
-      fc.property(fc.array(pieceArb, { minLength: 1, maxLength: 12 }), fc.boolean(), fc.integer({ min: 0, max: 6 }), (groups, think, minTokens) => {
-        const pieces = groups.flat();
-        let text = think ? "<think>" : "";
-        const ranges: [number, number][] = [];
-        for (const p of pieces) {
-          if (p.protected) {
-            // Protected pieces start after whitespace so that the range begins with a non-space char.
-            const t = p.text.replace(/^\s+/, "");
-            text += p.text.slice(0, p.text.length - t.length);
-            ranges.push([text.length, text.length + t.length]);
-            text += t;
-          } else {
-            text += p.text;
+      fc.property(
+        fc.array(pieceArb, { minLength: 1, maxLength: 12 }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 6 }),
+        (groups, think, minTokens) => {
+          const pieces = groups.flat();
+          let text = think ? "<think>" : "";
+          const ranges: [number, number][] = [];
+          for (const p of pieces) {
+            if (p.protected) {
+              // Protected pieces start after whitespace so that the range begins with a non-space char.
+              const t = p.text.replace(/^\s+/, "");
+              text += p.text.slice(0, p.text.length - t.length);
+              ranges.push([text.length, text.length + t.length]);
+              text += t;
+            } else {
+              text += p.text;
+            }
           }
-        }
-        if (think) text += "\n</think>\nThe answer. Is here.";
-        const r = splitSentences(text, { minTokens });
-        assertPartition(text, r);
-        for (const [a, b] of ranges) {
-          const inside = r.spans.some(([s, e]) => s <= a && b <= e);
-          if (!inside) throw new Error(`cut inside protected ${JSON.stringify(text.slice(a, b))} of ${JSON.stringify(text)}: ${JSON.stringify(r.sentences)}`);
-        }
-      }),
+          if (think) text += "\n</think>\nThe answer. Is here.";
+          const r = splitSentences(text, { minTokens });
+          assertPartition(text, r);
+          for (const [a, b] of ranges) {
+            const inside = r.spans.some(([s, e]) => s <= a && b <= e);
+            if (!inside)
+              throw new Error(
+                `cut inside protected ${JSON.stringify(text.slice(a, b))} of ${JSON.stringify(text)}: ${JSON.stringify(r.sentences)}`,
+              );
+          }
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -508,7 +581,9 @@ describe("performance", () => {
 });
 
 describeWithReference("reference trace (raw_trace_example.jsonl)", () => {
-  const record = JSON.parse(readFileSync(referencePath("raw_trace_example.jsonl"), "utf8").split("\n")[0]) as { cot: string };
+  const record = JSON.parse(readFileSync(referencePath("raw_trace_example.jsonl"), "utf8").split("\n")[0]) as {
+    cot: string;
+  };
 
   it("reduces boundaries ~2x vs naive splitting, fast", () => {
     const text = record.cot;
@@ -538,7 +613,9 @@ describeWithReference("reference trace (raw_trace_example.jsonl)", () => {
     const tok = loadTokenizer();
     const stats = splitStats(record.cot, { countTokens: (t) => tok.count(t) });
     const est = splitStats(record.cot);
-    console.log(`[split] reference trace with the Qwen3 tokenizer: ours ${stats.sentences} sentences (${stats.reduction.toFixed(2)}x fewer boundaries than naive)`);
+    console.log(
+      `[split] reference trace with the Qwen3 tokenizer: ours ${stats.sentences} sentences (${stats.reduction.toFixed(2)}x fewer boundaries than naive)`,
+    );
     expect(Math.abs(stats.sentences - est.sentences)).toBeLessThan(est.sentences * 0.1);
   });
 });

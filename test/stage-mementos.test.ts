@@ -1,11 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { toJudgment } from "../src/data/prompts.js";
 import { OfflineProvider } from "../src/data/providers/offline.js";
 import { OpenAIProvider } from "../src/data/providers/openai.js";
 import { writeMementosWithJudge } from "../src/data/stages/mementos.js";
 import type { Judgment, Provider, Usage } from "../src/data/types.js";
 import { UserError } from "../src/errors.js";
-import { startFakeOpenAI, stopFakeOpenAI, type FakeOpenAI } from "./helpers/fake-openai.js";
+import { useFakeOpenAI } from "./helpers/fake-openai.js";
 
 /**
  * A scripted provider: block i's memento in version v is `b{i}v{v}`, and its judge score is `scores[i][v]`
@@ -25,7 +25,7 @@ class ScriptedProvider implements Provider {
     this.calls.push(`write:${blocks.length}`);
     return blocks.map((_, i) => `b${i}v0`);
   }
-  async judgeMementos(blocks: readonly string[], mementos: readonly string[]): Promise<Judgment[]> {
+  async judgeMementos(_blocks: readonly string[], mementos: readonly string[]): Promise<Judgment[]> {
     this.calls.push(`judge:${mementos.join(",")}`);
     return mementos.map((m) => {
       const [, i, v] = /^b(\d+)v(\d+)$/.exec(m)!.map(Number);
@@ -148,24 +148,18 @@ describe("writeMementosWithJudge", () => {
 });
 
 describe("writeMementosWithJudge through the openai provider and the fake server", () => {
-  let fake: FakeOpenAI;
-  beforeAll(async () => {
-    fake = await startFakeOpenAI();
-  });
-  afterAll(async () => {
-    await stopFakeOpenAI(fake);
-  });
+  const openai = useFakeOpenAI();
 
   it("gives the same result as the offline provider", async () => {
     const blocks = [
       "Let me define g(x) = x^2 - 4x + 3. Factoring gives g(x) = (x - 1)(x - 3). So the roots are 1 and 3.",
       "Now check: g(1) = 1 - 4 + 3 = 0 and g(3) = 9 - 12 + 3 = 0, which confirms both. Therefore the answer is 1 and 3.",
     ];
-    const p = new OpenAIProvider({ baseURL: fake.baseURL, model: "m", retry: { timeoutMs: 2000 } });
+    const p = new OpenAIProvider({ baseURL: openai.fake.baseURL, model: "m", retry: { timeoutMs: 2000 } });
     const remote = await writeMementosWithJudge("Solve g(x) = 0.", blocks, p);
     const local = await writeMementosWithJudge("Solve g(x) = 0.", blocks, new OfflineProvider());
     expect(remote).toEqual(local);
-    const kinds = fake.requests.map((r) => r.kind);
+    const kinds = openai.fake.requests.map((r) => r.kind);
     expect(kinds[0]).toBe("compress");
     expect(kinds[1]).toBe("judge");
     expect(kinds.length).toBe(2 + 2 * (Math.max(...local.history.map((h) => h.rounds.length)) - 1));

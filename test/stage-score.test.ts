@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { OfflineProvider } from "../src/data/providers/offline.js";
 import { OpenAIProvider } from "../src/data/providers/openai.js";
 import { scoreTraceBoundaries, scoreWindows } from "../src/data/stages/score.js";
 import type { Judgment, Provider, Usage } from "../src/data/types.js";
 import { UserError } from "../src/errors.js";
-import { startFakeOpenAI, stopFakeOpenAI, type FakeOpenAI } from "./helpers/fake-openai.js";
+import { useFakeOpenAI } from "./helpers/fake-openai.js";
 
 /** A provider whose scores encode the global boundary index (recovered from the sentence text). */
 class RecordingProvider implements Provider {
@@ -133,23 +133,21 @@ describe("scoreTraceBoundaries windows", () => {
 });
 
 describe("scoreTraceBoundaries through the openai provider and the fake server", () => {
-  let fake: FakeOpenAI;
-  beforeAll(async () => {
-    fake = await startFakeOpenAI();
-  });
-  afterAll(async () => {
-    await stopFakeOpenAI(fake);
-  });
+  const openai = useFakeOpenAI();
 
   it("matches the offline provider window by window, with one request per window", async () => {
     const sentences = Array.from({ length: 23 }, (_, i) =>
-      i % 5 === 0 ? `Now consider part ${i}.` : i % 7 === 0 ? `The value is x = ${i}` : `Sentence ${i} says something plain.`,
+      i % 5 === 0
+        ? `Now consider part ${i}.`
+        : i % 7 === 0
+          ? `The value is x = ${i}`
+          : `Sentence ${i} says something plain.`,
     );
-    const p = new OpenAIProvider({ baseURL: fake.baseURL, model: "m", retry: { timeoutMs: 2000 } });
+    const p = new OpenAIProvider({ baseURL: openai.fake.baseURL, model: "m", retry: { timeoutMs: 2000 } });
     const remote = await scoreTraceBoundaries(sentences, p, { windows: [16, 11], concurrency: 3 });
     const local = await scoreTraceBoundaries(sentences, new OfflineProvider(), { windows: [16, 11] });
     expect(remote).toEqual(local);
-    expect(fake.count("score")).toBe(scoreWindows(23, 16).length + scoreWindows(23, 11).length);
-    expect(p.usage().requests).toBe(fake.count("score"));
+    expect(openai.fake.count("score")).toBe(scoreWindows(23, 16).length + scoreWindows(23, 11).length);
+    expect(p.usage().requests).toBe(openai.fake.count("score"));
   });
 });

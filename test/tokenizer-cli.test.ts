@@ -3,7 +3,6 @@ import { tokenizeOutput } from "../src/cli/tokenize.js";
 import { BLOCK_START } from "../src/format/tokens.js";
 import { runInProcess as run } from "./helpers/cli.js";
 
-
 afterEach(() => vi.restoreAllMocks());
 
 describe("memento tokenize", () => {
@@ -30,7 +29,11 @@ describe("memento tokenize", () => {
     expect(j.ids).toEqual([151644, 872, 198, 6023, 151645, 198, 151644, 77091, 198]);
     expect(j.count).toBe(9);
     expect(j.promptLength).toBe(9);
-    const withAnswer = JSON.parse(tokenizeOutput(JSON.stringify([...msgs, { role: "assistant", content: "<think>\nx\n</think>\n\ny" }]), { chat: true }));
+    const withAnswer = JSON.parse(
+      tokenizeOutput(JSON.stringify([...msgs, { role: "assistant", content: "<think>\nx\n</think>\n\ny" }]), {
+        chat: true,
+      }),
+    );
     expect(withAnswer.promptLength).toBe(9);
     expect(withAnswer.ids[9]).toBe(151667);
   });

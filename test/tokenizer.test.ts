@@ -53,7 +53,9 @@ class ReferenceBpe {
       this.ranks.set(`${a} ${b}`, i);
     });
     for (const t of json.added_tokens ?? []) this.added.set(t.content, t.id);
-    const esc = [...this.added.keys()].sort((a, b) => b.length - a.length).map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    const esc = [...this.added.keys()]
+      .sort((a, b) => b.length - a.length)
+      .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
     this.addedSplit = new RegExp(`(${esc.join("|")})`, "u");
     // GPT-2 bytes_to_unicode: printable Latin-1 bytes map to themselves, the rest to 256, 257, ...
     let next = 256;
@@ -118,8 +120,9 @@ const CORPUS: string[] = [
   "Let $f(x) = \\frac{1}{2}\\int_0^\\infty e^{-x^2}\\,dx$ and \\( \\sqrt{2} \\), \\boxed{42}.",
   "$$\n\\sum_{k=1}^{n} k^2 = \\frac{n(n+1)(2n+1)}{6}\n$$",
   "def f(x):\n    return [i**2 for i in range(x) if i % 2 == 0]  # squares\n",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: tokenizer input is TypeScript source text on purpose
   "function f(a: number): string { return `${a}`; }\n\t\tconst x = {a:1,b:[2,3]};",
-  "#include <stdio.h>\nint main(){printf(\"%d\\n\", 1<<4);}",
+  '#include <stdio.h>\nint main(){printf("%d\\n", 1<<4);}',
   "naïve café résumé Æsir Straße İstanbul ǅemal",
   "e\u0301 vs \u00e9 (NFC composes the first)",
   "中文分词测试：你好，世界！日本語のテキスト。한국어 텍스트",
@@ -146,7 +149,8 @@ describe("loadTokenizer (default Qwen3)", () => {
 
   it("caches the default tokenizer", () => {
     expect(loadTokenizer() === tok).toBe(true);
-    expect(loadTokenizer(undefined, { addMementoTokens: false }) === loadTokenizer(undefined, { addMementoTokens: false })).toBe(true);
+    const plain = loadTokenizer(undefined, { addMementoTokens: false });
+    expect(loadTokenizer(undefined, { addMementoTokens: false }) === plain).toBe(true);
     expect(loadTokenizer(undefined, { cache: false }) === tok).toBe(false);
   });
 
@@ -154,7 +158,9 @@ describe("loadTokenizer (default Qwen3)", () => {
     const t0 = performance.now();
     loadTokenizer(undefined, { cache: false });
     const ms = performance.now() - t0;
-    console.log(`tokenizer load (uncached): ${ms.toFixed(0)} ms (lastTokenizerLoadMs=${lastTokenizerLoadMs().toFixed(0)})`);
+    console.log(
+      `tokenizer load (uncached): ${ms.toFixed(0)} ms (lastTokenizerLoadMs=${lastTokenizerLoadMs().toFixed(0)})`,
+    );
     expect(lastTokenizerLoadMs()).toBeGreaterThan(0);
     expect(lastTokenizerLoadMs()).toBeLessThanOrEqual(ms + 1);
   });
@@ -212,11 +218,16 @@ describe("encode / decode", () => {
   it("encodes each Memento marker as one id inside arbitrary text", () => {
     const markers = MEMENTO_SPECIAL_TOKENS.map((m) => ({ m, id: tok.tokenToId(m)! }));
     fc.assert(
-      fc.property(fc.string({ unit: "binary", maxLength: 40 }), fc.constantFrom(...markers), fc.string({ unit: "binary", maxLength: 40 }), (a, { m, id }, b) => {
-        const ids = tok.encode(a + m + b);
-        expect(ids).toEqual([...tok.encode(a), id, ...tok.encode(b)]);
-        expect(ids.filter((x) => x === id)).toHaveLength(1);
-      }),
+      fc.property(
+        fc.string({ unit: "binary", maxLength: 40 }),
+        fc.constantFrom(...markers),
+        fc.string({ unit: "binary", maxLength: 40 }),
+        (a, { m, id }, b) => {
+          const ids = tok.encode(a + m + b);
+          expect(ids).toEqual([...tok.encode(a), id, ...tok.encode(b)]);
+          expect(ids.filter((x) => x === id)).toHaveLength(1);
+        },
+      ),
       { numRuns: 200 },
     );
     // adjacent markers with no text between them
@@ -277,7 +288,29 @@ describe("cross-check against independent implementations", () => {
       }),
       { numRuns: 300 },
     );
-    const pool = [" ", "  ", "\n", "\r\n", "\t", "\u0085", "\ufeff", "\u00a0", "a", "Z", "'s", "'LL", "1", "23", ".", "$", "\\frac", "é", "中", "😀", "\u200b"];
+    const pool = [
+      " ",
+      "  ",
+      "\n",
+      "\r\n",
+      "\t",
+      "\u0085",
+      "\ufeff",
+      "\u00a0",
+      "a",
+      "Z",
+      "'s",
+      "'LL",
+      "1",
+      "23",
+      ".",
+      "$",
+      "\\frac",
+      "é",
+      "中",
+      "😀",
+      "\u200b",
+    ];
     fc.assert(
       fc.property(fc.array(fc.constantFrom(...pool), { maxLength: 12 }), (parts) => {
         const s = parts.join("");
@@ -312,19 +345,35 @@ describe("cross-check against independent implementations", () => {
 });
 
 describeWithReference("reference texts", () => {
-  const trace = JSON.parse(readFileSync(referencePath("raw_trace_example.jsonl"), "utf8").split("\n")[0]!) as { cot: string; problem: string };
+  const trace = JSON.parse(readFileSync(referencePath("raw_trace_example.jsonl"), "utf8").split("\n")[0]!) as {
+    cot: string;
+    problem: string;
+  };
   const outputs = ["memento_output_response.json", "memento_output_code.json", "memento_output_science.json"].map(
-    (f) => JSON.parse(readFileSync(referencePath(f), "utf8")) as { problem: string; answer: string; segments: { type: string; text: string }[] },
+    (f) =>
+      JSON.parse(readFileSync(referencePath(f), "utf8")) as {
+        problem: string;
+        answer: string;
+        segments: { type: string; text: string }[];
+      },
   );
 
   it("round-trips the raw trace and the Memento outputs", () => {
-    const texts = [trace.cot, trace.problem, ...outputs.flatMap((o) => [o.problem, o.answer, ...o.segments.map((s) => s.text)])];
+    const texts = [
+      trace.cot,
+      trace.problem,
+      ...outputs.flatMap((o) => [o.problem, o.answer, ...o.segments.map((s) => s.text)]),
+    ];
     for (const t of texts) expect(tok.decode(tok.encode(t))).toBe(t.normalize("NFC"));
     // a whole Memento-formatted response: markers are single ids and the text survives
     const o = outputs[0]!;
     const response =
       "<think>\n" +
-      o.segments.map((s) => (s.type === "block" ? `${BLOCK_START}${s.text}${BLOCK_END}` : `${SUMMARY_START}${s.text}${SUMMARY_END}`)).join("") +
+      o.segments
+        .map((s) =>
+          s.type === "block" ? `${BLOCK_START}${s.text}${BLOCK_END}` : `${SUMMARY_START}${s.text}${SUMMARY_END}`,
+        )
+        .join("") +
       "\n</think>\n\n" +
       o.answer;
     const ids = tok.encode(response);
@@ -348,7 +397,9 @@ describeWithReference("reference texts", () => {
       tok.encode(trace.cot);
       best = Math.min(best, performance.now() - t0);
     }
-    console.log(`encode: ${trace.cot.length} chars -> ${ids.length} tokens in ${best.toFixed(1)} ms (${Math.round((ids.length / best) * 1000)} tok/s)`);
+    console.log(
+      `encode: ${trace.cot.length} chars -> ${ids.length} tokens in ${best.toFixed(1)} ms (${Math.round((ids.length / best) * 1000)} tok/s)`,
+    );
     expect(ids.length).toBeGreaterThan(5_000);
   });
 });
@@ -378,17 +429,32 @@ describe("tokenizer directories", () => {
 
   it("reuses a marker already present and numbers the missing ones after it", () => {
     const json = loadTokenizer(undefined, { addMementoTokens: false }).tokenizerJson();
-    json.added_tokens!.push({ id: 151669, content: SUMMARY_START, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    json.added_tokens!.push({
+      id: 151669,
+      content: SUMMARY_START,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    });
     const t = new MementoTokenizer(json, {});
     expect(t.addedMementoTokens).toEqual([BLOCK_START, BLOCK_END, SUMMARY_END]);
     expect(t.specialTokens.summaryStart).toBe(151669);
-    expect([t.specialTokens.blockStart, t.specialTokens.blockEnd, t.specialTokens.summaryEnd]).toEqual([151670, 151671, 151672]);
+    expect([t.specialTokens.blockStart, t.specialTokens.blockEnd, t.specialTokens.summaryEnd]).toEqual([
+      151670, 151671, 151672,
+    ]);
     expect(t.chatTemplate).toBeUndefined();
     expect(t.specialTokens.eos).toBeUndefined();
   });
 
   it("addMementoTokens() does not modify its inputs", () => {
-    const json: TokenizerJson = { model: { type: "BPE", vocab: { a: 0, b: 5 } }, added_tokens: [{ id: 7, content: "<x>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }] };
+    const json: TokenizerJson = {
+      model: { type: "BPE", vocab: { a: 0, b: 5 } },
+      added_tokens: [
+        { id: 7, content: "<x>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+      ],
+    };
     const config = { additional_special_tokens: ["<x>"] };
     const before = JSON.stringify([json, config]);
     const r = addMementoTokens(json, config);

@@ -20,6 +20,7 @@ import {
 import { toyTokenizer } from "../src/train/char-tokenizer.js";
 import { buildSftExample } from "../src/train/sft-data.js";
 import { toSequences, toyAnswerSequences, toyLossWeights, toyTokenRoles, trainToy } from "../src/train/toy.js";
+import { ONE_LAYER_CONFIG } from "./helpers/random-model.js";
 
 describe("toy task", () => {
   it("is deterministic by seed", () => {
@@ -75,7 +76,10 @@ describe("toy task", () => {
     expect(checkAnswer(d.problem, d.response.replace(/<\/think>[\s\S]*$/, ""))).toBe(false);
     const g = gradeResponse(d.problem, bad);
     expect(g).toMatchObject({ correct: false, answer: wrong, valid: true, mementosCorrect: d.problem.rounds });
-    const oneBadMemento = d.response.replace(mementoText(d.problem, 0), mementoText(d.problem, 0).replace(/k=\d/, "k=9"));
+    const oneBadMemento = d.response.replace(
+      mementoText(d.problem, 0),
+      mementoText(d.problem, 0).replace(/k=\d/, "k=9"),
+    );
     expect(gradeResponse(d.problem, oneBadMemento).mementosCorrect).toBe(d.problem.rounds - 1);
   });
 
@@ -126,7 +130,10 @@ describe("toy task", () => {
 
   it("has sequences of exactly 28 + 75 k tokens with the char tokenizer, 4-9 blocks", () => {
     const tok = toyTokenizer();
-    const lens = generateDataset(5, 300).map((d) => ({ n: buildSftExample(tok, d.prompt, d.response).ids.length, k: d.problem.rounds }));
+    const lens = generateDataset(5, 300).map((d) => ({
+      n: buildSftExample(tok, d.prompt, d.response).ids.length,
+      k: d.problem.rounds,
+    }));
     for (const { n, k } of lens) expect(n).toBe(28 + 75 * k);
     expect(Math.min(...lens.map((l) => l.k))).toBe(4);
     expect(Math.max(...lens.map((l) => l.k))).toBe(9);
@@ -140,7 +147,13 @@ describe("toy task", () => {
     const k = d.problem.rounds;
     const S = d.problem.stepsPerBlock;
     expect(roles.length).toBe(tok.encode(d.response).length);
-    expect([count("a"), count("b"), count("sum"), count("memento"), count("answer")]).toEqual([S * k, S * k, S * k, 5 * k, 4]);
+    expect([count("a"), count("b"), count("sum"), count("memento"), count("answer")]).toEqual([
+      S * k,
+      S * k,
+      S * k,
+      5 * k,
+      4,
+    ]);
     // The first block starts "a+b=r": roles a, format, b, format, sum.
     const first = tok.encode(d.response).findIndex((id) => tok.decode([id]) === "<|block_start|>") + 1;
     expect(roles.slice(first, first + 6)).toEqual(["a", "format", "b", "format", "sum", "format"]);
@@ -173,7 +186,9 @@ describe("toy task", () => {
 
   it("answer stages weight the answer in the memento-attention examples, and in the causal ones only when asked", () => {
     const tok = toyTokenizer();
-    const examples = generateDataset(7, 4, { minBlocks: 1, maxBlocks: 3 }).map((d) => buildSftExample(tok, d.prompt, d.response));
+    const examples = generateDataset(7, 4, { minBlocks: 1, maxBlocks: 3 }).map((d) =>
+      buildSftExample(tok, d.prompt, d.response),
+    );
     const causal = [true, false, true, false];
     const heavy = (s: { weights?: Float32Array }) => [...s.weights!].filter((x) => x !== 1).length;
     const first = toyAnswerSequences(tok, examples, causal, 30, false);
@@ -182,7 +197,9 @@ describe("toy task", () => {
     expect(all.map(heavy)).toEqual([4, 4, 4, 4]);
     // Either way the causal examples keep causal attention.
     for (const seqs of [first, all]) {
-      seqs.forEach((s, i) => expect(s.pattern).toEqual(toSequences([examples[i]], causal[i] ? 1 : 2, tok)[0].pattern));
+      seqs.forEach((s, i) => {
+        expect(s.pattern).toEqual(toSequences([examples[i]], causal[i] ? 1 : 2, tok)[0].pattern);
+      });
     }
   });
 
@@ -214,12 +231,21 @@ describe("trainToy", () => {
         batchSize: 2,
         lr: 1e-3,
         workers: 1,
-        config: { hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8 },
+        config: ONE_LAYER_CONFIG,
       };
       const { report } = await trainToy(opts);
       expect(report.train.steps).toEqual({ short: 2, stage1: 2, stage2: 2, answer: 3, answerAll: 2 });
-      expect([report.train.answerWeight, report.train.answerLr, report.train.answerAllLr]).toEqual([30, 1e-3 / 3, (1e-3 / 3) * 0.3]);
-      const stages = (csv: string) => csv.trim().split("\n").slice(1).map((l) => l.split(",")[0]);
+      expect([report.train.answerWeight, report.train.answerLr, report.train.answerAllLr]).toEqual([
+        30,
+        1e-3 / 3,
+        (1e-3 / 3) * 0.3,
+      ]);
+      const stages = (csv: string) =>
+        csv
+          .trim()
+          .split("\n")
+          .slice(1)
+          .map((l) => l.split(",")[0]);
       const csv = readFileSync(join(dir, "loss.csv"), "utf8");
       expect(stages(csv)).toEqual([
         ...["stage1-short", "stage1-short", "stage1", "stage1", "stage2", "stage2"],
@@ -237,4 +263,3 @@ describe("trainToy", () => {
     }
   }, 120_000);
 });
-

@@ -1,15 +1,14 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CharTokenizer, toyTokenizer } from "../src/train/char-tokenizer.js";
 import { loadTokenizer } from "../src/format/tokenizer.js";
 import { encodeChat } from "../src/format/chat.js";
 import { generateDataset } from "../src/train/toy-task.js";
 import { renderSftText } from "../src/train/sft-data.js";
+import { tempDir } from "./helpers/tmp.js";
 
-const dir = mkdtempSync(join(tmpdir(), "memento-toytok-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir("memento-toytok-");
 
 describe("char tokenizer", () => {
   const tok = toyTokenizer();
@@ -22,7 +21,12 @@ describe("char tokenizer", () => {
       expect(tok.count(text)).toBe(ids.length);
     }
     const s = tok.specialTokens;
-    expect(tok.encode("<|im_start|>assistant\n<think>")).toEqual([s.imStart, s.assistant, tok.tokenToId("\n"), s.thinkStart]);
+    expect(tok.encode("<|im_start|>assistant\n<think>")).toEqual([
+      s.imStart,
+      s.assistant,
+      tok.tokenToId("\n"),
+      s.thinkStart,
+    ]);
     expect(tok.encode("<|block_start|><|block_end|><|summary_start|><|summary_end|></think>")).toEqual([
       s.blockStart,
       s.blockEnd,
@@ -39,7 +43,19 @@ describe("char tokenizer", () => {
 
   it("has the SpecialTokenIds fields", () => {
     expect(Object.keys(tok.specialTokens).sort()).toEqual(
-      ["assistant", "blockEnd", "blockStart", "eos", "imEnd", "imStart", "pad", "summaryEnd", "summaryStart", "thinkEnd", "thinkStart"].sort(),
+      [
+        "assistant",
+        "blockEnd",
+        "blockStart",
+        "eos",
+        "imEnd",
+        "imStart",
+        "pad",
+        "summaryEnd",
+        "summaryStart",
+        "thinkEnd",
+        "thinkStart",
+      ].sort(),
     );
     expect(tok.idToToken(tok.specialTokens.pad!)).toBe("<|endoftext|>");
     expect(tok.idToToken(tok.specialTokens.eos!)).toBe("<|im_end|>");

@@ -29,7 +29,12 @@ describe("trace stats", () => {
     const s = traceStats({ id: "sample", text, problem: "What is 1+1?" }, { tokenizer: tok });
     expect(s.promptTokens).toBeGreaterThan(5);
     const ids = tok.specialTokens;
-    const special = { blockStart: ids.blockStart, blockEnd: ids.blockEnd, summaryStart: ids.summaryStart, summaryEnd: ids.summaryEnd };
+    const special = {
+      blockStart: ids.blockStart,
+      blockEnd: ids.blockEnd,
+      summaryStart: ids.summaryStart,
+      summaryEnd: ids.summaryEnd,
+    };
     const tokens = tok.encode(text);
     const alone = simulateKv(tokens, 0, special, resolveMasking({ keepLastNBlocks: 0 }));
     // The prompt adds the same constant to every resident count.

@@ -75,7 +75,9 @@ describe("BlockTracker: keepLastBlockForAnswer", () => {
   });
   it("has no effect when keepLastNBlocks is not 0", () => {
     const s = "SxEMNSxEMNSxEMN";
-    expect(run(s, { keepLastBlockForAnswer: true, keepLastNBlocks: 1 }).evictions).toEqual(run(s, { keepLastNBlocks: 1 }).evictions);
+    expect(run(s, { keepLastBlockForAnswer: true, keepLastNBlocks: 1 }).evictions).toEqual(
+      run(s, { keepLastNBlocks: 1 }).evictions,
+    );
   });
   it("evicts only the oldest waiting block at a <|block_start|>", () => {
     // Two blocks complete in the prompt (never evicted there), then each generated <|block_start|> evicts one.

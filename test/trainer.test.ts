@@ -10,6 +10,7 @@ import { toyTokenizer } from "../src/train/char-tokenizer.js";
 import { buildSftExample } from "../src/train/sft-data.js";
 import { generateDataset } from "../src/train/toy-task.js";
 import { toSequences, shiftLabels } from "../src/train/toy.js";
+import { TINY_MODEL_CONFIG } from "./helpers/random-model.js";
 
 describe("optimizer and schedule", () => {
   it("AdamW's first step moves each weight by lr against the gradient's sign (bias-corrected)", () => {
@@ -22,7 +23,10 @@ describe("optimizer and schedule", () => {
     expect(w[2]).toBe(3);
   });
   it("clips the global norm", () => {
-    const g = new Map([["a", Float32Array.from([3, 0])], ["b", Float32Array.from([0, 4])]]);
+    const g = new Map([
+      ["a", Float32Array.from([3, 0])],
+      ["b", Float32Array.from([0, 4])],
+    ]);
     expect(clipGradNorm(g, 1)).toBeCloseTo(5, 6);
     expect([...g.get("a")!, ...g.get("b")!].map((x) => +x.toFixed(6))).toEqual([0.6, 0, 0, 0.8]);
   });
@@ -45,8 +49,10 @@ describe("optimizer and schedule", () => {
 
 describe("two-stage SFT trainer", () => {
   const tok = toyTokenizer();
-  const config = toyConfig({ vocab_size: 112, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16 });
-  const examples = generateDataset(3, 24, { minBlocks: 1, maxBlocks: 2, stepsPerBlock: 3 }).map((d) => buildSftExample(tok, d.prompt, d.response));
+  const config = toyConfig(TINY_MODEL_CONFIG);
+  const examples = generateDataset(3, 24, { minBlocks: 1, maxBlocks: 2, stepsPerBlock: 3 }).map((d) =>
+    buildSftExample(tok, d.prompt, d.response),
+  );
   const stages = (s1: number, s2: number) => [
     { name: "stage1", sequences: toSequences(examples, 1, tok), steps: s1, lr: 1e-2 },
     { name: "stage2", sequences: toSequences(examples, 2, tok), steps: s2, lr: 3e-3 },
@@ -55,8 +61,19 @@ describe("two-stage SFT trainer", () => {
   it("lowers the loss, logs loss.csv and loss.svg, and a resumed run ends with the same weights as an uninterrupted one", async () => {
     const a = Qwen3Model.random(config, { seed: 5 });
     const dirA = mkdtempSync(join(tmpdir(), "train-a-"));
-    const r = await train({ model: a, stages: stages(30, 6), batchSize: 4, seed: 1, outDir: dirA, checkpointEvery: 100 });
-    const rows = readFileSync(join(dirA, "loss.csv"), "utf8").trim().split("\n").slice(1).map((l) => l.split(","));
+    const r = await train({
+      model: a,
+      stages: stages(30, 6),
+      batchSize: 4,
+      seed: 1,
+      outDir: dirA,
+      checkpointEvery: 100,
+    });
+    const rows = readFileSync(join(dirA, "loss.csv"), "utf8")
+      .trim()
+      .split("\n")
+      .slice(1)
+      .map((l) => l.split(","));
     expect(rows).toHaveLength(36);
     const first = Number(rows[0][2]);
     const lastStage1 = Number(rows[29][2]);
@@ -67,15 +84,34 @@ describe("two-stage SFT trainer", () => {
     // The same plan stopped after 7 steps (a checkpoint is left), then resumed by rerunning the same call.
     const dirB = mkdtempSync(join(tmpdir(), "train-b-"));
     const b1 = Qwen3Model.random(config, { seed: 5 });
-    const part = await train({ model: b1, stages: stages(30, 6), batchSize: 4, seed: 1, outDir: dirB, checkpointEvery: 100, stopAfterSteps: 7 });
+    const part = await train({
+      model: b1,
+      stages: stages(30, 6),
+      batchSize: 4,
+      seed: 1,
+      outDir: dirB,
+      checkpointEvery: 100,
+      stopAfterSteps: 7,
+    });
     expect(part.stopped).toBe(true);
     expect(part.steps).toBe(7);
     const b2 = Qwen3Model.random(config, { seed: 99 }); // its weights come from the checkpoint
-    const rest = await train({ model: b2, stages: stages(30, 6), batchSize: 4, seed: 1, outDir: dirB, checkpointEvery: 100 });
+    const rest = await train({
+      model: b2,
+      stages: stages(30, 6),
+      batchSize: 4,
+      seed: 1,
+      outDir: dirB,
+      checkpointEvery: 100,
+    });
     expect(rest.steps).toBe(29);
     for (const [name, p] of a.params) expect(b2.params.get(name), name).toEqual(p);
     // The loss log is continuous across the interruption: same steps, same losses (timings aside).
-    const cols = (d: string) => readFileSync(join(d, "loss.csv"), "utf8").trim().split("\n").map((l) => l.split(",").slice(0, 6).join(","));
+    const cols = (d: string) =>
+      readFileSync(join(d, "loss.csv"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => l.split(",").slice(0, 6).join(","));
     expect(cols(dirB)).toEqual(cols(dirA));
   });
 });

@@ -8,10 +8,17 @@ import { join } from "node:path";
 import { loadTokenizer } from "../src/format/tokenizer.js";
 import { parseResponse } from "../src/format/response.js";
 import { traceStats } from "../src/kv/trace-stats.js";
-import { buildTraceView, chatCompletionsUrl, loadViewerItems, startViewer, type TraceView, type ViewerServer } from "../src/report/viewer.js";
+import {
+  buildTraceView,
+  chatCompletionsUrl,
+  loadViewerItems,
+  startViewer,
+  type TraceView,
+  type ViewerServer,
+} from "../src/report/viewer.js";
 import { viewerPage } from "../src/report/viewer-page.js";
 import { hasReference, referencePath, repoRoot } from "./helpers/reference.js";
-import { hasChromium, noChromiumReason, openPage, seriesPointCounts } from "./helpers/browser.js";
+import { hasChromium, noChromiumReason, openPage, saveScreenshot, seriesPointCounts } from "./helpers/browser.js";
 
 const tok = loadTokenizer();
 const samplePath = join(repoRoot, "assets", "sample-response.txt");
@@ -33,7 +40,10 @@ interface FakeStream {
   close(): Promise<void>;
 }
 
-async function fakeStreamingServer(text: string, opts: { chunk?: number; delayMs?: number; status?: number } = {}): Promise<FakeStream> {
+async function fakeStreamingServer(
+  text: string,
+  opts: { chunk?: number; delayMs?: number; status?: number } = {},
+): Promise<FakeStream> {
   const bodies: Record<string, unknown>[] = [];
   const server: Server = createServer((req, res) => {
     if (req.method === "GET" && req.url === "/v1/models") {
@@ -84,8 +94,9 @@ async function readLive(url: string): Promise<{ event: string; data: unknown }[]
     const { value, done } = await reader.read();
     if (done) break;
     buf += decoder.decode(value, { stream: true });
-    let cut: number;
-    while ((cut = buf.indexOf("\n\n")) !== -1) {
+    for (;;) {
+      const cut = buf.indexOf("\n\n");
+      if (cut === -1) break;
       const block = buf.slice(0, cut);
       buf = buf.slice(cut + 2);
       const ev = /^event: (.*)$/m.exec(block)?.[1];
@@ -136,7 +147,11 @@ describe("trace view", () => {
     const cut = sample.slice(0, Math.floor(sample.length * 0.6));
     const v = buildTraceView({ id: "cut", text: cut }, { tokenizer: tok });
     expect(v.answer).toBeNull();
-    expect(v.blocks.at(-1)!.closed === false || v.blocks.at(-1)!.memento?.closed === false || v.blocks.at(-1)!.memento === null).toBe(true);
+    expect(
+      v.blocks.at(-1)!.closed === false ||
+        v.blocks.at(-1)!.memento?.closed === false ||
+        v.blocks.at(-1)!.memento === null,
+    ).toBe(true);
     const empty = buildTraceView({ id: "empty", text: "" }, { tokenizer: tok });
     expect(empty.blocks).toEqual([]);
     expect(empty.chart).toContain("no data");
@@ -198,10 +213,17 @@ describe("viewer server", () => {
 
   it("follows a streaming completion live and pushes text and growing traces over SSE", async () => {
     const upstream = await fakeStreamingServer(sample, { chunk: 29, delayMs: 3 });
-    const v = await startViewer({ source: { kind: "live", endpoint: upstream.url, prompt: "How many zeros end 100! in base 12?" }, tokenizer: tok, throttleMs: 30 });
+    const v = await startViewer({
+      source: { kind: "live", endpoint: upstream.url, prompt: "How many zeros end 100! in base 12?" },
+      tokenizer: tok,
+      throttleMs: 30,
+    });
     try {
       const events = await readLive(v.url);
-      const text = events.filter((e) => e.event === "text" || e.event === "delta").map((e) => (e.data as { text: string }).text).join("");
+      const text = events
+        .filter((e) => e.event === "text" || e.event === "delta")
+        .map((e) => (e.data as { text: string }).text)
+        .join("");
       expect(text).toBe(sample);
       const traces = events.filter((e) => e.event === "trace").map((e) => e.data as TraceView);
       expect(traces.length).toBeGreaterThan(2);
@@ -229,7 +251,10 @@ describe("viewer server", () => {
 
   it("reports an upstream failure as a done event with an error", async () => {
     const upstream = await fakeStreamingServer(sample, { status: 503 });
-    const v = await startViewer({ source: { kind: "live", endpoint: upstream.url, model: "m", prompt: "hi" }, tokenizer: tok });
+    const v = await startViewer({
+      source: { kind: "live", endpoint: upstream.url, model: "m", prompt: "hi" },
+      tokenizer: tok,
+    });
     try {
       const events = await readLive(v.url);
       expect(events.at(-1)!.event).toBe("done");
@@ -241,7 +266,11 @@ describe("viewer server", () => {
   });
 
   it("`memento view FILE --no-open` prints the URL and serves until stopped", async () => {
-    const child = spawn(process.execPath, [join(repoRoot, "bin", "memento.js"), "view", samplePath, "--no-open", "--port", "0"], { cwd: repoRoot });
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, "bin", "memento.js"), "view", samplePath, "--no-open", "--port", "0"],
+      { cwd: repoRoot },
+    );
     try {
       const url = await new Promise<string>((resolve, reject) => {
         let out = "";
@@ -269,7 +298,11 @@ describe("viewer server", () => {
   });
 
   it("`memento view URL` without a prompt is a one-line user error", async () => {
-    const child = spawn(process.execPath, [join(repoRoot, "bin", "memento.js"), "view", "http://127.0.0.1:9/v1", "--no-open"], { cwd: repoRoot });
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, "bin", "memento.js"), "view", "http://127.0.0.1:9/v1", "--no-open"],
+      { cwd: repoRoot },
+    );
     let err = "";
     child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
     const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
@@ -310,10 +343,7 @@ describe.skipIf(!hasChromium)("the viewer in headless Chromium", () => {
       await first.locator("summary").click();
       expect(await first.evaluate((d) => (d as HTMLDetailsElement).open)).toBe(true);
       expect(await first.locator("pre.block-text").isVisible()).toBe(true);
-      const shot = join(tmp, "viewer.png");
-      await p.page.screenshot({ path: shot, fullPage: true });
-      expect(readFileSync(shot).subarray(1, 4).toString()).toBe("PNG");
-      copyFileSync(shot, "/tmp/memento-viewer.png");
+      await saveScreenshot(p.page, join(tmp, "viewer.png"), "/tmp/memento-viewer.png");
       expect(p.problems).toEqual([]);
     } finally {
       await p.close();
@@ -326,7 +356,9 @@ describe.skipIf(!hasChromium)("the viewer in headless Chromium", () => {
     const gens = join(tmp, "generations-sel.jsonl");
     writeFileSync(
       gens,
-      [sample, sample.replace("48", "49")].map((r, i) => JSON.stringify({ problemId: "p", sample: i, status: "ok", response: r, correct: i === 0 })).join("\n"),
+      [sample, sample.replace("48", "49")]
+        .map((r, i) => JSON.stringify({ problemId: "p", sample: i, status: "ok", response: r, correct: i === 0 }))
+        .join("\n"),
     );
     viewer = await startViewer({ source: { kind: "file", path: gens }, tokenizer: tok });
     const p = await openPage(viewer.url);
@@ -334,7 +366,11 @@ describe.skipIf(!hasChromium)("the viewer in headless Chromium", () => {
       await p.page.waitForSelector("#status[data-state=ready]", { timeout: 20_000 });
       expect(await p.page.locator("#item option").count()).toBe(2);
       await p.page.selectOption("#item", "1");
-      await p.page.waitForFunction(() => document.querySelector("#answer pre")?.textContent?.includes("49"), undefined, { timeout: 20_000 });
+      await p.page.waitForFunction(
+        () => document.querySelector("#answer pre")?.textContent?.includes("49"),
+        undefined,
+        { timeout: 20_000 },
+      );
       expect(p.problems).toEqual([]);
     } finally {
       await p.close();
@@ -345,12 +381,18 @@ describe.skipIf(!hasChromium)("the viewer in headless Chromium", () => {
 
   it("follows a live stream: blocks appear as they arrive and the chart grows", async () => {
     const upstream = await fakeStreamingServer(sample, { chunk: 12, delayMs: 8 });
-    viewer = await startViewer({ source: { kind: "live", endpoint: upstream.url, model: "fake-memento", prompt: "How many zeros?" }, tokenizer: tok, throttleMs: 40 });
+    viewer = await startViewer({
+      source: { kind: "live", endpoint: upstream.url, model: "fake-memento", prompt: "How many zeros?" },
+      tokenizer: tok,
+      throttleMs: 40,
+    });
     const p = await openPage(viewer.url);
     try {
       // Mid-stream: some blocks already rendered, fewer than at the end.
       await p.page.waitForSelector("#status[data-state=streaming]", { timeout: 20_000 });
-      await p.page.waitForFunction(() => document.querySelectorAll("#blocks details.block").length >= 1, undefined, { timeout: 20_000 });
+      await p.page.waitForFunction(() => document.querySelectorAll("#blocks details.block").length >= 1, undefined, {
+        timeout: 20_000,
+      });
       const midPoints = (await seriesPointCounts(p.page, "#chart"))[0] ?? 0;
       await p.page.waitForSelector("#status[data-state=done]", { timeout: 30_000 });
       expect(await p.page.locator("#blocks details.block").count()).toBe(sampleBlocks);

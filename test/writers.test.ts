@@ -1,20 +1,47 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { readAllRecords } from "../src/data/readers.js";
 import type { Judgment, MementoHistory, PipelineRecord } from "../src/data/types.js";
-import { AtomicFile, FAILED_FILE, parseMeta, recordToRow, rowToRecord, writeFileAtomic, writeRecords } from "../src/data/writers.js";
+import {
+  AtomicFile,
+  FAILED_FILE,
+  parseMeta,
+  recordToRow,
+  rowToRecord,
+  writeFileAtomic,
+  writeRecords,
+} from "../src/data/writers.js";
 import { buildResponse } from "../src/format/response.js";
 import { checkOpenMementosRow } from "../src/format/openmementos.js";
+import { tempDir } from "./helpers/tmp.js";
 
-const tmp = mkdtempSync(join(tmpdir(), "memento-writers-"));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir("memento-writers-");
+
+/** The columns of a row with the "full" schema, in order (meta included). */
+const FULL_COLUMNS = [
+  "problem",
+  "response",
+  "domain",
+  "source",
+  "difficulty",
+  "sentences",
+  "blocks",
+  "block_summaries",
+  "meta",
+];
 
 function judgment(score: number): Judgment {
   return {
     score,
-    dimensions: { formulas: 3, values: 2, methods: 1, validation: 1, noHallucination: 1, resultFirst: score >= 8 ? 1 : 0 },
+    dimensions: {
+      formulas: 3,
+      values: 2,
+      methods: 1,
+      validation: 1,
+      noHallucination: 1,
+      resultFirst: score >= 8 ? 1 : 0,
+    },
     feedback: score >= 8 ? "" : "missing the value of x",
   };
 }
@@ -27,7 +54,14 @@ function completed(id: string, domain: string, difficulty: number | null): Pipel
   ];
   const block_summaries = ["x = 2 gives x^2 = 4.", "Verified 2*2 = 4; answer 2."];
   const history: MementoHistory[] = [
-    { rounds: [{ memento: "x = 2", judgment: judgment(6) }, { memento: block_summaries[0], judgment: judgment(9) }], final: block_summaries[0], passed: true },
+    {
+      rounds: [
+        { memento: "x = 2", judgment: judgment(6) },
+        { memento: block_summaries[0], judgment: judgment(9) },
+      ],
+      final: block_summaries[0],
+      passed: true,
+    },
     { rounds: [{ memento: block_summaries[1], judgment: judgment(8) }], final: block_summaries[1], passed: true },
   ];
   return {
@@ -80,8 +114,14 @@ describe("recordToRow / rowToRecord", () => {
     const row = recordToRow(records[0], { schema: "full" });
     const { meta, ...omRow } = row;
     expect(checkOpenMementosRow(omRow)).toEqual([]);
-    expect(Object.keys(row)).toEqual(["problem", "response", "domain", "source", "difficulty", "sentences", "blocks", "block_summaries", "meta"]);
-    expect(meta).toMatchObject({ id: "a", provider: "offline", rounds: [2, 1], judgeScores: [[6, 9], [8]], boundaryScores: [1, 3, 0] });
+    expect(Object.keys(row)).toEqual(FULL_COLUMNS);
+    expect(meta).toMatchObject({
+      id: "a",
+      provider: "offline",
+      rounds: [2, 1],
+      judgeScores: [[6, 9], [8]],
+      boundaryScores: [1, 3, 0],
+    });
     expect(rowToRecord(row as unknown as Record<string, unknown>)).toEqual(records[0]);
   });
 
@@ -112,13 +152,22 @@ describe("writeRecords round trips", () => {
         // JSONL keeps meta as an object, Parquet as JSON text.
         expect(typeof rows[0].meta).toBe(format === "jsonl" ? "object" : "string");
         expect(Object.keys(rows[0])).toEqual(
-          schema === "full"
-            ? ["problem", "response", "domain", "source", "difficulty", "sentences", "blocks", "block_summaries", "meta"]
-            : ["problem", "response", "domain", "source", "difficulty", "meta"],
+          schema === "full" ? FULL_COLUMNS : ["problem", "response", "domain", "source", "difficulty", "meta"],
         );
 
-        const failures = readFileSync(res.failedPath, "utf8").trim().split("\n").map((l) => JSON.parse(l));
-        expect(failures).toEqual([{ id: "f1", stage: "score", reason: "provider returned 3 scores for 4 boundaries", domain: "code", source: "unit-test" }]);
+        const failures = readFileSync(res.failedPath, "utf8")
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l));
+        expect(failures).toEqual([
+          {
+            id: "f1",
+            stage: "score",
+            reason: "provider returned 3 scores for 4 boundaries",
+            domain: "code",
+            source: "unit-test",
+          },
+        ]);
         // No temporary files are left behind.
         expect(readdirSync(dir).sort()).toEqual([FAILED_FILE, `out.${format}`].sort());
       });
@@ -136,9 +185,14 @@ describe("writeRecords round trips", () => {
     const dir = join(tmp, "lacking");
     const noResponse: PipelineRecord = { ...completed("c", "math", 1), response: undefined };
     const noSentences: PipelineRecord = { ...completed("d", "math", 1), sentences: undefined };
-    const res = writeRecords([noResponse, noSentences, completed("e", "math", 1)], join(dir, "out.parquet"), { schema: "full" });
+    const res = writeRecords([noResponse, noSentences, completed("e", "math", 1)], join(dir, "out.parquet"), {
+      schema: "full",
+    });
     expect(res).toMatchObject({ written: 1, failed: 2 });
-    const failures = readFileSync(res.failedPath, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { id: string; reason: string });
+    const failures = readFileSync(res.failedPath, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { id: string; reason: string });
     expect(failures.map((f) => [f.id, f.reason])).toEqual([
       ["c", "completed record has no response"],
       ["d", "completed record has no sentences (needed by the full schema)"],

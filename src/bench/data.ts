@@ -61,15 +61,31 @@ export async function benchData(count = 8, repeats = 5, referenceFile?: string):
   const tok = loadTokenizer();
   const count1 = (t: string) => tok.count(t);
 
-  const splitMs = best(repeats, () => traces.forEach((t) => splitSentences(t.reasoning, { countTokens: count1 }))) / traces.length;
-  const naiveSplitMs = best(repeats, () => traces.forEach((t) => naiveSplit(t.reasoning))) / traces.length;
+  const splitMs =
+    best(repeats, () => {
+      for (const t of traces) splitSentences(t.reasoning, { countTokens: count1 });
+    }) / traces.length;
+  const naiveSplitMs =
+    best(repeats, () => {
+      for (const t of traces) naiveSplit(t.reasoning);
+    }) / traces.length;
 
   const inputs = traces.map((t) => {
     const sentences = splitSentences(t.reasoning, { countTokens: count1 }).sentences;
-    return { seg: { tokenCounts: sentences.map(count1), scores: scoreBoundariesHeuristic(sentences) }, sentences: sentences.length, chars: t.reasoning.length };
+    return {
+      seg: { tokenCounts: sentences.map(count1), scores: scoreBoundariesHeuristic(sentences) },
+      sentences: sentences.length,
+      chars: t.reasoning.length,
+    };
   });
-  const segmentMs = best(repeats, () => inputs.forEach((x) => segmentBlocks(x.seg))) / traces.length;
-  const approxSegmentMs = best(repeats, () => inputs.forEach((x) => segmentBlocksApprox(x.seg))) / traces.length;
+  const segmentMs =
+    best(repeats, () => {
+      for (const x of inputs) segmentBlocks(x.seg);
+    }) / traces.length;
+  const approxSegmentMs =
+    best(repeats, () => {
+      for (const x of inputs) segmentBlocksApprox(x.seg);
+    }) / traces.length;
   const gains = inputs.map((x) => segmentBlocks(x.seg).objective - segmentBlocksApprox(x.seg).objective);
 
   const provider = createProvider({ provider: "offline", countTokens: count1 });

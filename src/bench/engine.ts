@@ -59,7 +59,13 @@ export interface EngineBenchSide {
 
 export interface EngineBenchResult {
   model: { hiddenSize: number; layers: number; vocab: number; parameters: string };
-  traces: { name: string; promptTokens: number; completionTokens: number; simulatedPeakMemento: number; simulatedPeakVanilla: number }[];
+  traces: {
+    name: string;
+    promptTokens: number;
+    completionTokens: number;
+    simulatedPeakMemento: number;
+    simulatedPeakVanilla: number;
+  }[];
   source: "reference" | "synthetic";
   requests: number;
   kvBudgetTokens: number;
@@ -92,7 +98,12 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Engine
   if (base.length === 0) throw new Error("no traces to replay");
   const traces = base.map((t) => remap.trace(t));
   const markers = remap.tokenizer.specialTokens;
-  const ids = { blockStart: markers.blockStart, blockEnd: markers.blockEnd, summaryStart: markers.summaryStart, summaryEnd: markers.summaryEnd };
+  const ids = {
+    blockStart: markers.blockStart,
+    blockEnd: markers.blockEnd,
+    summaryStart: markers.summaryStart,
+    summaryEnd: markers.summaryEnd,
+  };
   const sim = traces.map((t) => {
     const all = [...t.promptTokens, ...t.completionTokens];
     return {
@@ -121,7 +132,12 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Engine
 
   const runSide = async (label: "memento" | "vanilla"): Promise<EngineBenchSide> => {
     const masking = label === "memento" ? MEMENTO : VANILLA;
-    const engine = createEngine({ backend: new ReferenceBackend(model), tokenizer: remap.tokenizer, kvBudgetTokens: budget, admissionReserveTokens: 16 });
+    const engine = createEngine({
+      backend: new ReferenceBackend(model),
+      tokenizer: remap.tokenizer,
+      kvBudgetTokens: budget,
+      admissionReserveTokens: 16,
+    });
     const t0 = performance.now();
     const results = await Promise.all(
       reqTraces.map((t, i) =>
@@ -139,7 +155,8 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Engine
     const seconds = (performance.now() - t0) / 1000;
     const s = engine.stats();
     await engine.close();
-    for (const r of results) if (r.finishReason !== "stop") throw new Error(`${r.id} ended with ${r.finishReason}: ${r.message ?? ""}`);
+    for (const r of results)
+      if (r.finishReason !== "stop") throw new Error(`${r.id} ended with ${r.finishReason}: ${r.message ?? ""}`);
     const completionTokens = results.reduce((a, r) => a + r.stats.completionTokens, 0);
     return {
       label,
@@ -163,7 +180,9 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Engine
     const order: ("memento" | "vanilla")[] = r % 2 === 0 ? ["memento", "vanilla"] : ["vanilla", "memento"];
     for (const label of order) {
       const side = await runSide(label);
-      opts.onProgress?.(`round ${r + 1}/${rounds} ${label}: ${side.tokensPerSec.toFixed(0)} tok/s, ${side.seconds.toFixed(1)} s, ${side.preemptions} preemptions`);
+      opts.onProgress?.(
+        `round ${r + 1}/${rounds} ${label}: ${side.tokensPerSec.toFixed(0)} tok/s, ${side.seconds.toFixed(1)} s, ${side.preemptions} preemptions`,
+      );
       const prev = best[label];
       if (!prev || side.seconds < prev.seconds) best = { ...best, [label]: side };
     }
@@ -171,7 +190,12 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Engine
   const memento = best.memento as EngineBenchSide;
   const vanilla = best.vanilla as EngineBenchSide;
   return {
-    model: { hiddenSize: config.hidden_size, layers: config.num_hidden_layers, vocab: config.vocab_size, parameters: `${(params / 1e6).toFixed(2)}M` },
+    model: {
+      hiddenSize: config.hidden_size,
+      layers: config.num_hidden_layers,
+      vocab: config.vocab_size,
+      parameters: `${(params / 1e6).toFixed(2)}M`,
+    },
     traces: traces.map((t, i) => ({
       name: t.name,
       promptTokens: t.promptTokens.length,

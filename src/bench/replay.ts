@@ -27,7 +27,10 @@ export interface ReplayTrace {
 /** A reference output file (`memento_output_*.json`) as Qwen3 token ids: the chat prompt, then the response + `<|im_end|>`. */
 export function referenceReplay(json: unknown, tokenizer: MementoTokenizer, name = "trace"): ReplayTrace {
   const trace = parseReferenceTrace(json, name);
-  const prompt = renderMementoChat([{ role: "user", content: trace.problem }], { tokenizer, addGenerationPrompt: true });
+  const prompt = renderMementoChat([{ role: "user", content: trace.problem }], {
+    tokenizer,
+    addGenerationPrompt: true,
+  });
   return {
     name,
     promptTokens: tokenizer.encode(prompt),
@@ -58,11 +61,28 @@ export const QWEN3_SPECIAL_IDS: SpecialTokenIds = {
 };
 
 /** Synthetic Memento-shaped replays (Qwen3 ids) for when no recorded traces are at hand. */
-export function syntheticReplays(count: number, length = 4000, seed = 1, blockTokens = 400, mementoTokens = 60): ReplayTrace[] {
+export function syntheticReplays(
+  count: number,
+  length = 4000,
+  seed = 1,
+  blockTokens = 400,
+  mementoTokens = 60,
+): ReplayTrace[] {
   return Array.from({ length: count }, (_, i) => {
-    const { tokens, promptLength } = syntheticMementoStream(length, seed + i, QWEN3_MEMENTO_IDS, blockTokens, mementoTokens, 100);
+    const { tokens, promptLength } = syntheticMementoStream(
+      length,
+      seed + i,
+      QWEN3_MEMENTO_IDS,
+      blockTokens,
+      mementoTokens,
+      100,
+    );
     const all = Array.from(tokens);
-    return { name: `synthetic-${i}`, promptTokens: all.slice(0, promptLength), completionTokens: all.slice(promptLength) };
+    return {
+      name: `synthetic-${i}`,
+      promptTokens: all.slice(0, promptLength),
+      completionTokens: all.slice(promptLength),
+    };
   });
 }
 
@@ -78,7 +98,19 @@ export class VocabRemap {
   private readonly k: number;
 
   constructor(special: SpecialTokenIds, vocabSize: number) {
-    const names: (keyof SpecialTokenIds)[] = ["blockStart", "blockEnd", "summaryStart", "summaryEnd", "thinkStart", "thinkEnd", "imStart", "imEnd", "assistant", "eos", "pad"];
+    const names: (keyof SpecialTokenIds)[] = [
+      "blockStart",
+      "blockEnd",
+      "summaryStart",
+      "summaryEnd",
+      "thinkStart",
+      "thinkEnd",
+      "imStart",
+      "imEnd",
+      "assistant",
+      "eos",
+      "pad",
+    ];
     const small: Partial<Record<keyof SpecialTokenIds, number>> = {};
     const label = new Map<number, string>();
     for (const n of names) {
@@ -94,12 +126,22 @@ export class VocabRemap {
     if (vocabSize <= this.k) throw new RangeError(`vocabSize must exceed the ${this.k} special ids`);
     this.vocabSize = vocabSize;
     const k = this.k;
-    const specialTokens = { blockStart: -1, blockEnd: -1, summaryStart: -1, summaryEnd: -1, thinkStart: -1, thinkEnd: -1, ...small } as SpecialTokenIds;
+    const specialTokens = {
+      blockStart: -1,
+      blockEnd: -1,
+      summaryStart: -1,
+      summaryEnd: -1,
+      thinkStart: -1,
+      thinkEnd: -1,
+      ...small,
+    } as SpecialTokenIds;
     this.tokenizer = {
       specialTokens,
       decode: (ids, opts) =>
         ids
-          .map((i) => (i < k ? (opts?.skipSpecialTokens ? "" : (label.get(i) ?? "")) : String.fromCharCode(0x21 + ((i - k) % 94))))
+          .map((i) =>
+            i < k ? (opts?.skipSpecialTokens ? "" : (label.get(i) ?? "")) : String.fromCharCode(0x21 + ((i - k) % 94)),
+          )
           .join(""),
     };
   }
@@ -114,15 +156,34 @@ export class VocabRemap {
   }
 
   trace(t: ReplayTrace): ReplayTrace {
-    return { name: t.name, promptTokens: this.mapAll(t.promptTokens), completionTokens: this.mapAll(t.completionTokens) };
+    return {
+      name: t.name,
+      promptTokens: this.mapAll(t.promptTokens),
+      completionTokens: this.mapAll(t.completionTokens),
+    };
   }
 }
 
 export interface EngineReplayReport {
   /** Measured by the engine on the backend's resident cells. */
-  engine: { peakTokens: number; finalTokens: number; aucTokens: number; compactions: [number, number][]; blocks: number; evictedTokens: number; seconds: number };
+  engine: {
+    peakTokens: number;
+    finalTokens: number;
+    aucTokens: number;
+    compactions: [number, number][];
+    blocks: number;
+    evictedTokens: number;
+    seconds: number;
+  };
   /** `simulateKv` on the same tokens and masking. */
-  simulated: { peakTokens: number; finalTokens: number; aucTokens: number; compactions: [number, number][]; blocks: number; evictedTokens: number };
+  simulated: {
+    peakTokens: number;
+    finalTokens: number;
+    aucTokens: number;
+    compactions: [number, number][];
+    blocks: number;
+    evictedTokens: number;
+  };
   /** Peak, AUC and compactions agree. */
   match: boolean;
   model: string;
@@ -139,16 +200,31 @@ export async function engineReplay(
   masking: Partial<MaskingConfig>,
   opts: { vocabSize?: number; hiddenSize?: number; seed?: number } = {},
 ): Promise<EngineReplayReport> {
-  if (promptLength < 1 || promptLength > tokens.length) throw new UserError(`promptLength must be in [1, ${tokens.length}] for an engine replay`);
+  if (promptLength < 1 || promptLength > tokens.length)
+    throw new UserError(`promptLength must be in [1, ${tokens.length}] for an engine replay`);
   const special: SpecialTokenIds = { ...markers, thinkStart: -1, thinkEnd: -1 };
   const remap = new VocabRemap(special, opts.vocabSize ?? 256);
   const small = remap.mapAll(tokens);
   const hidden = opts.hiddenSize ?? 16;
   const model = Qwen3Model.random(
-    toyConfig({ vocab_size: remap.vocabSize, hidden_size: hidden, intermediate_size: 2 * hidden, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8, max_position_embeddings: Math.max(4096, tokens.length + 1) }),
+    toyConfig({
+      vocab_size: remap.vocabSize,
+      hidden_size: hidden,
+      intermediate_size: 2 * hidden,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      num_key_value_heads: 1,
+      head_dim: 8,
+      max_position_embeddings: Math.max(4096, tokens.length + 1),
+    }),
     { seed: opts.seed ?? 1 },
   );
-  const engine = createEngine({ backend: new ReferenceBackend(model), tokenizer: remap.tokenizer, kvBudgetTokens: tokens.length + 64, admissionReserveTokens: 1 });
+  const engine = createEngine({
+    backend: new ReferenceBackend(model),
+    tokenizer: remap.tokenizer,
+    kvBudgetTokens: tokens.length + 64,
+    admissionReserveTokens: 1,
+  });
   const t0 = performance.now();
   const r = await engine
     .submit({
@@ -165,8 +241,23 @@ export async function engineReplay(
   const compactions = r.evictions.map((e): [number, number] => [e.start, e.end]);
   const evicted = r.evictions.reduce((a, e) => a + e.freed, 0);
   return {
-    engine: { peakTokens: r.stats.peakKvTokens, finalTokens: r.stats.finalKvTokens, aucTokens: r.stats.aucKvTokens, compactions, blocks: r.stats.blocks, evictedTokens: evicted, seconds },
-    simulated: { peakTokens: sim.peakTokens, finalTokens: sim.finalTokens, aucTokens: sim.aucTokens, compactions: sim.compactions, blocks: sim.blocks, evictedTokens: sim.evictedTokens },
+    engine: {
+      peakTokens: r.stats.peakKvTokens,
+      finalTokens: r.stats.finalKvTokens,
+      aucTokens: r.stats.aucKvTokens,
+      compactions,
+      blocks: r.stats.blocks,
+      evictedTokens: evicted,
+      seconds,
+    },
+    simulated: {
+      peakTokens: sim.peakTokens,
+      finalTokens: sim.finalTokens,
+      aucTokens: sim.aucTokens,
+      compactions: sim.compactions,
+      blocks: sim.blocks,
+      evictedTokens: sim.evictedTokens,
+    },
     match:
       r.stats.peakKvTokens === sim.peakTokens &&
       r.stats.finalKvTokens === sim.finalTokens &&

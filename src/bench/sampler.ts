@@ -54,10 +54,10 @@ export function fullSortSample(logits: Float32Array, p: Readonly<SamplingParams>
   for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
   const weights = new Float64Array(n);
   for (let i = 0; i < n; i++) weights[i] = Math.exp((logits[i] - max) / p.temperature);
-  const minP = p.minP > 0 ? p.minP : 0;
+  const minP = Math.max(p.minP, 0);
   let ids: number[] = [];
   for (let i = 0; i < n; i++) if (weights[i] > 0 && weights[i] >= minP) ids.push(i);
-  const topK = p.topK > 0 ? p.topK : 0;
+  const topK = Math.max(p.topK, 0);
   const topP = p.topP > 0 && p.topP < 1 ? p.topP : 1;
   if ((topK > 0 && topK < ids.length) || topP < 1) {
     ids.sort((a, b) => weights[b] - weights[a] || a - b);
@@ -89,12 +89,17 @@ export function fullSortSample(logits: Float32Array, p: Readonly<SamplingParams>
 
 const CASES: { name: string; params: SamplingParams }[] = [
   { name: "top-p 0.95 (no top-k)", params: { temperature: 0.6, topP: 0.95, topK: 0, minP: 0, maxTokens: 1 } },
-  { name: "paper: T 0.6, top-p 0.95, top-k 20", params: { temperature: 0.6, topP: 0.95, topK: 20, minP: 0, maxTokens: 1 } },
+  {
+    name: "paper: T 0.6, top-p 0.95, top-k 20",
+    params: { temperature: 0.6, topP: 0.95, topK: 20, minP: 0, maxTokens: 1 },
+  },
   { name: "min-p 0.05, T 1", params: { temperature: 1, topP: 1, topK: 0, minP: 0.05, maxTokens: 1 } },
   { name: "temperature 1 only", params: { temperature: 1, topP: 1, topK: 0, minP: 0, maxTokens: 1 } },
 ];
 
-export function benchSampler(opts: { vocab?: number; repeats?: number; tokens?: number; seed?: number } = {}): SamplerBenchResult {
+export function benchSampler(
+  opts: { vocab?: number; repeats?: number; tokens?: number; seed?: number } = {},
+): SamplerBenchResult {
   const vocab = opts.vocab ?? QWEN3_VOCAB_SIZE;
   const repeats = opts.repeats ?? 5;
   const tokens = opts.tokens ?? 20;

@@ -4,15 +4,17 @@ import { UserError } from "../errors.js";
 import { readRecords } from "../data/readers.js";
 import { formatSeedReport, parseFieldMapping, SeedSelector, DEFAULT_MIN_CHARS, type SeedReport } from "../data/seed.js";
 import { AtomicFile } from "../data/writers.js";
+import { checkOutputFile } from "../io/files.js";
 import { dataCommand } from "./data-segment.js";
+import { integerOption, pathOption } from "./options.js";
 import { register as registerDataStats } from "./data-stats.js";
 
 export interface DataSeedOptions {
   input: string;
   output?: string;
-  minChars?: string;
-  minTokens?: string;
-  maxCjk?: string;
+  minChars?: number;
+  minTokens?: number;
+  maxCjk?: number;
   field?: string[];
   source?: string;
   lenient?: boolean;
@@ -20,27 +22,24 @@ export interface DataSeedOptions {
   dedupe?: boolean;
 }
 
-function nonNegativeInt(flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === "" || !Number.isInteger(n) || n < 0) throw new UserError(`${flag}: expected a non-negative integer, got "${v}"`);
-  return n;
-}
-
 /**
  * `memento data seed`: streams INPUT (JSONL or Parquet), writes the kept SeedTraces as JSONL to OUTPUT
  * (atomically) or stdout, and returns the report. Report lines go to `log` (stderr in the CLI).
  */
-export async function runDataSeed(opts: DataSeedOptions, log: (line: string) => void = (l) => process.stderr.write(l + "\n")): Promise<SeedReport> {
+export async function runDataSeed(
+  opts: DataSeedOptions,
+  log: (line: string) => void = (l) => process.stderr.write(l + "\n"),
+): Promise<SeedReport> {
   if (!opts.input) throw new UserError("--input is required");
   const selector = new SeedSelector({
     fields: parseFieldMapping(opts.field ?? []),
-    minChars: nonNegativeInt("--min-chars", opts.minChars),
-    minTokens: nonNegativeInt("--min-tokens", opts.minTokens),
-    maxCjk: nonNegativeInt("--max-cjk", opts.maxCjk),
+    minChars: opts.minChars,
+    minTokens: opts.minTokens,
+    maxCjk: opts.maxCjk,
     source: opts.source ?? basename(opts.input).replace(/\.(jsonl|ndjson|json|parquet)$/i, ""),
     dedupe: opts.dedupe ?? true,
   });
+  if (opts.output !== undefined) checkOutputFile(opts.output, "--output");
   let skippedLines = 0;
   const sink = opts.output ? new AtomicFile(opts.output) : null;
   const write = (line: string): void => {
@@ -83,12 +82,27 @@ export function register(program: Command): void {
         `shorter than --min-chars (default ${DEFAULT_MIN_CHARS}) or with an empty problem, tag domains, deduplicate; ` +
         "writes SeedTrace JSONL to --output (or stdout) and the report to stderr, one line per reason",
     )
-    .requiredOption("--input <file>", "input records (.jsonl or .parquet)")
-    .option("--output <file>", "output SeedTrace JSONL (written atomically; default stdout)")
-    .option("--min-chars <n>", `minimum reasoning length in characters (default ${DEFAULT_MIN_CHARS}; 0 disables)`)
-    .option("--min-tokens <n>", "also require this many tokens (built-in estimate); off by default")
-    .option("--max-cjk <n>", "CJK characters tolerated in the reasoning (default 0)")
-    .option("--field <key=field>", "map a field: id, problem, response, reasoning, answer, conversations, domain, source, difficulty (repeatable; dotted paths allowed)", collect, [])
+    .addOption(pathOption("--input <file>", "input records (.jsonl or .parquet)").makeOptionMandatory())
+    .addOption(pathOption("--output <file>", "output SeedTrace JSONL (written atomically; default stdout)"))
+    .addOption(
+      integerOption(
+        "--min-chars <n>",
+        `minimum reasoning length in characters (default ${DEFAULT_MIN_CHARS}; 0 disables)`,
+        { min: 0 },
+      ),
+    )
+    .addOption(
+      integerOption("--min-tokens <n>", "also require this many tokens (built-in estimate); off by default", {
+        min: 0,
+      }),
+    )
+    .addOption(integerOption("--max-cjk <n>", "CJK characters tolerated in the reasoning (default 0)", { min: 0 }))
+    .option(
+      "--field <key=field>",
+      "map a field: id, problem, response, reasoning, answer, conversations, domain, source, difficulty (repeatable; dotted paths allowed)",
+      collect,
+      [],
+    )
     .option("--source <name>", "source for records without one (default: the input file name)")
     .option("--lenient", "skip malformed JSONL lines (reported) instead of failing")
     .option("--no-dedupe", "keep duplicate problem+reasoning pairs")

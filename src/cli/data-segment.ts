@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { segmentBlocks, segmentBlocksApprox } from "../data/segment.js";
 import { parseJson, readStdin, writeJson } from "./io.js";
+import { commandGroup } from "./group.js";
 
 /**
  * The `data` command group (OpenMementos pipeline steps: `data segment`, `data split`, ...). Returns the group
@@ -8,12 +9,7 @@ import { parseJson, readStdin, writeJson } from "./io.js";
  * whatever the registration order.
  */
 export function dataCommand(program: Command): Command {
-  const existing = program.commands.find((c) => c.name() === "data");
-  if (existing) return existing;
-  return program
-    .command("data")
-    .description("OpenMementos data pipeline steps (sentence split, segmentation, ...)")
-    .exitOverride();
+  return commandGroup(program, "data", "OpenMementos data pipeline steps (sentence split, segmentation, ...)");
 }
 
 export interface DataSegmentOptions {
@@ -30,7 +26,12 @@ export function dataSegmentOutput(text: string, opts: DataSegmentOptions = {}): 
   const r = opts.approximate
     ? segmentBlocksApprox(input as Parameters<typeof segmentBlocksApprox>[0])
     : segmentBlocks(input as Parameters<typeof segmentBlocks>[0]);
-  const out: Record<string, unknown> = { blocks: r.blocks, objective: r.objective, exact: r.exact, feasible: r.feasible };
+  const out: Record<string, unknown> = {
+    blocks: r.blocks,
+    objective: r.objective,
+    exact: r.exact,
+    feasible: r.feasible,
+  };
   if (opts.stats && r.stats) out.stats = r.stats;
   return out;
 }

@@ -3,7 +3,9 @@ import { statSync } from "node:fs";
 import type { Command } from "commander";
 import { collectStats, formatStatsTable, renderStatsHtml, type DatasetStats } from "../data/stats.js";
 import { writeFileAtomic } from "../data/writers.js";
+import { checkOutputFile } from "../io/files.js";
 import { dataCommand } from "./data-segment.js";
+import { pathOption } from "./options.js";
 
 export interface DataStatsOptions {
   html?: string;
@@ -22,7 +24,12 @@ export function defaultHtmlPath(path: string): string {
 }
 
 /** `memento data stats DIR`: prints the table (or JSON) to stdout, writes the HTML report; returns the stats. */
-export async function runDataStats(path: string, opts: DataStatsOptions = {}, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<{ stats: DatasetStats; htmlPath: string }> {
+export async function runDataStats(
+  path: string,
+  opts: DataStatsOptions = {},
+  out: (s: string) => void = (s) => process.stdout.write(s),
+): Promise<{ stats: DatasetStats; htmlPath: string }> {
+  if (opts.html !== undefined) checkOutputFile(opts.html, "--html");
   const { stats, values } = await collectStats(path);
   const htmlPath = opts.html ?? defaultHtmlPath(path);
   writeFileAtomic(htmlPath, renderStatsHtml(stats, values));
@@ -40,7 +47,7 @@ export function register(program: Command): void {
         "HTML report with Figure-3-style histograms",
     )
     .argument("<dir>", "output directory (or a single .jsonl/.parquet file)")
-    .option("--html <file>", "HTML report path (default DIR/stats.html)")
+    .addOption(pathOption("--html <file>", "HTML report path (default DIR/stats.html)"))
     .option("--json", "print the statistics as JSON instead of a table")
     .action(async (dir: string, opts: DataStatsOptions) => {
       await runDataStats(dir, opts);

@@ -1,31 +1,25 @@
 import type { Command } from "commander";
-import { UserError } from "../errors.js";
+import { ensureOutputFile } from "../io/files.js";
 import { writeReport } from "../report/report.js";
 import { loadTokenizer } from "../format/tokenizer.js";
 import { resolveArchitecture } from "../kv/resolve.js";
 import { ARCHITECTURE_PRESETS } from "../kv/architecture.js";
+import { integerOption, pathOption } from "./options.js";
+import { commandGroup } from "./group.js";
 
 /** The `eval` command group, shared by `eval run` and `eval report` (whichever registers first creates it). */
 export function evalCommand(program: Command): Command {
-  const existing = program.commands.find((c) => c.name() === "eval");
-  if (existing) return existing;
-  return program.command("eval").description("evaluate a model on benchmarks: accuracy and KV cost, reports");
+  return commandGroup(program, "eval", "evaluate a model on benchmarks: accuracy and KV cost, reports");
 }
 
 interface Options {
   out: string;
   fullAttention?: string[];
-  sample?: string;
-  maxProblems: string;
+  sample?: number;
+  maxProblems: number;
   fillKv?: boolean;
   tokenizer?: string;
   title?: string;
-}
-
-function intOption(name: string, v: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`${name} must be an integer >= ${min}, got "${v}"`);
-  return n;
 }
 
 export function register(program: Command): void {
@@ -36,16 +30,24 @@ export function register(program: Command): void {
         "for one or more run directories of `memento eval run`; the first run is the baseline of the deltas",
     )
     .argument("<runDirs...>", "run directories (run.json + generations.jsonl)")
-    .option("-o, --out <file>", "HTML file to write", "report.html")
-    .option("--full-attention <labels...>", "runs (label or directory) whose server did not evict blocks; default: detected from run.json")
-    .option("--sample <i>", "sample index drawn in the per-problem KV charts (default: the first successful one)")
-    .option("--max-problems <n>", "most problems drawn in the KV section", "60")
+    .addOption(pathOption("-o, --out <file>", "HTML file to write").default("report.html"))
+    .option(
+      "--full-attention <labels...>",
+      "runs (label or directory) whose server did not evict blocks; default: detected from run.json",
+    )
+    .addOption(
+      integerOption(
+        "--sample <i>",
+        "sample index drawn in the per-problem KV charts (default: the first successful one)",
+        { min: 0 },
+      ),
+    )
+    .addOption(integerOption("--max-problems <n>", "most problems drawn in the KV section", { min: 0 }).default(60))
     .option("--fill-kv", "compute KV with the tokenizer for generations stored without it")
-    .option("-t, --tokenizer <dir>", "tokenizer for --fill-kv (default: Qwen3)")
+    .addOption(pathOption("-t, --tokenizer <dir>", "tokenizer for --fill-kv (default: Qwen3)"))
     .option("--title <text>", "report title")
     .action((runDirs: string[], opts: Options) => {
-      const sample = opts.sample === undefined ? undefined : intOption("--sample", opts.sample, 0);
-      const maxSawtoothProblems = intOption("--max-problems", opts.maxProblems, 0);
+      ensureOutputFile(opts.out, "--out");
       const fillKv = opts.fillKv
         ? {
             tokenizer: loadTokenizer(opts.tokenizer),
@@ -60,8 +62,8 @@ export function register(program: Command): void {
         : undefined;
       const r = writeReport(runDirs, opts.out, {
         fullAttention: opts.fullAttention,
-        sample,
-        maxSawtoothProblems,
+        sample: opts.sample,
+        maxSawtoothProblems: opts.maxProblems,
         fillKv,
         title: opts.title,
       });

@@ -1,11 +1,12 @@
 import type { Command } from "commander";
-import { UserError } from "../errors.js";
+import { ensureOutputFile } from "../io/files.js";
 import { exportCheckpointToGguf, type ExportGgufReport } from "../model/gguf.js";
 import { writeJson } from "./io.js";
 import { modelCommand } from "./model.js";
+import { choiceOption, pathOption } from "./options.js";
 
 interface ExportGgufCliOptions {
-  dtype: string;
+  dtype: "F32" | "F16";
   tokenizer?: string;
   name?: string;
   json?: boolean;
@@ -30,15 +31,19 @@ export function register(program: Command): void {
     )
     .argument("<dir>", "checkpoint directory")
     .argument("<out>", "output .gguf file")
-    .option("--dtype <type>", "storage type of the 2-D weights: F32 or F16 (norms stay F32)", "F32")
-    .option("--tokenizer <dir>", "directory with tokenizer.json / tokenizer_config.json (default: DIR)")
+    .addOption(
+      choiceOption("--dtype <type>", "storage type of the 2-D weights (norms stay F32)", ["F32", "F16"], {
+        ignoreCase: true,
+      }).default("F32"),
+    )
+    .addOption(pathOption("--tokenizer <dir>", "directory with tokenizer.json / tokenizer_config.json (default: DIR)"))
     .option("--name <name>", "general.name of the model")
     .option("--json", "print the report as JSON")
     .exitOverride()
     .action((dir: string, out: string, opts: ExportGgufCliOptions) => {
-      const dtype = opts.dtype.toUpperCase();
-      if (dtype !== "F32" && dtype !== "F16") throw new UserError(`--dtype must be F32 or F16, got ${JSON.stringify(opts.dtype)}`);
-      const report = exportCheckpointToGguf(dir, out, { dtype, tokenizerDir: opts.tokenizer, name: opts.name });
+      ensureOutputFile(out, "OUT");
+      const exportOptions = { dtype: opts.dtype, tokenizerDir: opts.tokenizer, name: opts.name };
+      const report = exportCheckpointToGguf(dir, out, exportOptions);
       if (opts.json) writeJson(report, true);
       else process.stdout.write(formatExportGgufReport(report) + "\n");
     });

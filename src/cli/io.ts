@@ -18,8 +18,20 @@ export function parseJson(text: string, source: string): unknown {
   }
 }
 
-
 /** Writes one JSON value and a newline to stdout. */
 export function writeJson(value: unknown, pretty = false): void {
   process.stdout.write(JSON.stringify(value, null, pretty ? 2 : undefined) + "\n");
+}
+
+/** Waits for Ctrl-C (SIGINT) or SIGTERM, then for `close()`: how a long-running command such as serve ends. */
+export function closeOnInterrupt(close: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolveStop) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      void close().then(() => resolveStop());
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
 }

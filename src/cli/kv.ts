@@ -12,7 +12,10 @@ export function register(program: Command): void {
       "replay ONE JSON object from stdin {tokens, promptLength, specialTokens, masking} through the block tracker; " +
         "print {compactions, peakTokens, finalTokens, aucTokens, ...}",
     )
-    .option("-a, --architecture <name|config.json>", `add bytes for an architecture (${Object.keys(ARCHITECTURE_PRESETS).join(", ")}, or a config.json)`)
+    .option(
+      "-a, --architecture <name|config.json>",
+      `add bytes for an architecture (${Object.keys(ARCHITECTURE_PRESETS).join(", ")}, or a config.json)`,
+    )
     .option("--trajectory", "include the resident count after every output token")
     .option("--pretty", "indent the JSON output")
     .action(async (opts: { architecture?: string; trajectory?: boolean; pretty?: boolean }) => {
@@ -31,7 +34,9 @@ export function register(program: Command): void {
     .action((spec?: string) => {
       const archs = spec ? [resolveArchitecture(spec)] : Object.values(ARCHITECTURE_PRESETS);
       for (const a of archs) {
-        const sw = a.slidingWindow ? `, ${a.slidingWindow.layers} sliding-window layers (window ${a.slidingWindow.window})` : "";
+        const sw = a.slidingWindow
+          ? `, ${a.slidingWindow.layers} sliding-window layers (window ${a.slidingWindow.window})`
+          : "";
         process.stdout.write(
           `${a.name}: ${a.layers} layers x ${a.kvHeads} KV heads x ${a.headDim} dim x ${a.bytesPerElement} B = ${bytesPerToken(a)} B/token (${(bytesPerToken(a) / 1024).toFixed(0)} KiB)${sw}\n`,
         );

@@ -3,6 +3,7 @@ import { UserError } from "../errors.js";
 import { encodeChat, validateMessages } from "../format/chat.js";
 import { loadTokenizer } from "../format/tokenizer.js";
 import { parseJson, readStdin } from "./io.js";
+import { pathOption } from "./options.js";
 
 interface TokenizeOptions {
   tokenizer?: string;
@@ -34,7 +35,9 @@ export function tokenizeOutput(input: string, opts: TokenizeOptions): string {
   }
   if (opts.count) return String(ids.length);
   if (opts.ids) return JSON.stringify(ids);
-  return JSON.stringify(promptLength === undefined ? { count: ids.length, ids } : { count: ids.length, promptLength, ids });
+  return JSON.stringify(
+    promptLength === undefined ? { count: ids.length, ids } : { count: ids.length, promptLength, ids },
+  );
 }
 
 export function register(program: Command): void {
@@ -43,7 +46,12 @@ export function register(program: Command): void {
     .description(
       "tokenise stdin with the Memento tokenizer (Qwen3 + the four block/summary markers); prints JSON {count, ids}",
     )
-    .option("--tokenizer <dir>", "directory with tokenizer.json and tokenizer_config.json (default: the bundled Qwen3 tokenizer)")
+    .addOption(
+      pathOption(
+        "--tokenizer <dir>",
+        "directory with tokenizer.json and tokenizer_config.json (default: the bundled Qwen3 tokenizer)",
+      ),
+    )
     .option("--ids", "print only the JSON array of ids")
     .option("--count", "print only the number of tokens")
     .option(

@@ -2,29 +2,33 @@ import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import { loadTokenizer } from "../format/tokenizer.js";
 import { writeJsonlAtomic } from "../data/writers.js";
-import { DEFAULT_TEST_SEED, DEFAULT_TRAIN_SEED, type ToyParams, type ToySplit, generateDataset } from "../train/toy-task.js";
+import {
+  DEFAULT_TEST_SEED,
+  DEFAULT_TRAIN_SEED,
+  type ToyParams,
+  type ToySplit,
+  generateDataset,
+} from "../train/toy-task.js";
 import { type ExportReport, exportSft } from "../train/sft-data.js";
 import { toyTokenizer } from "../train/char-tokenizer.js";
+import { checkOutputFile } from "../io/files.js";
+import { optionalInteger, parseChoice, parseInteger, pathOption } from "./options.js";
+import { commandGroup } from "./group.js";
+
+const TOY_SPLITS: readonly ToySplit[] = ["train", "test"];
 
 /** The `memento train` command group (created on first use; other train commands attach to the same group). */
 export function trainCommand(program: Command): Command {
-  const existing = program.commands.find((c) => c.name() === "train");
-  if (existing) return existing;
-  return program.command("train").description("training: SFT data export for GPU trainers, the toy model").exitOverride();
+  return commandGroup(program, "train", "training: SFT data export for GPU trainers, the toy model");
 }
 
 /** The `memento toy` command group. */
 export function toyCommand(program: Command): Command {
-  const existing = program.commands.find((c) => c.name() === "toy");
-  if (existing) return existing;
-  return program.command("toy").description("the toy Memento task (a shifted Fibonacci pair mod 10, one block per round of steps)").exitOverride();
-}
-
-function intOption(name: string, v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new UserError(`${name}: expected an integer >= ${min}, got "${v}"`);
-  return n;
+  return commandGroup(
+    program,
+    "toy",
+    "the toy Memento task (a shifted Fibonacci pair mod 10, one block per round of steps)",
+  );
 }
 
 export interface ToyGenerateOptions {
@@ -41,19 +45,26 @@ export interface ToyGenerateOptions {
 
 /** The JSONL lines `memento toy generate` writes (exported for tests). */
 export function toyGenerateLines(opts: ToyGenerateOptions): string[] {
-  const split = (opts.split ?? "train") as ToySplit;
-  if (split !== "train" && split !== "test") throw new UserError(`--split: expected train or test, got "${opts.split}"`);
-  const count = intOption("--count", opts.count, 0)!;
-  const seed = intOption("--seed", opts.seed, 0) ?? (split === "train" ? DEFAULT_TRAIN_SEED : DEFAULT_TEST_SEED);
+  const split = parseChoice<ToySplit>("--split", opts.split ?? "train", TOY_SPLITS);
+  const count = parseInteger("--count", opts.count, { min: 0 });
+  const defaultSeed = split === "train" ? DEFAULT_TRAIN_SEED : DEFAULT_TEST_SEED;
+  const seed = optionalInteger("--seed", opts.seed, { min: 0 }) ?? defaultSeed;
   const params: Partial<ToyParams> = {
-    minBlocks: intOption("--min-blocks", opts.minBlocks, 1),
-    maxBlocks: intOption("--max-blocks", opts.maxBlocks, 1),
-    stepsPerBlock: intOption("--steps-per-block", opts.stepsPerBlock, 1),
+    minBlocks: optionalInteger("--min-blocks", opts.minBlocks, { min: 1 }),
+    maxBlocks: optionalInteger("--max-blocks", opts.maxBlocks, { min: 1 }),
+    stepsPerBlock: optionalInteger("--steps-per-block", opts.stepsPerBlock, { min: 1 }),
   };
   const items = generateDataset(seed, count, params, split);
   if (opts.benchmark) {
     const width = Math.max(4, String(Math.max(0, count - 1)).length);
-    return items.map((d, i) => JSON.stringify({ id: `toy-${split}-${String(i).padStart(width, "0")}`, problem: d.prompt, answer: d.answer, kind: "math" }));
+    return items.map((d, i) =>
+      JSON.stringify({
+        id: `toy-${split}-${String(i).padStart(width, "0")}`,
+        problem: d.prompt,
+        answer: d.answer,
+        kind: "math",
+      }),
+    );
   }
   return items.map((d) => JSON.stringify({ prompt: d.prompt, response: d.response, answer: d.answer }));
 }
@@ -68,9 +79,11 @@ export interface TrainExportOptions {
 
 /** Runs `memento train export`; skipped rows are reported on stderr, the summary is returned (exported for tests). */
 export async function trainExport(opts: TrainExportOptions): Promise<ExportReport> {
-  if (opts.toyTokenizer && opts.tokenizer !== undefined) throw new UserError("--toy-tokenizer and --tokenizer are mutually exclusive");
+  if (opts.toyTokenizer && opts.tokenizer !== undefined)
+    throw new UserError("--toy-tokenizer and --tokenizer are mutually exclusive");
   const tokenizer = opts.toyTokenizer ? toyTokenizer() : loadTokenizer(opts.tokenizer);
-  const maxTokens = intOption("--max-tokens", opts.maxTokens, 1);
+  const maxTokens = optionalInteger("--max-tokens", opts.maxTokens, { min: 1 });
+  checkOutputFile(opts.output, "--output");
   return exportSft(opts.input, opts.output, {
     tokenizer,
     maxTokens,
@@ -81,23 +94,30 @@ export async function trainExport(opts: TrainExportOptions): Promise<ExportRepor
 export function register(program: Command): void {
   toyCommand(program)
     .command("generate")
-    .description("write toy problems as JSONL {prompt, response, answer}; train and test splits are disjoint whatever the seeds")
+    .description(
+      "write toy problems as JSONL {prompt, response, answer}; train and test splits are disjoint whatever the seeds",
+    )
     .requiredOption("--count <n>", "number of problems")
     .option("--seed <s>", `random seed (default ${DEFAULT_TRAIN_SEED} for train, ${DEFAULT_TEST_SEED} for test)`)
     .option("--split <split>", "train or test (held-out)", "train")
-    .option("--output <file>", "write to this JSONL file instead of stdout")
+    .addOption(pathOption("--output <file>", "write to this JSONL file instead of stdout"))
     .option("--min-blocks <n>", "fewest rounds (blocks) per problem (default 4)")
     .option("--max-blocks <n>", "most rounds (blocks) per problem, at most 9 (default 9)")
     .option("--steps-per-block <n>", "steps per round (block) (default 10)")
     .option(
       "--benchmark",
-      "write evaluation records {id, problem, answer, kind: \"math\"} for `memento eval run` instead; " +
+      'write evaluation records {id, problem, answer, kind: "math"} for `memento eval run` instead; ' +
         "assets/toy-benchmark.jsonl is `--split test --count 200 --benchmark`",
     )
     .exitOverride()
     .action((opts: ToyGenerateOptions) => {
       const lines = toyGenerateLines(opts);
-      if (opts.output !== undefined) writeJsonlAtomic(opts.output, lines.map((l) => JSON.parse(l) as unknown));
+      if (opts.output !== undefined) checkOutputFile(opts.output, "--output");
+      if (opts.output !== undefined)
+        writeJsonlAtomic(
+          opts.output,
+          lines.map((l) => JSON.parse(l) as unknown),
+        );
       else process.stdout.write(lines.map((l) => l + "\n").join(""));
     });
 
@@ -108,9 +128,11 @@ export function register(program: Command): void {
         "{input_ids, labels, prompt_length, memento_visible_until, view_at} per row (JSONL, or Parquet when --output ends in .parquet); " +
         "Stage-2 mask: k <= q && view_at[q] <= visible_until[k] (-1 = never evicted); prints a JSON summary",
     )
-    .requiredOption("--input <file>", "JSONL or Parquet rows")
-    .requiredOption("--output <file>", "output .jsonl or .parquet")
-    .option("--tokenizer <dir>", "tokenizer directory (default: the bundled Qwen3 tokenizer + Memento tokens)")
+    .addOption(pathOption("--input <file>", "JSONL or Parquet rows").makeOptionMandatory())
+    .addOption(pathOption("--output <file>", "output .jsonl or .parquet").makeOptionMandatory())
+    .addOption(
+      pathOption("--tokenizer <dir>", "tokenizer directory (default: the bundled Qwen3 tokenizer + Memento tokens)"),
+    )
     .option("--toy-tokenizer", "use the toy character tokenizer")
     .option("--max-tokens <n>", "skip (and report) examples longer than this; never truncates")
     .exitOverride()

@@ -3,12 +3,11 @@ import { checkOpenMementosRow, checkRowConsistency, type OpenMementosRow } from 
 import { type LoadedResponses, loadResponses } from "../format/load.js";
 import { checkReferenceTrace, type ReferenceTrace } from "../format/reference.js";
 import { validateResponse } from "../format/validate.js";
+import { commandGroup } from "./group.js";
 
 /** The `trace` command group: returns the existing one or creates it (other `trace` subcommands share it). */
 export function traceCommand(program: Command): Command {
-  const existing = program.commands.find((c) => c.name() === "trace");
-  if (existing) return existing;
-  return program.command("trace").description("inspect Memento reasoning traces");
+  return commandGroup(program, "trace", "inspect Memento reasoning traces");
 }
 
 export interface TraceValidateOptions {
@@ -33,7 +32,11 @@ export interface TraceValidateReport {
  * kinds, line is the line where the record starts (1 for a single JSON document), col is 1, and the message ends
  * with the position inside the response text; for segments files that text is the canonical rebuild.
  */
-export function validateLoaded(file: string, loaded: LoadedResponses, options: TraceValidateOptions = {}): TraceValidateReport {
+export function validateLoaded(
+  file: string,
+  loaded: LoadedResponses,
+  options: TraceValidateOptions = {},
+): TraceValidateReport {
   const lines: string[] = [];
   let errors = 0;
   let warnings = 0;
@@ -48,9 +51,17 @@ export function validateLoaded(file: string, loaded: LoadedResponses, options: T
     const where = loaded.kind === "text" ? "" : loaded.responses.length > 1 ? `response ${r.id}, ` : "";
     if (loaded.kind === "openmementos") {
       const issues = checkOpenMementosRow(r.record);
-      for (const i of issues) emit(r.line, 1, "row_schema", "error", `${where ? `row ${r.id}: ` : ""}${i.path ? i.path + ": " : ""}${i.message}`);
+      for (const i of issues)
+        emit(
+          r.line,
+          1,
+          "row_schema",
+          "error",
+          `${where ? `row ${r.id}: ` : ""}${i.path ? i.path + ": " : ""}${i.message}`,
+        );
       if (issues.length === 0) {
-        for (const i of checkRowConsistency(r.record as OpenMementosRow)) emit(r.line, 1, "row_mismatch", "error", `${where ? `row ${r.id}: ` : ""}${i.message}`);
+        for (const i of checkRowConsistency(r.record as OpenMementosRow))
+          emit(r.line, 1, "row_mismatch", "error", `${where ? `row ${r.id}: ` : ""}${i.message}`);
       }
     } else if (loaded.kind === "segments") {
       for (const i of checkReferenceTrace(r.record as ReferenceTrace)) emit(r.line, 1, i.code, i.severity, i.message);

@@ -1,70 +1,129 @@
 import type { Command } from "commander";
-import { UserError } from "../errors.js";
+import { ensureOutputDir } from "../io/files.js";
 import { trainToy } from "../train/toy.js";
+import { integerOption, numberOption, pathOption } from "./options.js";
 import { trainCommand } from "./toy.js";
 
-function int(flag: string, v: string, min = 0): number {
-  const n = Number(v);
-  if (v.trim() === "" || !Number.isInteger(n) || n < min) throw new UserError(`${flag}: expected an integer >= ${min}, got "${v}"`);
-  return n;
+/** The options of `memento train toy`, converted while parsing. */
+interface TrainToyCliOptions {
+  out: string;
+  seed: number;
+  trainExamples: number;
+  testExamples: number;
+  trainMinBlocks: number;
+  shortSteps: number;
+  stage1Steps: number;
+  stage2Steps: number;
+  onceWeight: number;
+  stage2Causal: number;
+  answerSteps: number;
+  answerWeight: number;
+  answerLr: number;
+  answerAllSteps: number;
+  answerAllLr: number;
+  batch: number;
+  lr: number;
+  workers: number;
+  checkpointEvery: number;
 }
+
+const STEPS = { min: 0 };
+const POSITIVE = { above: 0 };
 
 export function register(program: Command): void {
   trainCommand(program)
     .command("toy")
-    .description("train the bundled toy Memento model (two-stage SFT: causal, then memento attention) and evaluate it held-out")
-    .option("-o, --out <dir>", "output directory (checkpoints, loss.csv/svg, model/, report.json); rerun to resume", "runs/toy")
-    .option("--seed <n>", "seed for data, initialisation and batches", "1")
-    .option("--train-examples <n>", "distinct training problems (1-9 rounds)", "6000")
-    .option("--test-examples <n>", "held-out problems (4-9 rounds)", "200")
-    .option("--train-min-blocks <n>", "fewest rounds of a training problem (short ones teach the step rule fast)", "1")
-    .option("--short-steps <n>", "causal warm-up steps on the short training problems (1-2 rounds) before stage 1", "800")
-    .option("--stage1-steps <n>", "optimizer steps with full causal attention", "400")
-    .option("--stage2-steps <n>", "optimizer steps with memento attention", "500")
-    .option("--once-weight <x>", "stage-2 loss weight of the tokens that occur once per problem (prompt reads, the answer)", "10")
-    .option("--stage2-causal <fraction>", "share of stage-2 examples kept causal, so the model also runs with full attention", "0.25")
-    .option("--answer-steps <n>", "steps of a memento-attention stage that up-weights only the answer's digits", "300")
-    .option("--answer-weight <x>", "loss weight of the answer's digits in the answer stages", "30")
-    .option("--answer-lr <x>", "peak learning rate of that stage", "1e-3")
-    .option("--answer-all-steps <n>", "steps of a final stage that up-weights the answer's digits in every example, causal ones too", "150")
-    .option("--answer-all-lr <x>", "peak learning rate of that stage", "3e-4")
-    .option("--batch <n>", "sequences per step", "8")
-    .option("--lr <x>", "peak learning rate", "3e-3")
-    .option("--workers <n>", "gradient worker threads", "2")
-    .option("--checkpoint-every <n>", "steps between checkpoints", "25")
-    .action(async (o: Record<string, string>) => {
-      const lr = Number(o.lr);
-      if (!(lr > 0)) throw new UserError(`--lr: expected a positive number, got "${o.lr}"`);
-      const onceWeight = Number(o.onceWeight);
-      if (!(onceWeight > 0)) throw new UserError(`--once-weight: expected a positive number, got "${o.onceWeight}"`);
-      const causalFraction = Number(o.stage2Causal);
-      if (o.stage2Causal.trim() === "" || !(causalFraction >= 0 && causalFraction < 1)) throw new UserError(`--stage2-causal: expected a number in [0, 1), got "${o.stage2Causal}"`);
-      const answerWeight = Number(o.answerWeight);
-      if (!(answerWeight > 0)) throw new UserError(`--answer-weight: expected a positive number, got "${o.answerWeight}"`);
-      const answerLr = Number(o.answerLr);
-      if (!(answerLr > 0)) throw new UserError(`--answer-lr: expected a positive number, got "${o.answerLr}"`);
-      const answerAllLr = Number(o.answerAllLr);
-      if (!(answerAllLr > 0)) throw new UserError(`--answer-all-lr: expected a positive number, got "${o.answerAllLr}"`);
+    .description(
+      "train the bundled toy Memento model (two-stage SFT: causal, then memento attention) and evaluate it held-out",
+    )
+    .addOption(
+      pathOption(
+        "-o, --out <dir>",
+        "output directory (checkpoints, loss.csv/svg, model/, report.json); rerun resumes",
+      ).default("runs/toy"),
+    )
+    .addOption(integerOption("--seed <n>", "seed for data, initialisation and batches", { min: 0 }).default(1))
+    .addOption(
+      integerOption("--train-examples <n>", "distinct training problems (1-9 rounds)", { min: 1 }).default(6000),
+    )
+    .addOption(integerOption("--test-examples <n>", "held-out problems (4-9 rounds)", { min: 1 }).default(200))
+    .addOption(
+      integerOption(
+        "--train-min-blocks <n>",
+        "fewest rounds of a training problem (short ones teach the step rule fast)",
+        { min: 1 },
+      ).default(1),
+    )
+    .addOption(
+      integerOption(
+        "--short-steps <n>",
+        "causal warm-up steps on the short training problems (1-2 rounds) before stage 1",
+        STEPS,
+      ).default(800),
+    )
+    .addOption(integerOption("--stage1-steps <n>", "optimizer steps with full causal attention", STEPS).default(400))
+    .addOption(integerOption("--stage2-steps <n>", "optimizer steps with memento attention", STEPS).default(500))
+    .addOption(
+      numberOption(
+        "--once-weight <x>",
+        "stage-2 loss weight of the tokens that occur once per problem (prompt reads, the answer)",
+        POSITIVE,
+      ).default(10),
+    )
+    .addOption(
+      numberOption(
+        "--stage2-causal <fraction>",
+        "share of stage-2 examples kept causal, so the model also runs with full attention",
+        { min: 0, below: 1 },
+      ).default(0.25),
+    )
+    .addOption(
+      integerOption(
+        "--answer-steps <n>",
+        "steps of a memento-attention stage that up-weights only the answer's digits",
+        STEPS,
+      ).default(300),
+    )
+    .addOption(
+      numberOption("--answer-weight <x>", "loss weight of the answer's digits in the answer stages", POSITIVE).default(
+        30,
+      ),
+    )
+    .addOption(numberOption("--answer-lr <x>", "peak learning rate of that stage", POSITIVE).default(1e-3))
+    .addOption(
+      integerOption(
+        "--answer-all-steps <n>",
+        "steps of a final stage that up-weights the answer's digits in every example, causal ones too",
+        STEPS,
+      ).default(150),
+    )
+    .addOption(numberOption("--answer-all-lr <x>", "peak learning rate of that stage", POSITIVE).default(3e-4))
+    .addOption(integerOption("--batch <n>", "sequences per step", { min: 1 }).default(8))
+    .addOption(numberOption("--lr <x>", "peak learning rate", POSITIVE).default(3e-3))
+    .addOption(integerOption("--workers <n>", "gradient worker threads", { min: 1 }).default(2))
+    .addOption(integerOption("--checkpoint-every <n>", "steps between checkpoints", { min: 1 }).default(25))
+    .action(async (o: TrainToyCliOptions) => {
+      ensureOutputDir(o.out, "--out");
       const { report, modelDir } = await trainToy({
         outDir: o.out,
-        seed: int("--seed", o.seed),
-        trainExamples: int("--train-examples", o.trainExamples, 1),
-        testExamples: int("--test-examples", o.testExamples, 1),
-        trainMinBlocks: int("--train-min-blocks", o.trainMinBlocks, 1),
-        shortSteps: int("--short-steps", o.shortSteps),
-        stage1Steps: int("--stage1-steps", o.stage1Steps),
-        stage2Steps: int("--stage2-steps", o.stage2Steps),
-        onceWeight,
-        stage2CausalFraction: causalFraction,
-        answerSteps: int("--answer-steps", o.answerSteps),
-        answerWeight,
-        answerLr,
-        answerAllSteps: int("--answer-all-steps", o.answerAllSteps),
-        answerAllLr,
-        batchSize: int("--batch", o.batch, 1),
-        lr,
-        workers: int("--workers", o.workers, 1),
-        checkpointEvery: int("--checkpoint-every", o.checkpointEvery, 1),
+        seed: o.seed,
+        trainExamples: o.trainExamples,
+        testExamples: o.testExamples,
+        trainMinBlocks: o.trainMinBlocks,
+        shortSteps: o.shortSteps,
+        stage1Steps: o.stage1Steps,
+        stage2Steps: o.stage2Steps,
+        onceWeight: o.onceWeight,
+        stage2CausalFraction: o.stage2Causal,
+        answerSteps: o.answerSteps,
+        answerWeight: o.answerWeight,
+        answerLr: o.answerLr,
+        answerAllSteps: o.answerAllSteps,
+        answerAllLr: o.answerAllLr,
+        batchSize: o.batch,
+        lr: o.lr,
+        workers: o.workers,
+        checkpointEvery: o.checkpointEvery,
         onLog: (line) => process.stderr.write(line + "\n"),
       });
       const h = report.heldOut;

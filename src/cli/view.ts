@@ -4,29 +4,36 @@ import { UserError } from "../errors.js";
 import { startViewer, type ViewerSource } from "../report/viewer.js";
 import { loadTokenizer } from "../format/tokenizer.js";
 import { resolveArchitecture } from "../kv/resolve.js";
-import { parseJson } from "./io.js";
+import { closeOnInterrupt, parseJson } from "./io.js";
 import { readTextFile } from "../io/files.js";
+import { listenError } from "./listen-errors.js";
+import { addMaskingOptions, maskingFromOptions } from "./masking-options.js";
+import { integerOption, numberOption, pathOption } from "./options.js";
 
+/** The options besides the masking flags (read by maskingFromOptions). */
 interface Options {
-  port: string;
+  port: number;
   host: string;
   open: boolean;
   model?: string;
   prompt?: string;
   promptFile?: string;
   apiKey?: string;
-  maxTokens?: string;
-  temperature?: string;
+  maxTokens?: number;
+  temperature?: number;
   extraBody?: string;
   architecture: string;
   tokenizer?: string;
-  keep: string;
 }
 
 /** Opens `url` in the user's browser; failures are ignored (the URL is printed anyway). */
 function openBrowser(url: string): void {
   const [cmd, args] =
-    process.platform === "darwin" ? ["open", [url]] : process.platform === "win32" ? ["cmd", ["/c", "start", "", url]] : ["xdg-open", [url]];
+    process.platform === "darwin"
+      ? ["open", [url]]
+      : process.platform === "win32"
+        ? ["cmd", ["/c", "start", "", url]]
+        : ["xdg-open", [url]];
   try {
     const child = spawn(cmd, args, { stdio: "ignore", detached: true });
     child.on("error", () => {});
@@ -36,14 +43,8 @@ function openBrowser(url: string): void {
   }
 }
 
-function numberOption(name: string, v: string, check: (n: number) => boolean): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || !check(n)) throw new UserError(`${name}: invalid value "${v}"`);
-  return n;
-}
-
 export function register(program: Command): void {
-  program
+  const view = program
     .command("view")
     .description(
       "serve a local page that shows a Memento response as collapsible blocks with their mementos, token counts and the KV " +
@@ -51,53 +52,59 @@ export function register(program: Command): void {
         "or run directory) or the URL of an OpenAI-compatible endpoint to follow one streaming completion live (--prompt)",
     )
     .argument("<source>", "FILE, run directory, or endpoint URL (e.g. http://127.0.0.1:8080/v1)")
-    .option("-p, --port <n>", "port (0 = a free one)", "0")
+    .addOption(integerOption("-p, --port <n>", "port (0 = a free one)", { min: 0, max: 65535 }).default(0))
     .option("--host <addr>", "address to listen on", "127.0.0.1")
     .option("--no-open", "do not open a browser")
     .option("-m, --model <name>", "live: model name (default: the first of GET /models)")
     .option("--prompt <text>", "live: the user prompt")
-    .option("--prompt-file <file>", "live: read the user prompt from a file")
+    .addOption(pathOption("--prompt-file <file>", "live: read the user prompt from a file"))
     .option("--api-key <key>", "live: API key (default: $OPENAI_API_KEY)")
-    .option("--max-tokens <n>", "live: max_tokens")
-    .option("--temperature <t>", "live: temperature (default: the server's)")
+    .addOption(integerOption("--max-tokens <n>", "live: max_tokens", { min: 1 }))
+    .addOption(numberOption("--temperature <t>", "live: temperature (default: the server's)", { min: 0 }))
     .option("--extra-body <json>", "live: extra request fields as JSON (sampling, block-masking settings)")
     .option("-a, --architecture <name|config.json>", "architecture for KV bytes", "qwen3-8b")
-    .option("-t, --tokenizer <dir>", "Hugging Face tokenizer directory (default: Qwen3)")
-    .option("-k, --keep <n>", "keepLastNBlocks for the memento replay", "0")
-    .action(async (sourceArg: string, opts: Options) => {
-      const port = numberOption("--port", opts.port, (n) => Number.isInteger(n) && n >= 0 && n < 65536);
-      const keep = numberOption("--keep", opts.keep, (n) => Number.isInteger(n) && n >= 0);
-      const architecture = resolveArchitecture(opts.architecture);
-      let source: ViewerSource;
-      if (/^https?:\/\//i.test(sourceArg)) {
-        const prompt = opts.promptFile !== undefined ? readTextFile(opts.promptFile) : opts.prompt;
-        if (prompt === undefined || prompt.trim() === "") throw new UserError("following an endpoint live needs --prompt TEXT or --prompt-file FILE");
-        const body: Record<string, unknown> = {};
-        if (opts.extraBody !== undefined) {
-          const extra = parseJson(opts.extraBody, "--extra-body");
-          if (typeof extra !== "object" || extra === null || Array.isArray(extra)) throw new UserError("--extra-body must be a JSON object");
-          Object.assign(body, extra);
-        }
-        if (opts.maxTokens !== undefined) body.max_tokens = numberOption("--max-tokens", opts.maxTokens, (n) => Number.isInteger(n) && n > 0);
-        if (opts.temperature !== undefined) body.temperature = numberOption("--temperature", opts.temperature, (n) => n >= 0);
-        source = { kind: "live", endpoint: sourceArg, model: opts.model, prompt, apiKey: opts.apiKey ?? process.env.OPENAI_API_KEY, body };
-      } else {
-        if (opts.prompt !== undefined || opts.promptFile !== undefined) throw new UserError("--prompt is for following an endpoint URL live, not for a file");
-        source = { kind: "file", path: sourceArg };
+    .addOption(pathOption("-t, --tokenizer <dir>", "Hugging Face tokenizer directory (default: Qwen3)"));
+  addMaskingOptions(view).action(async (sourceArg: string, opts: Options) => {
+    const masking = maskingFromOptions(opts);
+    const architecture = resolveArchitecture(opts.architecture);
+    let source: ViewerSource;
+    if (/^https?:\/\//i.test(sourceArg)) {
+      const prompt = opts.promptFile !== undefined ? readTextFile(opts.promptFile) : opts.prompt;
+      if (prompt === undefined || prompt.trim() === "")
+        throw new UserError("following an endpoint live needs --prompt TEXT or --prompt-file FILE");
+      const body: Record<string, unknown> = {};
+      if (opts.extraBody !== undefined) {
+        const extra = parseJson(opts.extraBody, "--extra-body");
+        if (typeof extra !== "object" || extra === null || Array.isArray(extra))
+          throw new UserError("--extra-body must be a JSON object");
+        Object.assign(body, extra);
       }
-      const tokenizer = loadTokenizer(opts.tokenizer);
-      const viewer = await startViewer({ source, tokenizer, architecture, masking: { keepLastNBlocks: keep }, port, host: opts.host });
-      const what = viewer.mode === "live" ? `following ${sourceArg} live` : `${viewer.items.length} response${viewer.items.length === 1 ? "" : "s"}`;
-      process.stdout.write(`memento view: ${what} at ${viewer.url}  (Ctrl-C to stop)\n`);
-      if (opts.open) openBrowser(viewer.url);
-      await new Promise<void>((resolveStop) => {
-        const stop = () => {
-          process.off("SIGINT", stop);
-          process.off("SIGTERM", stop);
-          void viewer.close().then(() => resolveStop());
-        };
-        process.on("SIGINT", stop);
-        process.on("SIGTERM", stop);
-      });
+      if (opts.maxTokens !== undefined) body.max_tokens = opts.maxTokens;
+      if (opts.temperature !== undefined) body.temperature = opts.temperature;
+      source = {
+        kind: "live",
+        endpoint: sourceArg,
+        model: opts.model,
+        prompt,
+        apiKey: opts.apiKey ?? process.env.OPENAI_API_KEY,
+        body,
+      };
+    } else {
+      if (opts.prompt !== undefined || opts.promptFile !== undefined)
+        throw new UserError("--prompt is for following an endpoint URL live, not for a file");
+      source = { kind: "file", path: sourceArg };
+    }
+    const tokenizer = loadTokenizer(opts.tokenizer);
+    const viewerOptions = { source, tokenizer, architecture, masking, port: opts.port, host: opts.host };
+    const viewer = await startViewer(viewerOptions).catch((e: unknown) => {
+      throw listenError(e, opts.host, opts.port);
     });
+    const what =
+      viewer.mode === "live"
+        ? `following ${sourceArg} live`
+        : `${viewer.items.length} response${viewer.items.length === 1 ? "" : "s"}`;
+    process.stdout.write(`memento view: ${what} at ${viewer.url}  (Ctrl-C to stop)\n`);
+    if (opts.open) openBrowser(viewer.url);
+    await closeOnInterrupt(() => viewer.close());
+  });
 }

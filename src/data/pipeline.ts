@@ -50,7 +50,13 @@ async function stage<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
  */
 export async function processTrace(trace: SeedTrace, options: PipelineOptions): Promise<PipelineRecord> {
   const { tokenizer: tok, provider } = options;
-  const base = { id: trace.id, problem: trace.problem, domain: trace.domain, source: trace.source, difficulty: trace.difficulty };
+  const base = {
+    id: trace.id,
+    problem: trace.problem,
+    domain: trace.domain,
+    source: trace.source,
+    difficulty: trace.difficulty,
+  };
   try {
     const split = await stage("split", () => {
       const s = splitSentences(trace.reasoning, { countTokens: (t) => tok.count(t), stripThink: true });
@@ -59,7 +65,9 @@ export async function processTrace(trace: SeedTrace, options: PipelineOptions): 
     });
     const sentences = split.sentences;
     const tokenCounts = sentences.map((s) => tok.count(s));
-    const scored = await stage("score", () => scoreTraceBoundaries(sentences, provider, { windows: options.windows ?? [16], signal: options.signal }));
+    const scored = await stage("score", () =>
+      scoreTraceBoundaries(sentences, provider, { windows: options.windows ?? [16], signal: options.signal }),
+    );
     const seg = await stage("segment", () =>
       segmentBlocks({
         tokenCounts,
@@ -106,6 +114,10 @@ export async function processTrace(trace: SeedTrace, options: PipelineOptions): 
   } catch (e) {
     if (options.signal?.aborted) throw e; // an interrupted run is not a failed trace
     const err = e instanceof StageError ? e : new StageError("pipeline", (e as Error).message);
-    return { ...base, status: "failed", error: { stage: err.stage, message: err.message.replace(/\s+/g, " ").slice(0, 500) } };
+    return {
+      ...base,
+      status: "failed",
+      error: { stage: err.stage, message: err.message.replace(/\s+/g, " ").slice(0, 500) },
+    };
   }
 }

@@ -89,6 +89,12 @@ export function promptKindOf(systemPrompt: string): PromptKind | undefined {
 // ---------------------------------------------------------------------------------------------------------------
 // User messages
 
+/** Throws unless every block comes with its memento: what judgeMementos requires of its arguments. */
+export function checkJudgeInput(blocks: readonly string[], mementos: readonly string[]): void {
+  if (blocks.length !== mementos.length)
+    throw new Error(`judge: ${blocks.length} blocks but ${mementos.length} mementos`);
+}
+
 /** `[S1] first sentence` lines; a sentence's own line breaks are kept. */
 export function buildScoreMessages(sentences: readonly string[]): ChatMessage[] {
   const n = sentences.length;
@@ -120,7 +126,8 @@ export function buildCompressMessages(problem: string, blocks: readonly string[]
 }
 
 export function buildJudgeMessages(blocks: readonly string[], mementos: readonly string[]): ChatMessage[] {
-  if (blocks.length !== mementos.length) throw new Error(`judge: ${blocks.length} blocks but ${mementos.length} mementos`);
+  if (blocks.length !== mementos.length)
+    throw new Error(`judge: ${blocks.length} blocks but ${mementos.length} mementos`);
   const n = blocks.length;
   const pairs = blocks.map((b, i) => `${section("block", i + 1, b)}\n${section("memento", i + 1, mementos[i])}`);
   const user =
@@ -188,7 +195,10 @@ export function extractJson(text: string): ParseResult<unknown> {
     }
   }
   const preview = trimmed.length > 80 ? `${trimmed.slice(0, 80)}...` : trimmed;
-  return { ok: false, error: `the reply is not a JSON object (${firstError || "empty reply"}; it starts with ${JSON.stringify(preview)}).` };
+  return {
+    ok: false,
+    error: `the reply is not a JSON object (${firstError || "empty reply"}; it starts with ${JSON.stringify(preview)}).`,
+  };
 }
 
 function describeIssues(error: z.ZodError): string {
@@ -202,7 +212,8 @@ function validate<T>(text: string, schema: z.ZodType<T>): ParseResult<T> {
   const json = extractJson(text);
   if (!json.ok) return json;
   const r = schema.safeParse(json.value);
-  if (!r.success) return { ok: false, error: `the JSON does not match the required shape (${describeIssues(r.error)}).` };
+  if (!r.success)
+    return { ok: false, error: `the JSON does not match the required shape (${describeIssues(r.error)}).` };
   return { ok: true, value: r.data };
 }
 

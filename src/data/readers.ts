@@ -15,7 +15,13 @@
  */
 import { createReadStream, openSync, readSync, closeSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
+import {
+  type AsyncBuffer,
+  asyncBufferFromFile,
+  type FileMetaData,
+  parquetMetadataAsync,
+  parquetReadObjects,
+} from "hyparquet";
 import { UserError } from "../errors.js";
 
 export type RecordFormat = "jsonl" | "parquet";
@@ -123,7 +129,8 @@ async function* readJsonl(path: string, opts: ReadOptions): AsyncGenerator<ReadI
 
 /** Converts Parquet values to plain JSON-like values: safe bigints to numbers, null/undefined fields dropped. */
 export function normaliseParquetValue(v: unknown): unknown {
-  if (typeof v === "bigint") return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+  if (typeof v === "bigint")
+    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   if (Array.isArray(v)) return v.map(normaliseParquetValue);
   if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number | bigint>, normaliseParquetValue);
   if (v !== null && typeof v === "object" && !(v instanceof Date)) {
@@ -135,13 +142,13 @@ export function normaliseParquetValue(v: unknown): unknown {
 }
 
 async function* readParquet(path: string): AsyncGenerator<ReadItem> {
-  let file;
+  let file: AsyncBuffer;
   try {
     file = await asyncBufferFromFile(path);
   } catch (e) {
     throw cannotRead(path, e);
   }
-  let metadata;
+  let metadata: FileMetaData;
   try {
     metadata = await parquetMetadataAsync(file);
   } catch (e) {
@@ -154,7 +161,9 @@ async function* readParquet(path: string): AsyncGenerator<ReadItem> {
     try {
       rows = await parquetReadObjects({ file, metadata, rowStart, rowEnd });
     } catch (e) {
-      throw new UserError(`${path}: cannot decode Parquet rows ${rowStart}..${rowEnd - 1} (${(e as Error).message.replace(/\s+/g, " ")})`);
+      throw new UserError(
+        `${path}: cannot decode Parquet rows ${rowStart}..${rowEnd - 1} (${(e as Error).message.replace(/\s+/g, " ")})`,
+      );
     }
     for (let k = 0; k < rows.length; k++) {
       const index = rowStart + k;
@@ -173,6 +182,10 @@ export interface ReadAllResult {
 export async function readAllRecords(path: string, opts: ReadOptions = {}): Promise<ReadAllResult> {
   const skipped: ReadIssue[] = [];
   const records: Record<string, unknown>[] = [];
-  for await (const item of readRecords(path, { ...opts, onSkip: (i) => (skipped.push(i), opts.onSkip?.(i)) })) records.push(item.record);
+  const onSkip = (i: ReadIssue): void => {
+    skipped.push(i);
+    opts.onSkip?.(i);
+  };
+  for await (const item of readRecords(path, { ...opts, onSkip })) records.push(item.record);
   return { records, skipped };
 }

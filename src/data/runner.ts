@@ -54,7 +54,11 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildSummary> {
     (async function* () {
       for await (const item of readRecords(opts.input)) yield item.record as Record<string, unknown>;
     })(),
-    { ...opts.seed, countTokens: (t) => tok.count(t), source: basename(opts.input).replace(/\.(jsonl|parquet|json)$/i, "") },
+    {
+      ...opts.seed,
+      countTokens: (t) => tok.count(t),
+      source: basename(opts.input).replace(/\.(jsonl|parquet|json)$/i, ""),
+    },
   );
   const traces: SeedTrace[] = opts.limit !== undefined ? seeds.traces.slice(0, opts.limit) : seeds.traces;
   writeFileAtomic(join(opts.outputDir, SEED_REPORT_FILE), JSON.stringify(seeds.report, null, 2) + "\n");
@@ -83,7 +87,13 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildSummary> {
     const jsonl = join(opts.outputDir, "openmementos.jsonl");
     const res = writeRecords(ordered, jsonl, { schema: opts.schema ?? "full" });
     outputs.push(res.path, res.failedPath);
-    if (opts.parquet) outputs.push(writeRecords(ordered, join(opts.outputDir, "openmementos.parquet"), { schema: opts.schema ?? "full", failedPath: res.failedPath }).path);
+    if (opts.parquet)
+      outputs.push(
+        writeRecords(ordered, join(opts.outputDir, "openmementos.parquet"), {
+          schema: opts.schema ?? "full",
+          failedPath: res.failedPath,
+        }).path,
+      );
   }
   writeFileAtomic(
     join(opts.outputDir, MANIFEST_FILE),

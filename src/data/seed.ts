@@ -50,7 +50,15 @@ import { THINK_END, THINK_START } from "../format/tokens.js";
 export const DEFAULT_MIN_CHARS = 2000;
 export const SEED_DOMAINS = ["math", "code", "science"] as const;
 
-export const DROP_REASONS = ["unmapped", "empty_problem", "no_think_end", "empty_reasoning", "cjk", "too_short", "duplicate_id"] as const;
+export const DROP_REASONS = [
+  "unmapped",
+  "empty_problem",
+  "no_think_end",
+  "empty_reasoning",
+  "cjk",
+  "too_short",
+  "duplicate_id",
+] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
 /** Field names to read; each value is a field name or dotted path in the record. */
@@ -69,7 +77,17 @@ export interface FieldMapping {
   difficulty?: string;
 }
 
-export const FIELD_KEYS = ["id", "problem", "response", "reasoning", "answer", "conversations", "domain", "source", "difficulty"] as const;
+export const FIELD_KEYS = [
+  "id",
+  "problem",
+  "response",
+  "reasoning",
+  "answer",
+  "conversations",
+  "domain",
+  "source",
+  "difficulty",
+] as const;
 
 export interface SeedOptions {
   fields?: FieldMapping;
@@ -103,7 +121,9 @@ export interface SeedResult {
   report: SeedReport;
 }
 
-export type ExtractResult = { ok: true; trace: SeedTrace; hash: string } | { ok: false; reason: DropReason; detail: string };
+export type ExtractResult =
+  | { ok: true; trace: SeedTrace; hash: string }
+  | { ok: false; reason: DropReason; detail: string };
 
 // ---------------------------------------------------------------------------------------------------------------
 // Field access
@@ -171,7 +191,8 @@ function fromConversations(v: unknown): RawFields | null {
 
 /** Picks problem/response/reasoning/answer from a record per the mapping, auto-detecting what it does not name. */
 export function mapFields(record: Record<string, unknown>, fields: FieldMapping = {}): RawFields | null {
-  const explicit = (key: keyof FieldMapping): string | undefined => (fields[key] === undefined ? undefined : str(getPath(record, fields[key]!)));
+  const explicit = (key: keyof FieldMapping): string | undefined =>
+    fields[key] === undefined ? undefined : str(getPath(record, fields[key]!));
   const out: RawFields = {};
   if (fields.conversations !== undefined) {
     const conv = fromConversations(getPath(record, fields.conversations));
@@ -244,19 +265,92 @@ const SCIENCE_RE = new RegExp(
   "\\b(?:" +
     [
       // chemistry
-      "molecules?", "molecular", "atoms?", "atomic", "ions?", "ionic", "covalent", "compounds?", "reactions?", "reagents?",
-      "catalysts?", "oxidation", "reduction potential", "molarity", "molar", "moles? of", "pka", "ph of", "acid(?:ic)?",
-      "alkaline", "isomers?", "enthalpy", "entropy", "titration", "organic", "benzene", "spectroscopy", "nmr",
-      "chemistry", "chemical", "electrons?", "orbitals?", "valence",
+      "molecules?",
+      "molecular",
+      "atoms?",
+      "atomic",
+      "ions?",
+      "ionic",
+      "covalent",
+      "compounds?",
+      "reactions?",
+      "reagents?",
+      "catalysts?",
+      "oxidation",
+      "reduction potential",
+      "molarity",
+      "molar",
+      "moles? of",
+      "pka",
+      "ph of",
+      "acid(?:ic)?",
+      "alkaline",
+      "isomers?",
+      "enthalpy",
+      "entropy",
+      "titration",
+      "organic",
+      "benzene",
+      "spectroscopy",
+      "nmr",
+      "chemistry",
+      "chemical",
+      "electrons?",
+      "orbitals?",
+      "valence",
       // physics
-      "physics", "quantum", "photons?", "momentum", "kinetic energy", "potential energy", "magnetic", "electric field",
-      "voltage", "resistors?", "capacitors?", "wavelength", "frequency of", "thermodynamic\\w*", "relativistic",
-      "nucle(?:us|i|ar)", "particles?", "gravitational", "friction", "newtons?", "joules?", "kelvin", "spin",
-      "hamiltonian", "lagrangian", "decay",
+      "physics",
+      "quantum",
+      "photons?",
+      "momentum",
+      "kinetic energy",
+      "potential energy",
+      "magnetic",
+      "electric field",
+      "voltage",
+      "resistors?",
+      "capacitors?",
+      "wavelength",
+      "frequency of",
+      "thermodynamic\\w*",
+      "relativistic",
+      "nucle(?:us|i|ar)",
+      "particles?",
+      "gravitational",
+      "friction",
+      "newtons?",
+      "joules?",
+      "kelvin",
+      "spin",
+      "hamiltonian",
+      "lagrangian",
+      "decay",
       // biology
-      "biology", "biological", "cells?", "cellular", "proteins?", "enzymes?", "dna", "rna", "genes?", "genetic",
-      "mutations?", "chromosomes?", "species", "organisms?", "bacteria", "viral", "virus", "metabolism", "mitochondria",
-      "neurons?", "evolution(?:ary)?", "ecology", "transcription", "translation of mrna", "amino acids?",
+      "biology",
+      "biological",
+      "cells?",
+      "cellular",
+      "proteins?",
+      "enzymes?",
+      "dna",
+      "rna",
+      "genes?",
+      "genetic",
+      "mutations?",
+      "chromosomes?",
+      "species",
+      "organisms?",
+      "bacteria",
+      "viral",
+      "virus",
+      "metabolism",
+      "mitochondria",
+      "neurons?",
+      "evolution(?:ary)?",
+      "ecology",
+      "transcription",
+      "translation of mrna",
+      "amino acids?",
     ].join("|") +
     ")\\b",
   "i",
@@ -287,7 +381,11 @@ export function normaliseText(s: string): string {
 
 /** SHA-256 hex of the normalised problem and reasoning. */
 export function contentHash(problem: string, reasoning: string): string {
-  return createHash("sha256").update(normaliseText(problem)).update("\0").update(normaliseText(reasoning)).digest("hex");
+  return createHash("sha256")
+    .update(normaliseText(problem))
+    .update("\0")
+    .update(normaliseText(reasoning))
+    .digest("hex");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -315,9 +413,11 @@ export function extractTrace(record: Record<string, unknown>, options: SeedOptio
   }
   if (reasoning === "") return { ok: false, reason: "empty_reasoning", detail: "the reasoning is empty" };
   const cjk = countCjk(reasoning);
-  if (cjk > (options.maxCjk ?? 0)) return { ok: false, reason: "cjk", detail: `${cjk} CJK characters in the reasoning` };
+  if (cjk > (options.maxCjk ?? 0))
+    return { ok: false, reason: "cjk", detail: `${cjk} CJK characters in the reasoning` };
   const minChars = options.minChars ?? DEFAULT_MIN_CHARS;
-  if (reasoning.length < minChars) return { ok: false, reason: "too_short", detail: `${reasoning.length} < ${minChars} characters` };
+  if (reasoning.length < minChars)
+    return { ok: false, reason: "too_short", detail: `${reasoning.length} < ${minChars} characters` };
   if (options.minTokens !== undefined && options.minTokens > 0) {
     const n = (options.countTokens ?? estimateTokens)(reasoning);
     if (n < options.minTokens) return { ok: false, reason: "too_short", detail: `${n} < ${options.minTokens} tokens` };
@@ -327,11 +427,13 @@ export function extractTrace(record: Record<string, unknown>, options: SeedOptio
   const idValue = fields.id !== undefined ? str(getPath(record, fields.id)) : firstField(record, ID_FIELDS);
   const id = idValue !== undefined && idValue.trim() !== "" ? idValue.trim() : `h-${hash.slice(0, 16)}`;
   const domain =
-    normaliseDomain(fields.domain !== undefined ? getPath(record, fields.domain) : record.domain) ?? detectDomain(problem, answer);
+    normaliseDomain(fields.domain !== undefined ? getPath(record, fields.domain) : record.domain) ??
+    detectDomain(problem, answer);
   const sourceValue = str(fields.source !== undefined ? getPath(record, fields.source) : record.source)?.trim();
   const source = sourceValue ? sourceValue : (options.source ?? "unknown");
   const d = fields.difficulty !== undefined ? getPath(record, fields.difficulty) : record.difficulty;
-  const difficulty = typeof d === "number" && Number.isFinite(d) ? d : typeof d === "string" && d.trim() !== "" ? d.trim() : null;
+  const difficulty =
+    typeof d === "number" && Number.isFinite(d) ? d : typeof d === "string" && d.trim() !== "" ? d.trim() : null;
   return { ok: true, trace: { id, problem, reasoning, answer, domain, source, difficulty }, hash };
 }
 
@@ -350,7 +452,8 @@ export class SeedSelector {
       ["minTokens", options.minTokens],
       ["maxCjk", options.maxCjk],
     ] as const) {
-      if (v !== undefined && !(Number.isInteger(v) && v >= 0)) throw new UserError(`${k}: expected a non-negative integer, got ${v}`);
+      if (v !== undefined && !(Number.isInteger(v) && v >= 0))
+        throw new UserError(`${k}: expected a non-negative integer, got ${v}`);
     }
   }
 
@@ -367,7 +470,8 @@ export class SeedSelector {
       return { reason: "duplicate", detail: `same problem and reasoning as ${prior}` };
     }
     const seenHash = this.ids.get(r.trace.id);
-    if (seenHash !== undefined && seenHash !== r.hash) return this.drop("duplicate_id", `id ${r.trace.id} was already used by a different trace`);
+    if (seenHash !== undefined && seenHash !== r.hash)
+      return this.drop("duplicate_id", `id ${r.trace.id} was already used by a different trace`);
     if (dedupe) this.byHash.set(r.hash, r.trace.id);
     this.ids.set(r.trace.id, r.hash);
     this.report.kept++;
@@ -398,7 +502,8 @@ export async function selectSeeds(
 /** Human-readable report, one line per item (`dropped <reason>: N` for each reason that occurred). */
 export function formatSeedReport(report: SeedReport): string[] {
   const lines = [`read: ${report.read}`, `kept: ${report.kept}`];
-  for (const reason of DROP_REASONS) if (report.dropped[reason]) lines.push(`dropped ${reason}: ${report.dropped[reason]}`);
+  for (const reason of DROP_REASONS)
+    if (report.dropped[reason]) lines.push(`dropped ${reason}: ${report.dropped[reason]}`);
   lines.push(`duplicates: ${report.duplicates}`);
   for (const ex of report.duplicateExamples.slice(0, 5)) lines.push(`  duplicate ${ex.id} of ${ex.of}`);
   if (report.skippedLines) lines.push(`skipped lines: ${report.skippedLines}`);
@@ -418,10 +523,12 @@ export function parseFieldMapping(pairs: readonly string[]): FieldMapping {
     if (eq <= 0 || eq === p.length - 1) throw new UserError(`--field: expected KEY=FIELD, got "${p}"`);
     const key = p.slice(0, eq).trim();
     const value = p.slice(eq + 1).trim();
-    if (!(FIELD_KEYS as readonly string[]).includes(key)) throw new UserError(`--field: unknown key "${key}" (expected one of ${FIELD_KEYS.join(", ")})`);
+    if (!(FIELD_KEYS as readonly string[]).includes(key))
+      throw new UserError(`--field: unknown key "${key}" (expected one of ${FIELD_KEYS.join(", ")})`);
     out[key as keyof FieldMapping] = value;
   }
-  if (out.response !== undefined && out.reasoning !== undefined) throw new UserError("--field: response and reasoning are mutually exclusive");
+  if (out.response !== undefined && out.reasoning !== undefined)
+    throw new UserError("--field: response and reasoning are mutually exclusive");
   if (out.conversations !== undefined && (out.response !== undefined || out.reasoning !== undefined)) {
     throw new UserError("--field: conversations excludes response and reasoning");
   }

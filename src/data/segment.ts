@@ -246,7 +246,13 @@ function chooseKRange(feasibleKs: readonly number[], minBlocks: number): number[
   return big.length > 0 ? big : [...feasibleKs];
 }
 
-function singleBlockResult(n: number, counts: readonly number[], m: number, exact: boolean, stats?: SegmentStats): SegmentResult {
+function singleBlockResult(
+  n: number,
+  counts: readonly number[],
+  m: number,
+  exact: boolean,
+  stats?: SegmentStats,
+): SegmentResult {
   const total = counts.reduce((a, b) => a + b, 0);
   return { blocks: [[0, n - 1]], objective: 0, exact, feasible: total >= m, ...(stats ? { stats } : {}) };
 }

@@ -83,9 +83,42 @@ export interface SplitResult {
 
 /** Words after which a `.` does not end a sentence (compared case-insensitively, without the final dot). */
 export const ABBREVIATIONS: ReadonlySet<string> = new Set([
-  "e.g", "i.e", "etc", "vs", "cf", "al", "approx", "resp", "viz", "dr", "mr", "mrs", "ms", "prof", "jr",
-  "sr", "fig", "figs", "eq", "eqs", "eqn", "sec", "ch", "thm", "lem", "prop", "cor", "ref", "refs", "pp",
-  "vol", "esp", "incl", "w.r.t", "a.k.a", "u.s",
+  "e.g",
+  "i.e",
+  "etc",
+  "vs",
+  "cf",
+  "al",
+  "approx",
+  "resp",
+  "viz",
+  "dr",
+  "mr",
+  "mrs",
+  "ms",
+  "prof",
+  "jr",
+  "sr",
+  "fig",
+  "figs",
+  "eq",
+  "eqs",
+  "eqn",
+  "sec",
+  "ch",
+  "thm",
+  "lem",
+  "prop",
+  "cor",
+  "ref",
+  "refs",
+  "pp",
+  "vol",
+  "esp",
+  "incl",
+  "w.r.t",
+  "a.k.a",
+  "u.s",
 ]);
 
 /** Words at the start of a unit that make it continue the previous one (merge rule c). */
@@ -95,19 +128,73 @@ const JOINER_END_RE = /(?:[:,=≈⇒→]|=>|\\implies|\\Rightarrow|\\iff|\\to)$/
 /** A heading unit: `# title` or a line that is entirely bold. */
 const HEADING_RE = /^(?:#{1,6}[ \t][^\n]*|\*\*[^*\n]+\*\*|__[^_\n]+__)$/;
 /** A list item marker at the start of a line. */
-const LIST_ITEM_RE = /^[ \t]*(?:[-*+•‣◦][ \t]+\S|(?:\d{1,3}|[A-Za-z]|[ivxlcIVXLC]{1,6})[.)][ \t]+\S|\((?:\d{1,3}|[A-Za-z]|[ivxlc]{1,6})\)[ \t]+\S)/;
+const LIST_ITEM_RE =
+  /^[ \t]*(?:[-*+•‣◦][ \t]+\S|(?:\d{1,3}|[A-Za-z]|[ivxlcIVXLC]{1,6})[.)][ \t]+\S|\((?:\d{1,3}|[A-Za-z]|[ivxlc]{1,6})\)[ \t]+\S)/;
 /** Function/operator names that do not count as prose words in `isMathLine`. */
 const MATH_WORDS: ReadonlySet<string> = new Set([
-  "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
-  "log", "ln", "lg", "exp", "lim", "max", "min", "sup", "inf", "mod", "gcd", "lcm", "det", "arg", "deg",
-  "pi", "dx", "dy", "dt", "mod",
+  "sqrt",
+  "sin",
+  "cos",
+  "tan",
+  "cot",
+  "sec",
+  "csc",
+  "arcsin",
+  "arccos",
+  "arctan",
+  "sinh",
+  "cosh",
+  "tanh",
+  "log",
+  "ln",
+  "lg",
+  "exp",
+  "lim",
+  "max",
+  "min",
+  "sup",
+  "inf",
+  "mod",
+  "gcd",
+  "lcm",
+  "det",
+  "arg",
+  "deg",
+  "pi",
+  "dx",
+  "dy",
+  "dt",
+  "mod",
 ]);
 const MATH_OP_CODES: ReadonlySet<number> = new Set(Array.from("=<>≤≥≈≠±∓×÷·*/^+-−√∑∏∫→⇒⇔∞", (ch) => ch.charCodeAt(0)));
 const MATH_OP_COMMANDS: ReadonlySet<string> = new Set([
-  "frac", "dfrac", "tfrac", "sqrt", "cdot", "times", "div", "le", "ge", "leq", "geq", "neq", "ne", "approx",
-  "pm", "mp", "sum", "prod", "int", "implies", "Rightarrow", "iff", "equiv", "to",
+  "frac",
+  "dfrac",
+  "tfrac",
+  "sqrt",
+  "cdot",
+  "times",
+  "div",
+  "le",
+  "ge",
+  "leq",
+  "geq",
+  "neq",
+  "ne",
+  "approx",
+  "pm",
+  "mp",
+  "sum",
+  "prod",
+  "int",
+  "implies",
+  "Rightarrow",
+  "iff",
+  "equiv",
+  "to",
 ]);
-const STARTS_WITH_RELATION_RE = /^(?:=|≈|≠|≤|≥|<|>|⇒|⇔|→|\\(?:approx|implies|Rightarrow|iff|le|ge|leq|geq|neq|equiv|to)(?![A-Za-z]))/;
+const STARTS_WITH_RELATION_RE =
+  /^(?:=|≈|≠|≤|≥|<|>|⇒|⇔|→|\\(?:approx|implies|Rightarrow|iff|le|ge|leq|geq|neq|equiv|to)(?![A-Za-z]))/;
 
 /** Default token estimate: runs of letters/digits count one each, every other non-space char counts one. */
 export function estimateTokens(text: string): number {
@@ -131,8 +218,15 @@ function isSpaceCode(c: number): boolean {
   if (c <= 32) return c === 32 || (c >= 9 && c <= 13);
   if (c < 0xa0) return false;
   return (
-    c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f ||
-    c === 0x205f || c === 0x3000 || c === 0xfeff
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000 ||
+    c === 0xfeff
   );
 }
 
@@ -209,7 +303,12 @@ export function isMathLine(line: string): boolean {
 
 function isSingleMathSpan(s: string): boolean {
   const t = s.replace(/[.,;:]+$/, "");
-  const pairs: [string, string][] = [["$$", "$$"], ["\\[", "\\]"], ["\\(", "\\)"], ["$", "$"]];
+  const pairs: [string, string][] = [
+    ["$$", "$$"],
+    ["\\[", "\\]"],
+    ["\\(", "\\)"],
+    ["$", "$"],
+  ];
   for (const [o, c] of pairs) {
     if (t.length > o.length + c.length && t.startsWith(o) && t.endsWith(c)) {
       const inner = t.slice(o.length, t.length - c.length);
@@ -299,7 +398,11 @@ function findCodeBlocks(text: string, lines: Line[]): Block[] {
       let l2 = l + 1;
       while (l2 < lines.length && !closeRe.test(text.slice(lines[l2].start, lines[l2].end))) l2++;
       if (l2 >= lines.length) l2 = lines.length - 1;
-      blocks.push({ start: line.start + fence.index + (content.length - content.trimStart().length), end: trimEnd(text, line.start, lines[l2].end), kind: "code" });
+      blocks.push({
+        start: line.start + fence.index + (content.length - content.trimStart().length),
+        end: trimEnd(text, line.start, lines[l2].end),
+        kind: "code",
+      });
       l = l2;
       prevNonBlank = l2;
       afterBlock = true;
@@ -308,7 +411,8 @@ function findCodeBlocks(text: string, lines: Line[]): Block[] {
     if (line.blank) continue;
     const indented = /^(?: {4,}|\t)\S/.test(content);
     const blankBefore = l === 0 || lines[l - 1].blank || afterBlock;
-    const prevIsList = prevNonBlank >= 0 && LIST_ITEM_RE.test(text.slice(lines[prevNonBlank].start, lines[prevNonBlank].end));
+    const prevIsList =
+      prevNonBlank >= 0 && LIST_ITEM_RE.test(text.slice(lines[prevNonBlank].start, lines[prevNonBlank].end));
     if (indented && blankBefore && !prevIsList) {
       let last = l;
       let l2 = l + 1;
@@ -325,7 +429,11 @@ function findCodeBlocks(text: string, lines: Line[]): Block[] {
         }
         break;
       }
-      blocks.push({ start: skipSpace(text, line.start, line.end), end: trimEnd(text, line.start, lines[last].end), kind: "code" });
+      blocks.push({
+        start: skipSpace(text, line.start, line.end),
+        end: trimEnd(text, line.start, lines[last].end),
+        kind: "code",
+      });
       l = last;
       prevNonBlank = last;
       afterBlock = true;
@@ -399,6 +507,12 @@ function scanInline(text: string, from: number, to: number, code: Block[]): Scan
     while (cp < code.length && code[cp].start < p) cp++;
     return cp < code.length ? code[cp].start : to;
   };
+  /** Past display math closed (2 characters) at `close`, recorded, if it ends before code; else past its opener. */
+  const skipDisplay = (at: number, close: number): number => {
+    if (close < 0 || close + 2 > nextCodeAfter(at)) return at + 2;
+    addDisplay(text, at, close + 2, from, to, ranges, displayBlocks);
+    return close + 2;
+  };
   while (i < to) {
     advanceStops();
     if (k < stops.length && stops[k][0] <= i) {
@@ -422,13 +536,7 @@ function scanInline(text: string, from: number, to: number, code: Block[]): Scan
         continue;
       }
       if (n === "[") {
-        const j = text.indexOf("\\]", i + 2);
-        if (j >= 0 && j + 2 <= nextCodeAfter(i)) {
-          addDisplay(text, i, j + 2, from, to, ranges, displayBlocks);
-          i = j + 2;
-          continue;
-        }
-        i += 2;
+        i = skipDisplay(i, text.indexOf("\\]", i + 2));
         continue;
       }
       if (text.startsWith("begin{", i + 1)) {
@@ -450,13 +558,7 @@ function scanInline(text: string, from: number, to: number, code: Block[]): Scan
     }
     if (c === "$") {
       if (text[i + 1] === "$") {
-        const j = findUnescaped(text, "$$", i + 2, nextCodeAfter(i));
-        if (j >= 0 && j + 2 <= nextCodeAfter(i)) {
-          addDisplay(text, i, j + 2, from, to, ranges, displayBlocks);
-          i = j + 2;
-          continue;
-        }
-        i += 2;
+        i = skipDisplay(i, findUnescaped(text, "$$", i + 2, nextCodeAfter(i)));
         continue;
       }
       if (i + 1 < limit && !isSpaceCode(text.charCodeAt(i + 1))) {
@@ -488,12 +590,16 @@ function scanInline(text: string, from: number, to: number, code: Block[]): Scan
       i += n;
       continue;
     }
-    if ((text.startsWith("http", i) || text.startsWith("www.", i)) && (i === from || !isWordCode(text.charCodeAt(i - 1)))) {
+    if (
+      (text.startsWith("http", i) || text.startsWith("www.", i)) &&
+      (i === from || !isWordCode(text.charCodeAt(i - 1)))
+    ) {
       const m = /^(?:https?:\/\/|www\.)\S+/.exec(text.slice(i, Math.min(limit, i + 2048)));
       if (m) {
         let url = m[0];
         url = url.replace(/[.,;:!?'"”’]+$/, "");
-        while (url.endsWith(")") && (url.match(/\(/g)?.length ?? 0) < (url.match(/\)/g)?.length ?? 0)) url = url.slice(0, -1).replace(/[.,;:!?'"”’]+$/, "");
+        while (url.endsWith(")") && (url.match(/\(/g)?.length ?? 0) < (url.match(/\)/g)?.length ?? 0))
+          url = url.slice(0, -1).replace(/[.,;:!?'"”’]+$/, "");
         if (url.length > 8) {
           ranges.push([i, i + url.length]);
           i += url.length;
@@ -534,7 +640,15 @@ function findEnvEnd(text: string, name: string, from: number, limit: number): nu
   return -1;
 }
 
-function addDisplay(text: string, s: number, e: number, from: number, to: number, ranges: Span[], blocks: Block[]): void {
+function addDisplay(
+  text: string,
+  s: number,
+  e: number,
+  from: number,
+  to: number,
+  ranges: Span[],
+  blocks: Block[],
+): void {
   ranges.push([s, e]);
   let a = s;
   while (a > from && (text[a - 1] === " " || text[a - 1] === "\t")) a--;
@@ -552,7 +666,11 @@ function findDerivations(text: string, lines: Line[], taken: Uint8Array, memo: M
   let runEnd = -1;
   const flush = () => {
     if (runStart >= 0 && runEnd > runStart) {
-      blocks.push({ start: skipSpace(text, lines[runStart].start, lines[runStart].end), end: trimEnd(text, lines[runStart].start, lines[runEnd].end), kind: "math" });
+      blocks.push({
+        start: skipSpace(text, lines[runStart].start, lines[runStart].end),
+        end: trimEnd(text, lines[runStart].start, lines[runEnd].end),
+        kind: "math",
+      });
     }
     runStart = -1;
     runEnd = -1;

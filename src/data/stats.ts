@@ -22,7 +22,7 @@
  * The HTML report (`renderStatsHtml`) is one self-contained file: inline CSS and SVG, no scripts, fonts or
  * network requests.
  */
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, type Stats, statSync } from "node:fs";
 import { extname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { rowBlockTexts } from "../format/openmementos.js";
@@ -108,17 +108,30 @@ export function distribution(values: readonly number[]): Dist {
 }
 
 function emptyValues(): DomainValues {
-  return { blocksPerSample: [], blockChars: [], mementoChars: [], compression: [], firstScores: [], finalScores: [], rounds: [] };
+  return {
+    blocksPerSample: [],
+    blockChars: [],
+    mementoChars: [],
+    compression: [],
+    firstScores: [],
+    finalScores: [],
+    rounds: [],
+  };
 }
 
 function judgeScoresOf(meta: Record<string, unknown> | null): number[][] | null {
   if (!meta) return null;
-  if (Array.isArray(meta.judgeScores)) return (meta.judgeScores as unknown[]).map((s) => (Array.isArray(s) ? s.filter((x): x is number => typeof x === "number") : []));
+  if (Array.isArray(meta.judgeScores))
+    return (meta.judgeScores as unknown[]).map((s) =>
+      Array.isArray(s) ? s.filter((x): x is number => typeof x === "number") : [],
+    );
   if (Array.isArray(meta.mementoHistory)) {
     return (meta.mementoHistory as unknown[]).map((h) => {
       const rounds = (h as { rounds?: unknown })?.rounds;
       if (!Array.isArray(rounds)) return [];
-      return rounds.map((r) => (r as { judgment?: { score?: unknown } })?.judgment?.score).filter((x): x is number => typeof x === "number");
+      return rounds
+        .map((r) => (r as { judgment?: { score?: unknown } })?.judgment?.score)
+        .filter((x): x is number => typeof x === "number");
     });
   }
   return null;
@@ -137,13 +150,21 @@ export class StatsAccumulator {
     }
     const domain = typeof row.domain === "string" && row.domain.trim() !== "" ? row.domain.trim() : "unknown";
     let v = this.values.get(domain);
-    if (!v) this.values.set(domain, (v = emptyValues()));
+    if (!v) {
+      v = emptyValues();
+      this.values.set(domain, v);
+    }
     this.rows++;
 
     const parts = decomposeResponse(parseResponse(row.response));
     let blocks: readonly string[] = parts.blocks;
     let mementos: readonly string[] = parts.mementos;
-    if (blocks.length === 0 && Array.isArray(row.sentences) && Array.isArray(row.blocks) && Array.isArray(row.block_summaries)) {
+    if (
+      blocks.length === 0 &&
+      Array.isArray(row.sentences) &&
+      Array.isArray(row.blocks) &&
+      Array.isArray(row.block_summaries)
+    ) {
       blocks = rowBlockTexts({ sentences: row.sentences as string[], blocks: row.blocks as [number, number][] });
       mementos = row.block_summaries as string[];
     }
@@ -175,7 +196,8 @@ export class StatsAccumulator {
       return a < b ? -1 : a > b ? 1 : 0;
     });
     const all = emptyValues();
-    for (const v of this.values.values()) for (const k of Object.keys(all) as (keyof DomainValues)[]) for (const x of v[k]) all[k].push(x);
+    for (const v of this.values.values())
+      for (const k of Object.keys(all) as (keyof DomainValues)[]) for (const x of v[k]) all[k].push(x);
     return {
       files,
       rows: this.rows,
@@ -208,7 +230,10 @@ function summarise(domain: string, v: DomainValues, total: number): DomainStats 
 }
 
 /** Statistics of in-memory rows. */
-export function computeStats(rows: Iterable<Record<string, unknown>>): { stats: DatasetStats; values: Map<string, DomainValues> } {
+export function computeStats(rows: Iterable<Record<string, unknown>>): {
+  stats: DatasetStats;
+  values: Map<string, DomainValues>;
+} {
   const acc = new StatsAccumulator();
   for (const r of rows) acc.add(r);
   return { stats: acc.result(), values: acc.values };
@@ -216,7 +241,7 @@ export function computeStats(rows: Iterable<Record<string, unknown>>): { stats: 
 
 /** The output files `collectStats` reads for a path (see the module comment). */
 export function statsInputFiles(path: string): string[] {
-  let st;
+  let st: Stats;
   try {
     st = statSync(path);
   } catch (e) {
@@ -236,7 +261,10 @@ export function statsInputFiles(path: string): string[] {
 }
 
 /** Reads the output at `path` (file or directory) and computes its statistics. */
-export async function collectStats(path: string, opts: ReadOptions = {}): Promise<{ stats: DatasetStats; values: Map<string, DomainValues> }> {
+export async function collectStats(
+  path: string,
+  opts: ReadOptions = {},
+): Promise<{ stats: DatasetStats; values: Map<string, DomainValues> }> {
   const files = statsInputFiles(path);
   const acc = new StatsAccumulator();
   for (const f of files) for await (const { record } of readRecords(f, opts)) acc.add(record);
@@ -248,7 +276,8 @@ export async function collectStats(path: string, opts: ReadOptions = {}): Promis
 // ---------------------------------------------------------------------------------------------------------------
 
 const fmtInt = (x: number): string => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "-");
-const fmtNum = (x: number, digits = 1): string => (Number.isFinite(x) ? (Number.isInteger(x) ? String(x) : x.toFixed(digits)) : "-");
+const fmtNum = (x: number, digits = 1): string =>
+  Number.isFinite(x) ? (Number.isInteger(x) ? String(x) : x.toFixed(digits)) : "-";
 const fmtPct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "-");
 
 function distCell(d: Dist, f: (x: number) => string): string {
@@ -257,7 +286,17 @@ function distCell(d: Dist, f: (x: number) => string): string {
 
 /** A fixed-width table, one line per domain and a total line: medians with [p10, p90]. */
 export function formatStatsTable(stats: DatasetStats): string[] {
-  const header = ["domain", "samples", "share", "blocks/sample", "block chars", "memento chars", "compression", "judge pass", "1st-round pass"];
+  const header = [
+    "domain",
+    "samples",
+    "share",
+    "blocks/sample",
+    "block chars",
+    "memento chars",
+    "compression",
+    "judge pass",
+    "1st-round pass",
+  ];
   const row = (d: DomainStats): string[] => [
     d.domain,
     fmtInt(d.count),
@@ -271,9 +310,16 @@ export function formatStatsTable(stats: DatasetStats): string[] {
   ];
   const table = [header, ...stats.domains.map(row), row(stats.all)];
   const widths = header.map((_, i) => Math.max(...table.map((r) => r[i].length)));
-  const lines = table.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ").trimEnd());
+  const lines = table.map((r) =>
+    r
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join("  ")
+      .trimEnd(),
+  );
   lines.splice(1, 0, widths.map((w) => "-".repeat(w)).join("  "));
-  const notes = [`${fmtInt(stats.rows)} rows from ${stats.files.length} file(s); medians with [p10, p90]; compression = memento chars / block chars per block`];
+  const notes = [
+    `${fmtInt(stats.rows)} rows from ${stats.files.length} file(s); medians with [p10, p90]; compression = memento chars / block chars per block`,
+  ];
   if (stats.skipped) notes.push(`${fmtInt(stats.skipped)} rows skipped (no response, or failed)`);
   return [...lines, ...notes];
 }
@@ -316,10 +362,23 @@ interface Panel {
 }
 
 const PANELS: Panel[] = [
-  { id: "a", title: "(a) Blocks per sample", xLabel: "Blocks per sample", key: "blocksPerSample", integer: true, format: (x) => String(Math.round(x)) },
+  {
+    id: "a",
+    title: "(a) Blocks per sample",
+    xLabel: "Blocks per sample",
+    key: "blocksPerSample",
+    integer: true,
+    format: (x) => String(Math.round(x)),
+  },
   { id: "b", title: "(b) Block size", xLabel: "Block size (chars)", key: "blockChars", format: (x) => fmtInt(x) },
   { id: "c", title: "(c) Memento size", xLabel: "Memento size (chars)", key: "mementoChars", format: (x) => fmtInt(x) },
-  { id: "d", title: "(d) Compression ratio", xLabel: "Compression ratio (memento / block)", key: "compression", format: (x) => fmtNum(x, 2) },
+  {
+    id: "d",
+    title: "(d) Compression ratio",
+    xLabel: "Compression ratio (memento / block)",
+    key: "compression",
+    format: (x) => fmtNum(x, 2),
+  },
 ];
 
 const W = 460;
@@ -330,7 +389,9 @@ function histogramSvg(panel: Panel, domains: { name: string; color: string; valu
   const all = domains.flatMap((d) => d.values);
   const sorted = [...all].sort((a, b) => a - b);
   const out: string[] = [];
-  out.push(`<svg class="panel" id="panel-${panel.id}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(panel.title)}">`);
+  out.push(
+    `<svg class="panel" id="panel-${panel.id}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(panel.title)}">`,
+  );
   out.push(`<text x="${W / 2}" y="18" text-anchor="middle" class="title">${escapeHtml(panel.title)}</text>`);
   const pw = W - M.left - M.right;
   const ph = H - M.top - M.bottom;
@@ -366,18 +427,30 @@ function histogramSvg(panel: Panel, domains: { name: string; color: string; valu
   const r = (x: number): string => x.toFixed(1);
 
   // Axes and ticks.
-  out.push(`<g class="axis"><line x1="${M.left}" y1="${M.top + ph}" x2="${M.left + pw}" y2="${M.top + ph}"/><line x1="${M.left}" y1="${M.top}" x2="${M.left}" y2="${M.top + ph}"/>`);
-  const xStep = panel.integer ? ([1, 2, 5, 10, 20, 50, 100, 200, 500].find((st) => st >= (hi - lo) / 6) ?? 1000) : niceStep(hi - lo, 5);
+  out.push(
+    `<g class="axis"><line x1="${M.left}" y1="${M.top + ph}" x2="${M.left + pw}" y2="${M.top + ph}"/><line x1="${M.left}" y1="${M.top}" x2="${M.left}" y2="${M.top + ph}"/>`,
+  );
+  const xStep = panel.integer
+    ? ([1, 2, 5, 10, 20, 50, 100, 200, 500].find((st) => st >= (hi - lo) / 6) ?? 1000)
+    : niceStep(hi - lo, 5);
   for (let t = Math.ceil(lo / xStep) * xStep; t <= hi + 1e-9; t += xStep) {
-    out.push(`<line x1="${r(sx(t))}" y1="${M.top + ph}" x2="${r(sx(t))}" y2="${M.top + ph + 4}"/><text x="${r(sx(t))}" y="${M.top + ph + 16}" text-anchor="middle">${escapeHtml(panel.format(t))}</text>`);
+    out.push(
+      `<line x1="${r(sx(t))}" y1="${M.top + ph}" x2="${r(sx(t))}" y2="${M.top + ph + 4}"/><text x="${r(sx(t))}" y="${M.top + ph + 16}" text-anchor="middle">${escapeHtml(panel.format(t))}</text>`,
+    );
   }
   const yStep = niceStep(yTop, 4);
   for (let t = 0; t <= yTop + 1e-12; t += yStep) {
-    out.push(`<line x1="${M.left - 4}" y1="${r(sy(t))}" x2="${M.left}" y2="${r(sy(t))}"/><text x="${M.left - 6}" y="${r(sy(t) + 4)}" text-anchor="end">${fmtNum(t, yStep < 0.01 ? 3 : 2)}</text>`);
+    out.push(
+      `<line x1="${M.left - 4}" y1="${r(sy(t))}" x2="${M.left}" y2="${r(sy(t))}"/><text x="${M.left - 6}" y="${r(sy(t) + 4)}" text-anchor="end">${fmtNum(t, yStep < 0.01 ? 3 : 2)}</text>`,
+    );
   }
   out.push(`</g>`);
-  out.push(`<text x="${M.left + pw / 2}" y="${H - 8}" text-anchor="middle" class="label">${escapeHtml(panel.xLabel)}</text>`);
-  out.push(`<text transform="translate(13 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle" class="label">fraction</text>`);
+  out.push(
+    `<text x="${M.left + pw / 2}" y="${H - 8}" text-anchor="middle" class="label">${escapeHtml(panel.xLabel)}</text>`,
+  );
+  out.push(
+    `<text transform="translate(13 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle" class="label">fraction</text>`,
+  );
 
   // Bars (semi-transparent, overlaid), step outlines and median lines per domain.
   domains.forEach((d, i) => {
@@ -387,16 +460,24 @@ function histogramSvg(panel: Panel, domains: { name: string; color: string; valu
       if (h[b] === 0) continue;
       const x0 = sx(lo + b * width);
       const x1 = sx(lo + (b + 1) * width);
-      out.push(`<rect x="${r(x0)}" y="${r(sy(h[b]))}" width="${r(Math.max(0.5, x1 - x0))}" height="${r(sy(0) - sy(h[b]))}" fill="${d.color}" fill-opacity="0.3"/>`);
+      out.push(
+        `<rect x="${r(x0)}" y="${r(sy(h[b]))}" width="${r(Math.max(0.5, x1 - x0))}" height="${r(sy(0) - sy(h[b]))}" fill="${d.color}" fill-opacity="0.3"/>`,
+      );
     }
     let path = `M${r(sx(lo))} ${r(sy(0))}`;
-    for (let b = 0; b < bins; b++) path += ` L${r(sx(lo + b * width))} ${r(sy(h[b]))} L${r(sx(lo + (b + 1) * width))} ${r(sy(h[b]))}`;
+    for (let b = 0; b < bins; b++)
+      path += ` L${r(sx(lo + b * width))} ${r(sy(h[b]))} L${r(sx(lo + (b + 1) * width))} ${r(sy(h[b]))}`;
     path += ` L${r(sx(hi))} ${r(sy(0))}`;
     out.push(`<path d="${path}" fill="none" stroke="${d.color}" stroke-width="1.5"/>`);
     if (d.values.length) {
-      const med = quantile([...d.values].sort((a, b) => a - b), 0.5);
+      const med = quantile(
+        [...d.values].sort((a, b) => a - b),
+        0.5,
+      );
       const mx = sx(Math.min(hi, Math.max(lo, med)));
-      out.push(`<line class="median" x1="${r(mx)}" y1="${M.top}" x2="${r(mx)}" y2="${M.top + ph}" stroke="${d.color}" stroke-dasharray="4 3"/>`);
+      out.push(
+        `<line class="median" x1="${r(mx)}" y1="${M.top}" x2="${r(mx)}" y2="${M.top + ph}" stroke="${d.color}" stroke-dasharray="4 3"/>`,
+      );
     }
     out.push(`</g>`);
   });
@@ -404,8 +485,17 @@ function histogramSvg(panel: Panel, domains: { name: string; color: string; valu
   // Legend: domain (samples) and median.
   domains.forEach((d, i) => {
     const y = M.top + 8 + i * 15;
-    const med = d.values.length ? panel.format(quantile([...d.values].sort((a, b) => a - b), 0.5)) : "-";
-    out.push(`<rect x="${M.left + pw - 180}" y="${y - 8}" width="10" height="10" fill="${d.color}" fill-opacity="0.6"/><text x="${M.left + pw - 165}" y="${y + 1}" class="legend">${escapeHtml(d.name)}: median ${escapeHtml(med)}</text>`);
+    const med = d.values.length
+      ? panel.format(
+          quantile(
+            [...d.values].sort((a, b) => a - b),
+            0.5,
+          ),
+        )
+      : "-";
+    out.push(
+      `<rect x="${M.left + pw - 180}" y="${y - 8}" width="10" height="10" fill="${d.color}" fill-opacity="0.6"/><text x="${M.left + pw - 165}" y="${y + 1}" class="legend">${escapeHtml(d.name)}: median ${escapeHtml(med)}</text>`,
+    );
   });
   out.push(`</svg>`);
   return out.join("");
@@ -416,16 +506,26 @@ export interface HtmlOptions {
 }
 
 /** A self-contained HTML report: the summary table and four Figure-3-style histogram panels. */
-export function renderStatsHtml(stats: DatasetStats, values: Map<string, DomainValues>, options: HtmlOptions = {}): string {
+export function renderStatsHtml(
+  stats: DatasetStats,
+  values: Map<string, DomainValues>,
+  options: HtmlOptions = {},
+): string {
   const title = options.title ?? "OpenMementos-style dataset statistics";
-  const domains = stats.domains.map((d, i) => ({ name: d.domain, count: d.count, color: colorOf(d.domain, i), v: values.get(d.domain) ?? emptyValues() }));
+  const domains = stats.domains.map((d, i) => ({
+    name: d.domain,
+    count: d.count,
+    color: colorOf(d.domain, i),
+    v: values.get(d.domain) ?? emptyValues(),
+  }));
   const panels = PANELS.map((p) =>
     histogramSvg(
       p,
       domains.map((d) => ({ name: `${d.name} (${fmtInt(d.count)})`, color: d.color, values: d.v[p.key] })),
     ),
   );
-  const cell = (d: Dist, f: (x: number) => string): string => (d.n ? `${f(d.median)} <span class="q">[${f(d.p10)}, ${f(d.p90)}]</span>` : "-");
+  const cell = (d: Dist, f: (x: number) => string): string =>
+    d.n ? `${f(d.median)} <span class="q">[${f(d.p10)}, ${f(d.p90)}]</span>` : "-";
   const tr = (d: DomainStats): string =>
     `<tr><td>${escapeHtml(d.domain)}</td><td>${fmtInt(d.count)}</td><td>${fmtPct(d.share)}</td><td>${cell(d.blocksPerSample, (x) => fmtNum(x))}</td>` +
     `<td>${cell(d.blockChars, fmtInt)}</td><td>${cell(d.mementoChars, fmtInt)}</td><td>${cell(d.compression, (x) => x.toFixed(3))}</td>` +

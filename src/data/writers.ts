@@ -283,7 +283,13 @@ export function parseMeta(v: unknown): OutputMeta | null {
 }
 
 export function failedRow(rec: PipelineRecord, reason: string): FailedRow {
-  return { id: rec.id, stage: rec.error?.stage ?? (rec.status === "failed" ? "unknown" : "write"), reason, domain: rec.domain, source: rec.source };
+  return {
+    id: rec.id,
+    stage: rec.error?.stage ?? (rec.status === "failed" ? "unknown" : "write"),
+    reason,
+    domain: rec.domain,
+    source: rec.source,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -301,23 +307,41 @@ function listOf(name: string, element: SchemaElement[]): SchemaElement[] {
 }
 
 /** The Parquet schema (flattened SchemaElement list) and column data of `rows`. */
-export function parquetColumns(rows: readonly OutputRow[], options: Pick<WriteOptions, "schema" | "meta"> = {}): { schema: SchemaElement[]; columnData: ColumnSource[] } {
+export function parquetColumns(
+  rows: readonly OutputRow[],
+  options: Pick<WriteOptions, "schema" | "meta"> = {},
+): { schema: SchemaElement[]; columnData: ColumnSource[] } {
   const full = (options.schema ?? "default") === "full";
   const withMeta = options.meta ?? true;
-  const intDifficulty = rows.every((r) => r.difficulty === null || (typeof r.difficulty === "number" && Number.isInteger(r.difficulty) && Math.abs(r.difficulty) < 2 ** 31));
+  const intDifficulty = rows.every(
+    (r) =>
+      r.difficulty === null ||
+      (typeof r.difficulty === "number" && Number.isInteger(r.difficulty) && Math.abs(r.difficulty) < 2 ** 31),
+  );
   const schema: SchemaElement[] = [{ name: "root", num_children: 0 }];
   const columnData: ColumnSource[] = [];
   const add = (elements: SchemaElement[], data: unknown[]): void => {
     schema.push(...elements);
     columnData.push({ name: elements[0].name, data: data as ColumnSource["data"] });
   };
-  for (const k of ["problem", "response", "domain", "source"] as const) add([{ name: k, ...STRING, repetition_type: "REQUIRED" }], rows.map((r) => r[k]));
+  for (const k of ["problem", "response", "domain", "source"] as const)
+    add(
+      [{ name: k, ...STRING, repetition_type: "REQUIRED" }],
+      rows.map((r) => r[k]),
+    );
   add(
-    [intDifficulty ? { name: "difficulty", type: "INT32", repetition_type: "OPTIONAL" } : { name: "difficulty", ...STRING, repetition_type: "OPTIONAL" }],
+    [
+      intDifficulty
+        ? { name: "difficulty", type: "INT32", repetition_type: "OPTIONAL" }
+        : { name: "difficulty", ...STRING, repetition_type: "OPTIONAL" },
+    ],
     rows.map((r) => (r.difficulty === null ? null : intDifficulty ? r.difficulty : String(r.difficulty))),
   );
   if (full) {
-    add(listOf("sentences", [{ name: "element", ...STRING, repetition_type: "REQUIRED" }]), rows.map((r) => r.sentences ?? null));
+    add(
+      listOf("sentences", [{ name: "element", ...STRING, repetition_type: "REQUIRED" }]),
+      rows.map((r) => r.sentences ?? null),
+    );
     add(
       listOf("blocks", [
         { name: "element", repetition_type: "REQUIRED", converted_type: "LIST", num_children: 1 },
@@ -326,15 +350,25 @@ export function parquetColumns(rows: readonly OutputRow[], options: Pick<WriteOp
       ]),
       rows.map((r) => r.blocks ?? null),
     );
-    add(listOf("block_summaries", [{ name: "element", ...STRING, repetition_type: "REQUIRED" }]), rows.map((r) => r.block_summaries ?? null));
+    add(
+      listOf("block_summaries", [{ name: "element", ...STRING, repetition_type: "REQUIRED" }]),
+      rows.map((r) => r.block_summaries ?? null),
+    );
   }
-  if (withMeta) add([{ name: "meta", ...STRING, repetition_type: "OPTIONAL" }], rows.map((r) => (r.meta ? JSON.stringify(r.meta) : null)));
+  if (withMeta)
+    add(
+      [{ name: "meta", ...STRING, repetition_type: "OPTIONAL" }],
+      rows.map((r) => (r.meta ? JSON.stringify(r.meta) : null)),
+    );
   schema[0].num_children = columnData.length;
   return { schema, columnData };
 }
 
 /** Encodes rows as a Parquet file in memory. */
-export function encodeParquet(rows: readonly OutputRow[], options: Pick<WriteOptions, "schema" | "meta" | "rowGroupSize"> = {}): Uint8Array {
+export function encodeParquet(
+  rows: readonly OutputRow[],
+  options: Pick<WriteOptions, "schema" | "meta" | "rowGroupSize"> = {},
+): Uint8Array {
   const { schema, columnData } = parquetColumns(rows, options);
   const buf = parquetWriteBuffer({
     columnData,
@@ -358,7 +392,11 @@ export function formatFromPath(path: string): OutputFormat {
  * Writes the completed records to `path` (JSONL or Parquet) and the failed ones to `failed.jsonl` beside it,
  * both atomically. Records keep their input order.
  */
-export function writeRecords(records: readonly PipelineRecord[], path: string, options: WriteOptions = {}): WriteResult {
+export function writeRecords(
+  records: readonly PipelineRecord[],
+  path: string,
+  options: WriteOptions = {},
+): WriteResult {
   const schema = options.schema ?? "default";
   const format = options.format ?? formatFromPath(path);
   const failedPath = options.failedPath ?? join(dirname(path), FAILED_FILE);

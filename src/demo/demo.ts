@@ -31,7 +31,9 @@ export function runDemo(options: { responsePath?: string; problem?: string; widt
   const tok = loadTokenizer();
   const out: string[] = [];
 
-  out.push(`MEMENTO demo — ${options.responsePath ? path : "assets/sample-response.txt (a response written for this project)"}`);
+  out.push(
+    `MEMENTO demo — ${options.responsePath ? path : "assets/sample-response.txt (a response written for this project)"}`,
+  );
   if (problem) out.push(`Problem: ${problem}`);
   out.push(
     diagnostics.length === 0
@@ -46,7 +48,9 @@ export function runDemo(options: { responsePath?: string; problem?: string; widt
     const memento = block.mementoIndex === null ? undefined : parsed.mementos[block.mementoIndex];
     if (memento) {
       const mTokens = tok.count(memento.text);
-      out.push(`  memento (${mTokens} tokens, ${((100 * mTokens) / Math.max(1, blockTokens)).toFixed(0)}% of the block): ${clip(memento.text, 160)}`);
+      out.push(
+        `  memento (${mTokens} tokens, ${((100 * mTokens) / Math.max(1, blockTokens)).toFixed(0)}% of the block): ${clip(memento.text, 160)}`,
+      );
     } else {
       out.push("  (no memento)");
     }
@@ -63,12 +67,22 @@ export function runDemo(options: { responsePath?: string; problem?: string; widt
   const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
   out.push("");
-  out.push(`KV cache replay: ${prompt.length} prompt + ${tokens.length - prompt.length} output tokens (Qwen3 tokenizer), ${arch.name} at ${bytesPerToken(arch) / 1024} KiB/token`);
-  out.push(`  full attention : peak ${van.peakTokens} tokens (${mb(van.bytes!.peakBytes)}), AUC ${van.aucTokens} token-steps`);
-  out.push(`  memento (keep 0): peak ${mem.peakTokens} tokens (${mb(mem.bytes!.peakBytes)}), AUC ${mem.aucTokens} token-steps, ${mem.compactions.length} blocks evicted`);
-  out.push(`  => ${(van.peakTokens / mem.peakTokens).toFixed(2)}x lower peak, ${(van.aucTokens / mem.aucTokens).toFixed(2)}x lower AUC`);
+  out.push(
+    `KV cache replay: ${prompt.length} prompt + ${tokens.length - prompt.length} output tokens (Qwen3 tokenizer), ${arch.name} at ${bytesPerToken(arch) / 1024} KiB/token`,
+  );
+  out.push(
+    `  full attention : peak ${van.peakTokens} tokens (${mb(van.bytes!.peakBytes)}), AUC ${van.aucTokens} token-steps`,
+  );
+  out.push(
+    `  memento (keep 0): peak ${mem.peakTokens} tokens (${mb(mem.bytes!.peakBytes)}), AUC ${mem.aucTokens} token-steps, ${mem.compactions.length} blocks evicted`,
+  );
+  out.push(
+    `  => ${(van.peakTokens / mem.peakTokens).toFixed(2)}x lower peak, ${(van.aucTokens / mem.aucTokens).toFixed(2)}x lower AUC`,
+  );
   out.push("");
-  out.push(renderKvChart({ memento: mem.trajectory!, vanilla: van.trajectory! }, { width: options.width ?? 64, height: 10 }));
+  out.push(
+    renderKvChart({ memento: mem.trajectory!, vanilla: van.trajectory! }, { width: options.width ?? 64, height: 10 }),
+  );
   out.push("");
   out.push("Try: memento trace stats FILE | memento kv simulate < input.json | memento --help");
   return out.join("\n");

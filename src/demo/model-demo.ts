@@ -6,7 +6,14 @@ import { resolveMasking } from "../masking/config.js";
 import { parseResponse } from "../format/response.js";
 import { toyTokenizer } from "../train/char-tokenizer.js";
 import { generateHeldOut, gradeResponse } from "../train/toy-task.js";
-import { evaluateToy, generateGreedy, toyMaxTokens, toyRoleAccuracy, type ToyEvalResult, type ToyTokenRole } from "../train/toy.js";
+import {
+  evaluateToy,
+  generateGreedy,
+  toyMaxTokens,
+  toyRoleAccuracy,
+  type ToyEvalResult,
+  type ToyTokenRole,
+} from "../train/toy.js";
 import type { Qwen3Model } from "../model/transformer.js";
 
 /** The bundled toy model (trained by `memento train toy`, committed). */
@@ -21,7 +28,9 @@ const MASKED = resolveMasking({ keepLastNBlocks: 0, requireAssistantSection: tru
 /** An answer for one line of the report: quoted and cut when it is not a plain short string (a model off format). */
 function shortAnswer(answer: string | null): string {
   if (answer === null) return "(none)";
-  return /^[\w.-]{0,16}$/.test(answer) ? answer : JSON.stringify(answer.length > 24 ? answer.slice(0, 24) + "..." : answer);
+  return /^[\w.-]{0,16}$/.test(answer)
+    ? answer
+    : JSON.stringify(answer.length > 24 ? answer.slice(0, 24) + "..." : answer);
 }
 
 /**
@@ -35,9 +44,15 @@ export function runModelDemo(options: { dir?: string; problems?: number } = {}):
   const tok = toyTokenizer();
   const items = generateHeldOut(options.problems ?? 5);
   const out: string[] = [];
-  out.push(`Bundled model (${dir}): ${items.length} held-out toy problems, greedy decoding, block masking on (keepLastNBlocks 0).`);
-  out.push("A problem `s=ABCD k=K` gives the last four values of a sequence that goes on by s[i] = s[i-4] + s[i-3] mod 10;");
-  out.push("a round is 10 steps `a+b=r` (one block), its memento restates what is left, and the answer is the last four values.");
+  out.push(
+    `Bundled model (${dir}): ${items.length} held-out toy problems, greedy decoding, block masking on (keepLastNBlocks 0).`,
+  );
+  out.push(
+    "A problem `s=ABCD k=K` gives the last four values of a sequence that goes on by s[i] = s[i-4] + s[i-3] mod 10;",
+  );
+  out.push(
+    "a round is 10 steps `a+b=r` (one block), its memento restates what is left, and the answer is the last four values.",
+  );
   let correctMasked = 0;
   let correctFull = 0;
   let peakMasked = 0;
@@ -92,7 +107,9 @@ export interface ModelDemoJson {
 }
 
 /** Held-out accuracy with and without block masking and the peak-KV reduction, against the issue's targets. */
-export function evaluateBundledModel(options: { dir?: string; problems?: number; model?: Qwen3Model } = {}): ModelDemoJson {
+export function evaluateBundledModel(
+  options: { dir?: string; problems?: number; model?: Qwen3Model } = {},
+): ModelDemoJson {
   const dir = options.dir ?? BUNDLED_MODEL_DIR;
   const model = options.model ?? loadModel(dir);
   const tok = toyTokenizer();

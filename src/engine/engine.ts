@@ -54,7 +54,15 @@ export class MementoEngine implements Engine {
   private busy = false;
   private loop: Promise<void> | undefined;
   private closed = false;
-  private counters = { preemptions: 0, evictions: 0, evictedTokens: 0, generatedTokens: 0, finishedRequests: 0, peakRunning: 0, steps: 0 };
+  private counters = {
+    preemptions: 0,
+    evictions: 0,
+    evictedTokens: 0,
+    generatedTokens: 0,
+    finishedRequests: 0,
+    peakRunning: 0,
+    steps: 0,
+  };
 
   constructor(config: EngineConfig) {
     this.config = config;
@@ -62,11 +70,17 @@ export class MementoEngine implements Engine {
     this.capabilities = capabilitiesOf(config.backend);
     const total = Math.min(config.kvBudgetTokens, config.backend.kvCapacityTokens ?? Infinity);
     this.budget = new KvBudget(total, config.admissionReserveTokens ?? 16);
-    const maxRunning = config.maxRunning ?? (Number.isFinite(config.backend.maxSequences) ? config.backend.maxSequences : 256);
+    const maxRunning =
+      config.maxRunning ?? (Number.isFinite(config.backend.maxSequences) ? config.backend.maxSequences : 256);
     this.scheduler = new Scheduler(this.budget, Math.max(1, Math.min(maxRunning, config.backend.maxSequences)));
     this.maxWaiting = config.maxWaiting ?? 1024;
     const st = config.tokenizer.specialTokens;
-    this.markers = { blockStart: st.blockStart, blockEnd: st.blockEnd, summaryStart: st.summaryStart, summaryEnd: st.summaryEnd };
+    this.markers = {
+      blockStart: st.blockStart,
+      blockEnd: st.blockEnd,
+      summaryStart: st.summaryStart,
+      summaryEnd: st.summaryEnd,
+    };
     if (st.imStart !== undefined) this.markers.imStart = st.imStart;
     if (st.assistant !== undefined) this.markers.assistant = st.assistant;
     this.baseStopIds = [...(st.eos !== undefined ? [st.eos] : []), ...(config.stopTokenIds ?? [])];
@@ -83,7 +97,8 @@ export class MementoEngine implements Engine {
         `prompt of ${req.promptTokens.length} tokens does not fit the KV budget of ${this.budget.total} tokens (with a reserve of ${this.budget.reserve})`,
       );
     }
-    if (this.waiting.length >= this.maxWaiting) throw new EngineError("queue_full", `${this.waiting.length} requests are already waiting`);
+    if (this.waiting.length >= this.maxWaiting)
+      throw new EngineError("queue_full", `${this.waiting.length} requests are already waiting`);
     const arrival = this.arrivals++;
     const id = req.id ?? `req-${arrival}`;
     let seqRef: Sequence | undefined;
@@ -155,7 +170,9 @@ export class MementoEngine implements Engine {
       if (!Array.isArray(ids)) bad(`${what} must be an array of token ids`);
       const a = ids as unknown[];
       if (!allowEmpty && a.length === 0) bad(`${what} must not be empty`);
-      for (const t of a) if (!Number.isInteger(t) || (t as number) < 0 || (t as number) >= vocab) bad(`${what}: ${String(t)} is not a token id in [0, ${vocab})`);
+      for (const t of a)
+        if (!Number.isInteger(t) || (t as number) < 0 || (t as number) >= vocab)
+          bad(`${what}: ${String(t)} is not a token id in [0, ${vocab})`);
     };
     if (typeof req !== "object" || req === null) bad("request must be an object");
     checkIds(req.promptTokens, "promptTokens", false);
@@ -163,7 +180,8 @@ export class MementoEngine implements Engine {
     const s = req.sampling;
     if (typeof s !== "object" || s === null) bad("sampling is required");
     const num = (v: unknown, name: string, lo: number, hi: number, int = false) => {
-      if (typeof v !== "number" || !Number.isFinite(v) || v < lo || v > hi || (int && !Number.isInteger(v))) bad(`sampling.${name} must be ${int ? "an integer" : "a number"} in [${lo}, ${hi}], got ${String(v)}`);
+      if (typeof v !== "number" || !Number.isFinite(v) || v < lo || v > hi || (int && !Number.isInteger(v)))
+        bad(`sampling.${name} must be ${int ? "an integer" : "a number"} in [${lo}, ${hi}], got ${String(v)}`);
     };
     num(s.temperature, "temperature", 0, 100);
     num(s.topP, "topP", 0, 1);
@@ -171,7 +189,8 @@ export class MementoEngine implements Engine {
     num(s.minP, "minP", 0, 1);
     num(s.maxTokens, "maxTokens", 1, 2 ** 31, true);
     if (s.seed !== undefined) num(s.seed, "seed", -(2 ** 53), 2 ** 53, true);
-    if (s.stop !== undefined && (!Array.isArray(s.stop) || s.stop.some((x) => typeof x !== "string"))) bad("sampling.stop must be an array of strings");
+    if (s.stop !== undefined && (!Array.isArray(s.stop) || s.stop.some((x) => typeof x !== "string")))
+      bad("sampling.stop must be an array of strings");
     if (s.stopTokenIds !== undefined) checkIds(s.stopTokenIds, "sampling.stopTokenIds", true);
     let masking: MaskingConfig;
     try {
@@ -179,7 +198,14 @@ export class MementoEngine implements Engine {
     } catch (err) {
       return bad(`masking: ${(err as Error).message}`);
     }
-    return { masking, sampling: { ...s, stop: s.stop ? [...s.stop] : undefined, stopTokenIds: s.stopTokenIds ? [...s.stopTokenIds] : undefined } };
+    return {
+      masking,
+      sampling: {
+        ...s,
+        stop: s.stop ? [...s.stop] : undefined,
+        stopTokenIds: s.stopTokenIds ? [...s.stopTokenIds] : undefined,
+      },
+    };
   }
 
   /** Throws UnsupportedFeatureError when `masking` needs a feature the backend declared it lacks. */
@@ -299,7 +325,11 @@ export class MementoEngine implements Engine {
       for (const e of evictions) {
         await this.backend.evict(seq, e.start, e.end);
         if (s.masking.restartMode && e.recomputeFrom !== undefined) {
-          await this.backend.recompute(seq, s.tokens.slice(e.recomputeFrom, e.trigger + 1), range(e.recomputeFrom, e.trigger + 1));
+          await this.backend.recompute(
+            seq,
+            s.tokens.slice(e.recomputeFrom, e.trigger + 1),
+            range(e.recomputeFrom, e.trigger + 1),
+          );
         }
       }
     }
@@ -390,7 +420,10 @@ export class MementoEngine implements Engine {
         ...(text ? { text } : {}),
       });
     };
-    if (seq === undefined) return done();
+    if (seq === undefined) {
+      done();
+      return;
+    }
     const p = this.backend
       .free(seq)
       .catch(() => undefined)

@@ -3,6 +3,13 @@ export * from "./types.js";
 export { MementoEngine, createEngine } from "./engine.js";
 export { ReferenceBackend } from "./backends/reference.js";
 export {
+  LlamaPoolBackend,
+  LLAMA_POOL_CAPABILITIES,
+  defaultLlamaCppThreads,
+  llamaPoolUnavailableReason,
+  type LlamaPoolBackendOptions,
+} from "./backends/llama-pool.js";
+export {
   REFERENCE_CAPABILITIES,
   LLAMACPP_CAPABILITIES,
   capabilitiesOf,
@@ -18,6 +25,9 @@ export {
   lenientTokenizer,
   BACKENDS,
   BACKEND_CAPABILITIES,
+  SHARED_POOL_MODES,
+  chooseLlamaCppBackend,
+  llamaCppCapabilities,
   DEFAULT_MODEL_DIR,
   bundledModelDir,
   resolveModelDir,
@@ -27,5 +37,7 @@ export {
   type ServingModel,
   type ServingModelOptions,
   type LlamaCppServingOptions,
+  type LlamaCppChoice,
+  type SharedPoolMode,
   type BackendName,
 } from "./load.js";

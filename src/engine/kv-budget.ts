@@ -10,7 +10,8 @@ export class KvBudget {
   private peak = 0;
 
   constructor(total: number, reserve = 16) {
-    if (!Number.isInteger(total) || total < 1) throw new RangeError(`kvBudgetTokens must be a positive integer, got ${total}`);
+    if (!Number.isInteger(total) || total < 1)
+      throw new RangeError(`kvBudgetTokens must be a positive integer, got ${total}`);
     this.total = total;
     this.reserve = Math.max(1, Math.min(Math.floor(reserve), total - 1));
   }

@@ -4,7 +4,13 @@
  *
  * With the llama.cpp backend the directory still gives the tokenizer, the name and the context length; the
  * weights come from a GGUF file (given, or exported from the directory once into os.tmpdir(), where it is
- * reused while the directory's files are unchanged).
+ * reused while the directory's files are unchanged). "llamacpp" is served by one of two implementations:
+ *   - LlamaPoolBackend (our addon, native/llama-pool) whenever it loads: ONE pool of sequences x
+ *     cellsPerSequence KV cells shared by all requests (kv_unified), so cells one request's evictions free serve
+ *     any other; the same memory as the per-sequence layout, without its per-request cap;
+ *   - LlamaCppBackend (node-llama-cpp) otherwise, or when asked for (`sharedPool: "off"`): each sequence owns
+ *     cellsPerSequence cells. Falling back on its own prints one warning line saying what is lost.
+ * BACKEND_CAPABILITIES and ServingModel.capabilities always describe the implementation actually chosen.
  */
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
@@ -16,20 +22,68 @@ import { createEngine, type MementoEngine } from "./engine.js";
 import { ReferenceBackend } from "./backends/reference.js";
 import type { LlamaCppBackendOptions } from "./backends/llamacpp.js";
 import { LLAMACPP_CAPABILITIES, REFERENCE_CAPABILITIES, missingFeature } from "./backends/capabilities.js";
+import {
+  defaultLlamaCppThreads,
+  LLAMA_POOL_CAPABILITIES,
+  LlamaPoolBackend,
+  llamaPoolAvailability,
+} from "./backends/llama-pool.js";
 import type { Backend, BackendCapabilities, BackendFeature, EngineTokenizer } from "./types.js";
 import { loadTokenizer, type MementoTokenizer } from "../format/tokenizer.js";
 import type { MaskingConfig } from "../masking/config.js";
 import { exportCheckpointToGguf } from "../model/gguf.js";
-import { loadModel, parseQwen3Config } from "../model/index.js";
+import { loadModel, parseQwen3Config, type Qwen3Config, type Qwen3Model } from "../model/index.js";
 
 export const BACKENDS = ["reference", "llamacpp"] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
-/** What each backend declares (the same objects its class exposes), known before anything is loaded. */
+/** How "llamacpp" uses the shared-KV addon: when it loads (auto), always (on: else a UserError), never (off). */
+export const SHARED_POOL_MODES = ["auto", "on", "off"] as const;
+export type SharedPoolMode = (typeof SHARED_POOL_MODES)[number];
+
+/**
+ * What each backend declares (the same objects its class exposes), known before a model is loaded: for
+ * "llamacpp", the implementation `sharedPool: "auto"` picks on this machine (asking loads the addon, once).
+ */
 export const BACKEND_CAPABILITIES: Readonly<Record<BackendName, BackendCapabilities>> = Object.freeze({
   reference: REFERENCE_CAPABILITIES,
-  llamacpp: LLAMACPP_CAPABILITIES,
+  get llamacpp(): BackendCapabilities {
+    return llamaCppCapabilities("auto");
+  },
 });
+
+/** The capabilities of the llama.cpp implementation `mode` picks here. */
+export function llamaCppCapabilities(mode: SharedPoolMode = "auto"): BackendCapabilities {
+  return mode !== "off" && llamaPoolAvailability().ok ? LLAMA_POOL_CAPABILITIES : LLAMACPP_CAPABILITIES;
+}
+
+/** The llama.cpp implementation to serve with: the shared pool or not, and the warning to print, if any. */
+export interface LlamaCppChoice {
+  sharedPool: boolean;
+  warning?: string;
+}
+
+/**
+ * Picks the llama.cpp implementation from the mode and the addon's load result (a pure function of the two).
+ * Throws a UserError for an unknown mode, or for "on" when the addon is unavailable.
+ */
+export function chooseLlamaCppBackend(
+  mode: string,
+  addon: { ok: true } | { ok: false; reason: string },
+): LlamaCppChoice {
+  if (!(SHARED_POOL_MODES as readonly string[]).includes(mode))
+    throw new UserError(`--shared-pool: expected one of ${SHARED_POOL_MODES.join(", ")}, got "${mode}"`);
+  if (mode === "off") return { sharedPool: false };
+  if (addon.ok) return { sharedPool: true };
+  if (mode === "on")
+    throw new UserError(`--shared-pool on: the native shared-KV addon is unavailable (${addon.reason})`);
+  return {
+    sharedPool: false,
+    warning:
+      `memento: warning: native shared-KV addon unavailable (${addon.reason}); llama.cpp runs with per-sequence KV ` +
+      "(cells freed by one request cannot serve another)",
+  };
+}
 
 /** The `memento serve` flag of each backend feature, for the loader's refusal. */
 const FEATURE_FLAGS: Record<BackendFeature, string> = { restartMode: "--restart-mode" };
@@ -64,11 +118,20 @@ export interface ServingModelOptions {
   masking?: Partial<MaskingConfig>;
   /** Options of the llama.cpp backend (ignored by the reference backend). */
   llamacpp?: LlamaCppServingOptions;
+  /** Where a warning line goes (default: stderr). */
+  onWarning?: (line: string) => void;
 }
 
+/**
+ * `sequences` and `cellsPerSequence` size both implementations with the same memory: the shared pool holds
+ * sequences x cellsPerSequence cells (one request may use more than cellsPerSequence of them); node-llama-cpp
+ * gives each sequence its cellsPerSequence.
+ */
 export interface LlamaCppServingOptions extends Omit<LlamaCppBackendOptions, "modelPath"> {
   /** GGUF weights (default: the model directory exported to a cached GGUF under os.tmpdir()). */
   gguf?: string;
+  /** The shared-KV addon: "auto" (default), "on" or "off" (see SHARED_POOL_MODES). */
+  sharedPool?: SharedPoolMode;
 }
 
 export interface ServingModel {
@@ -82,8 +145,6 @@ export interface ServingModel {
   backend: BackendName;
   /** What the backend serves (= engine.capabilities); the engine refuses requests that need more. */
   capabilities: BackendCapabilities;
-  /** capabilities.restartMode, kept for callers written before capabilities. */
-  restartModeSupported: boolean;
 }
 
 /**
@@ -107,10 +168,21 @@ function requireFile(dir: string, file: string, hint: string): void {
 export async function loadServingModel(opts: ServingModelOptions): Promise<ServingModel> {
   const dir = resolve(resolveModelDir(opts.modelDir));
   const backend = opts.backend ?? "reference";
-  if (!(BACKENDS as readonly string[]).includes(backend)) throw new UserError(`--backend: expected one of ${BACKENDS.join(", ")}, got "${backend}"`);
-  requireServable(backend, opts.masking);
+  if (!(BACKENDS as readonly string[]).includes(backend))
+    throw new UserError(`--backend: expected one of ${BACKENDS.join(", ")}, got "${backend}"`);
+  const sharedPoolMode = opts.llamacpp?.sharedPool ?? "auto";
+  const choice =
+    backend === "llamacpp"
+      ? chooseLlamaCppBackend(
+          sharedPoolMode,
+          sharedPoolMode === "off" ? { ok: false, reason: "off" } : llamaPoolAvailability(),
+        )
+      : undefined;
+  requireServable(backend, opts.masking, choice);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new UserError(`${dir}: model directory not found (expected config.json, model.safetensors, tokenizer.json, tokenizer_config.json)`);
+    throw new UserError(
+      `${dir}: model directory not found (expected config.json, model.safetensors, tokenizer.json, tokenizer_config.json)`,
+    );
   }
   requireFile(dir, "config.json", "a Hugging Face Qwen3 config");
   requireFile(dir, "tokenizer.json", "a Hugging Face tokenizer");
@@ -128,39 +200,51 @@ export async function loadServingModel(opts: ServingModelOptions): Promise<Servi
   const maxRunning = opts.maxRunning ?? DEFAULT_MAX_RUNNING;
 
   if (backend === "llamacpp") {
-    let config;
+    let config: Qwen3Config;
     try {
       config = parseQwen3Config(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")));
     } catch (e) {
       throw new UserError(`${dir}: cannot read config.json (${(e as Error).message.split("\n")[0]})`);
     }
     if (tokenizer.vocabSize > config.vocab_size) {
-      throw new UserError(`${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model only ${config.vocab_size} embedding rows`);
+      throw new UserError(
+        `${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model only ${config.vocab_size} embedding rows`,
+      );
     }
-    const { gguf, ...llamaOpts } = opts.llamacpp ?? {};
+    const { gguf, sharedPool: _mode, ...given } = opts.llamacpp ?? {};
+    const llamaOpts = { ...given, threads: given.threads ?? defaultLlamaCppThreads() };
     let modelPath: string;
     if (gguf !== undefined) {
       modelPath = resolve(gguf);
-      if (!existsSync(modelPath) || !statSync(modelPath).isFile()) throw new UserError(`--gguf: ${modelPath} not found`);
+      if (!existsSync(modelPath) || !statSync(modelPath).isFile())
+        throw new UserError(`--gguf: ${modelPath} not found`);
     } else {
       modelPath = cachedGgufExport(dir);
     }
-    const { LlamaCppBackend } = await import("./backends/llamacpp.js");
-    let llama;
+    if (choice?.warning) (opts.onWarning ?? ((line) => process.stderr.write(`${line}\n`)))(choice.warning);
+    let llama: Backend & { kvCapacityTokens: number; close(): Promise<void> };
     try {
-      llama = await LlamaCppBackend.create({ ...llamaOpts, modelPath });
+      llama = choice?.sharedPool
+        ? await createSharedPool(modelPath, llamaOpts)
+        : await (await import("./backends/llamacpp.js")).LlamaCppBackend.create({ ...llamaOpts, modelPath });
     } catch (e) {
       throw new UserError(`llamacpp backend: cannot load ${modelPath} (${(e as Error).message.split("\n")[0]})`);
     }
     if (llama.vocabSize < tokenizer.vocabSize) {
       await llama.close();
-      throw new UserError(`${modelPath}: ${llama.vocabSize} logits but the tokenizer of ${dir} has ${tokenizer.vocabSize} ids`);
+      throw new UserError(
+        `${modelPath}: ${llama.vocabSize} logits but the tokenizer of ${dir} has ${tokenizer.vocabSize} ids`,
+      );
     }
-    const engine = engineOf(llama, Math.min(kvBudget, llama.kvCapacityTokens), Math.min(maxRunning, llama.maxSequences));
+    const engine = engineOf(
+      llama,
+      Math.min(kvBudget, llama.kvCapacityTokens),
+      Math.min(maxRunning, llama.maxSequences),
+    );
     return servingModel(engine, tokenizer, dir, config.max_position_embeddings, backend);
   }
 
-  let model;
+  let model: Qwen3Model;
   try {
     model = loadModel(dir);
   } catch (e) {
@@ -168,15 +252,36 @@ export async function loadServingModel(opts: ServingModelOptions): Promise<Servi
     throw new UserError(`${dir}: cannot load the model (${(e as Error).message})`);
   }
   if (tokenizer.vocabSize > model.vocab) {
-    throw new UserError(`${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model only ${model.vocab} embedding rows`);
+    throw new UserError(
+      `${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model only ${model.vocab} embedding rows`,
+    );
   }
   const engine = engineOf(new ReferenceBackend(model), kvBudget, maxRunning);
   return servingModel(engine, tokenizer, dir, model.config.max_position_embeddings, backend);
 }
 
+/** The shared-pool backend sized like the per-sequence one: sequences x cellsPerSequence cells in all. */
+function createSharedPool(
+  modelPath: string,
+  o: Omit<LlamaCppServingOptions, "gguf" | "sharedPool">,
+): Promise<LlamaPoolBackend> {
+  const { cellsPerSequence, ...rest } = o;
+  const sequences = o.sequences ?? 4;
+  return LlamaPoolBackend.create({ ...rest, modelPath, sequences, cells: sequences * (cellsPerSequence ?? 2048) });
+}
+
 /** Refuses, before anything is loaded, server-wide masking defaults the backend cannot serve (one line). */
-function requireServable(backend: BackendName, masking: Partial<MaskingConfig> | undefined): void {
-  const capabilities = BACKEND_CAPABILITIES[backend];
+function requireServable(
+  backend: BackendName,
+  masking: Partial<MaskingConfig> | undefined,
+  choice: LlamaCppChoice | undefined,
+): void {
+  const capabilities =
+    backend === "llamacpp"
+      ? choice?.sharedPool
+        ? LLAMA_POOL_CAPABILITIES
+        : LLAMACPP_CAPABILITIES
+      : REFERENCE_CAPABILITIES;
   const feature = missingFeature(capabilities, masking);
   if (feature === undefined) return;
   const why = capabilities.limitations?.[feature];
@@ -199,7 +304,6 @@ function servingModel(
     modelDir: dir,
     backend,
     capabilities,
-    restartModeSupported: capabilities.restartMode,
   };
 }
 
@@ -210,11 +314,20 @@ function servingModel(
 export function cachedGgufExport(dir: string): string {
   const h = createHash("sha256").update(dir);
   for (const f of readdirSync(dir).sort()) {
-    if (f !== "config.json" && !f.startsWith("tokenizer") && !f.endsWith(".safetensors") && !f.endsWith(".safetensors.index.json")) continue;
+    if (
+      f !== "config.json" &&
+      !f.startsWith("tokenizer") &&
+      !f.endsWith(".safetensors") &&
+      !f.endsWith(".safetensors.index.json")
+    )
+      continue;
     const st = statSync(join(dir, f));
     h.update(`\0${f}\0${st.size}\0${st.mtimeMs}`);
   }
-  const out = join(tmpdir(), `memento-serve-${basename(dir).replace(/[^A-Za-z0-9._-]/g, "_")}-${h.digest("hex").slice(0, 16)}.gguf`);
+  const out = join(
+    tmpdir(),
+    `memento-serve-${basename(dir).replace(/[^A-Za-z0-9._-]/g, "_")}-${h.digest("hex").slice(0, 16)}.gguf`,
+  );
   if (existsSync(out)) return out;
   const tmp = `${out}.${process.pid}.tmp`;
   try {

@@ -93,7 +93,7 @@ export function keptTokens(logits: Float32Array, p: Readonly<SamplingParams>): K
   const ids = scratchIds;
   const weights = scratchWeights;
   const scan = new CandidateScan(logits, max, p);
-  const topK = p.topK > 0 ? p.topK : 0;
+  const topK = Math.max(p.topK, 0);
   const topP = p.topP > 0 && p.topP < 1 ? p.topP : 1;
 
   if (topK > 0) {
@@ -137,7 +137,7 @@ class CandidateScan {
     p: Readonly<SamplingParams>,
   ) {
     this.invT = 1 / p.temperature;
-    this.minP = p.minP > 0 ? p.minP : 0;
+    this.minP = Math.max(p.minP, 0);
     this.floor = Math.max(EXP_UNDERFLOW, this.minP > 0 ? Math.log(this.minP) : EXP_UNDERFLOW);
   }
 

@@ -9,7 +9,14 @@ import type { MaskingConfig, TrackerTokenIds } from "../masking/config.js";
 import { Sampler } from "./sampling.js";
 import { TextStream } from "./text.js";
 import type { RequestChannel } from "./handle.js";
-import type { EngineTokenizer, FinishReason, RequestStats, SamplingParams, SeqId } from "./types.js";
+import {
+  emptyRequestStats,
+  type EngineTokenizer,
+  type FinishReason,
+  type RequestStats,
+  type SamplingParams,
+  type SeqId,
+} from "./types.js";
 
 export type SequenceStatus = "waiting" | "running" | "finished";
 
@@ -56,6 +63,8 @@ export class Sequence {
   cancelRequested = false;
   readonly stats: RequestStats;
   readonly submittedAt = performance.now();
+  /** When the last completion token was accepted (for the inter-token latencies). */
+  private lastTokenAt = 0;
 
   private readonly sampler: Sampler;
   private readonly replay: readonly number[] | undefined;
@@ -76,29 +85,14 @@ export class Sequence {
     this.tracker = new BlockTracker(init.masking, init.markers);
     this.sampler = new Sampler(init.sampling);
     this.text = new TextStream(init.tokenizer, init.replay ? [] : (init.sampling.stop ?? []), init.skipSpecialTokens);
-    this.stats = {
-      promptTokens: init.prompt.length,
-      completionTokens: 0,
-      blocks: 0,
-      evictions: 0,
-      evictedTokens: 0,
-      peakKvTokens: 0,
-      currentKvTokens: 0,
-      finalKvTokens: 0,
-      aucKvTokens: 0,
-      preemptions: 0,
-      recomputedTokens: 0,
-      restartRecomputedTokens: 0,
-      forcedBlockEnds: 0,
-      queueMs: 0,
-      firstTokenMs: 0,
-      totalMs: 0,
-    };
+    this.stats = emptyRequestStats(init.prompt.length);
   }
 
   /** Cells an admission must be able to hold: the prompt, or after a preemption the peak reached (bounds the recompute). */
   get admissionNeed(): number {
-    return this.started ? Math.max(this.stats.peakKvTokens, this.computed) : this.promptLength;
+    // The rebuild runs chunk by chunk with the evictions in between, so it never holds more than the peak: the
+    // logical length (evicted tokens included) may exceed the whole budget and must not be asked for.
+    return this.started ? Math.max(this.stats.peakKvTokens, this.promptLength) : this.promptLength;
   }
 
   get completionLength(): number {
@@ -153,7 +147,10 @@ export class Sequence {
     this.tokens.push(token);
     this.stats.completionTokens++;
     if (forced) this.stats.forcedBlockEnds++;
-    if (this.stats.completionTokens === 1) this.stats.firstTokenMs = performance.now() - this.submittedAt;
+    const now = performance.now();
+    if (this.stats.completionTokens === 1) this.stats.firstTokenMs = now - this.submittedAt;
+    else this.stats.interTokenMs.push(now - this.lastTokenAt);
+    this.lastTokenAt = now;
     const position = this.tokens.length - 1;
     let finish: Finish | undefined;
     if (!this.replay && this.stopIds.has(token)) {

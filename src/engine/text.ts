@@ -60,7 +60,8 @@ export class TextStream {
 
   /** Text that is final now; with `all`, everything not yet released (the request is ending). */
   release(all: boolean): string {
-    const upTo = all || this.stopped !== undefined ? this.text.length : Math.max(this.released, this.text.length - this.holdBack);
+    const upTo =
+      all || this.stopped !== undefined ? this.text.length : Math.max(this.released, this.text.length - this.holdBack);
     const out = this.text.slice(this.released, upTo);
     this.released = Math.max(this.released, upTo);
     return out;

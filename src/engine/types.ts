@@ -88,6 +88,31 @@ export interface RequestStats {
   queueMs: number;
   firstTokenMs: number;
   totalMs: number;
+  /** Milliseconds between consecutive completion tokens (one entry per token after the first). */
+  interTokenMs: number[];
+}
+
+/** The stats of a request before its first step: its prompt length, every count zero. */
+export function emptyRequestStats(promptTokens: number): RequestStats {
+  return {
+    promptTokens,
+    completionTokens: 0,
+    blocks: 0,
+    evictions: 0,
+    evictedTokens: 0,
+    peakKvTokens: 0,
+    currentKvTokens: 0,
+    finalKvTokens: 0,
+    aucKvTokens: 0,
+    preemptions: 0,
+    recomputedTokens: 0,
+    restartRecomputedTokens: 0,
+    forcedBlockEnds: 0,
+    queueMs: 0,
+    firstTokenMs: 0,
+    totalMs: 0,
+    interTokenMs: [],
+  };
 }
 
 export interface TokenEvent {

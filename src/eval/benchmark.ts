@@ -49,14 +49,24 @@ function parseTests(value: unknown, where: string): { input: string; output: str
   // {inputs: [...], outputs: [...]} (APPS style) or [{input, output}] (LiveCodeBench style).
   if (v && typeof v === "object" && !Array.isArray(v)) {
     const o = v as { inputs?: unknown[]; outputs?: unknown[] };
-    if (Array.isArray(o.inputs) && Array.isArray(o.outputs)) return o.inputs.map((inp, i) => ({ input: String(inp), output: String(o.outputs![i] ?? "") }));
+    if (Array.isArray(o.inputs) && Array.isArray(o.outputs))
+      return o.inputs.map((inp, i) => ({ input: String(inp), output: String(o.outputs![i] ?? "") }));
   }
-  if (Array.isArray(v)) return v.map((t) => ({ input: String((t as { input?: unknown }).input ?? ""), output: String((t as { output?: unknown }).output ?? "") }));
+  if (Array.isArray(v))
+    return v.map((t) => ({
+      input: String((t as { input?: unknown }).input ?? ""),
+      output: String((t as { output?: unknown }).output ?? ""),
+    }));
   throw new UserError(`${where}: tests must be [{input, output}] or {inputs, outputs}`);
 }
 
 /** Maps one benchmark record to a problem; `index` is its position, used as id when the record has none. */
-export function toProblem(record: Record<string, unknown>, index: number, fields: BenchmarkFields = {}, where = "record"): BenchmarkProblem {
+export function toProblem(
+  record: Record<string, unknown>,
+  index: number,
+  fields: BenchmarkFields = {},
+  where = "record",
+): BenchmarkProblem {
   const prompt = pick(record, fields.prompt, "prompt");
   if (typeof prompt !== "string" || !prompt.trim()) {
     throw new UserError(`${where}: no problem text (set --field prompt=NAME; tried ${CANDIDATES.prompt.join(", ")})`);
@@ -73,7 +83,8 @@ export function toProblem(record: Record<string, unknown>, index: number, fields
   else kind = "math";
   if (kind !== "code" && !answer.trim()) throw new UserError(`${where}: no reference answer (set --field answer=NAME)`);
   let text = prompt.trim();
-  if (Array.isArray(options)) text += "\n\n" + options.map((o, i) => `${String.fromCharCode(65 + i)}) ${String(o)}`).join("\n");
+  if (Array.isArray(options))
+    text += "\n\n" + options.map((o, i) => `${String.fromCharCode(65 + i)}) ${String(o)}`).join("\n");
   const id = pick(record, fields.id, "id");
   const subject = pick(record, fields.subject, "subject");
   return {
@@ -93,7 +104,11 @@ export function renderPrompt(problem: BenchmarkProblem, template?: string): stri
 }
 
 /** Reads a JSONL or Parquet benchmark; ids must be unique (resume keys on them). */
-export async function loadBenchmark(path: string, fields: BenchmarkFields = {}, limit?: number): Promise<BenchmarkProblem[]> {
+export async function loadBenchmark(
+  path: string,
+  fields: BenchmarkFields = {},
+  limit?: number,
+): Promise<BenchmarkProblem[]> {
   const problems: BenchmarkProblem[] = [];
   const seen = new Set<string>();
   for await (const { record, index, line } of readRecords(path)) {

@@ -39,7 +39,9 @@ function referenceLetter(reference: string, letters: string): string {
   if (m && letters.toUpperCase().includes(m[1].toUpperCase())) return m[1].toUpperCase();
   const c = extractChoice(t, letters);
   if (c.answer) return c.answer;
-  throw new UserError(`multiple-choice reference is not one of the letters ${letters}: ${JSON.stringify(reference.slice(0, 80))}`);
+  throw new UserError(
+    `multiple-choice reference is not one of the letters ${letters}: ${JSON.stringify(reference.slice(0, 80))}`,
+  );
 }
 
 /** Judge one response against its reference. */
@@ -56,7 +58,13 @@ export async function checkAnswer(response: string, reference: string, options: 
       const letters = options.letters ?? "ABCD";
       const want = referenceLetter(reference, letters);
       const got = extractChoice(response, letters);
-      if (!got.answer) return { correct: false, extracted: null, method: "none", detail: `no letter ${letters} found; reference ${want}` };
+      if (!got.answer)
+        return {
+          correct: false,
+          extracted: null,
+          method: "none",
+          detail: `no letter ${letters} found; reference ${want}`,
+        };
       return {
         correct: got.answer === want,
         extracted: got.answer,

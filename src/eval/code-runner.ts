@@ -206,7 +206,10 @@ interface Prepared {
   sandbox: SandboxInfo;
 }
 
-async function prepare(program: ExtractedProgram, o: Required<Omit<CodeRunOptions, "pythonBin" | "nodeBin">> & { pythonBin: string; nodeBin: string }): Promise<Prepared> {
+async function prepare(
+  program: ExtractedProgram,
+  o: Required<Omit<CodeRunOptions, "pythonBin" | "nodeBin">> & { pythonBin: string; nodeBin: string },
+): Promise<Prepared> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "memento-code-"));
   const netns = o.networkNamespace === "auto" && networkNamespaceAvailable();
   const memBytes = Math.round(o.memoryMb * 1024 * 1024);
@@ -219,7 +222,17 @@ async function prepare(program: ExtractedProgram, o: Required<Omit<CodeRunOption
     await writeFile(path.join(dir, "solution.py"), program.code);
     await writeFile(path.join(dir, "_sandbox_runner.py"), PY_RUNNER);
     command = py;
-    args = ["-I", "-B", "-X", "utf8", path.join(dir, "_sandbox_runner.py"), String(memBytes), String(cpuSec), String(FSIZE_BYTES), path.join(dir, "solution.py")];
+    args = [
+      "-I",
+      "-B",
+      "-X",
+      "utf8",
+      path.join(dir, "_sandbox_runner.py"),
+      String(memBytes),
+      String(cpuSec),
+      String(FSIZE_BYTES),
+      path.join(dir, "solution.py"),
+    ];
   } else {
     const isModule = /^\s*(?:import\s[^(]|import\{|export\s)/m.test(program.code);
     const file = path.join(dir, isModule ? "solution.mjs" : "solution.cjs");
@@ -246,11 +259,16 @@ async function prepare(program: ExtractedProgram, o: Required<Omit<CodeRunOption
     command,
     args,
     language: program.language,
-    sandbox: { networkNamespace: netns, memoryLimit: program.language === "python" ? "rlimit-as" : "v8-heap", nodePermissionModel: perm },
+    sandbox: {
+      networkNamespace: netns,
+      memoryLimit: program.language === "python" ? "rlimit-as" : "v8-heap",
+      nodePermissionModel: perm,
+    },
   };
 }
 
-const MEMORY_PATTERNS = /MemoryError|heap out of memory|Allocation failed|Cannot allocate memory|std::bad_alloc|out of memory/i;
+const MEMORY_PATTERNS =
+  /MemoryError|heap out of memory|Allocation failed|Cannot allocate memory|std::bad_alloc|out of memory/i;
 
 function killGroup(child: ChildProcess): void {
   if (child.pid === undefined) return;
@@ -265,7 +283,12 @@ function killGroup(child: ChildProcess): void {
   }
 }
 
-async function runOne(p: Prepared, index: number, test: CodeTest, o: { timeoutMs: number; maxOutputBytes: number }): Promise<TestOutcome> {
+async function runOne(
+  p: Prepared,
+  index: number,
+  test: CodeTest,
+  o: { timeoutMs: number; maxOutputBytes: number },
+): Promise<TestOutcome> {
   const cwd = path.join(p.dir, `t${index}`);
   await mkdir(cwd);
   const env: NodeJS.ProcessEnv = {
@@ -331,7 +354,11 @@ async function runOne(p: Prepared, index: number, test: CodeTest, o: { timeoutMs
 }
 
 /** Run `program` against every test; see the module comment for the limits. */
-export async function runProgram(program: ExtractedProgram, tests: readonly CodeTest[], options: CodeRunOptions = {}): Promise<CodeRunResult> {
+export async function runProgram(
+  program: ExtractedProgram,
+  tests: readonly CodeTest[],
+  options: CodeRunOptions = {},
+): Promise<CodeRunResult> {
   const o = {
     timeoutMs: options.timeoutMs ?? 6000,
     memoryMb: options.memoryMb ?? 1024,
@@ -379,8 +406,18 @@ export async function runResponseCode(
       total: tests.length,
       verdicts: tests.map(() => "error" as const),
       language: options.language ?? "python",
-      outcomes: tests.map(() => ({ verdict: "error" as const, ms: 0, exitCode: null, signal: null, stderrTail: "no code block found" })),
-      sandbox: { networkNamespace: false, memoryLimit: options.language === "javascript" ? "v8-heap" : "rlimit-as", nodePermissionModel: false },
+      outcomes: tests.map(() => ({
+        verdict: "error" as const,
+        ms: 0,
+        exitCode: null,
+        signal: null,
+        stderrTail: "no code block found",
+      })),
+      sandbox: {
+        networkNamespace: false,
+        memoryLimit: options.language === "javascript" ? "v8-heap" : "rlimit-as",
+        nodePermissionModel: false,
+      },
       program: null,
     };
   }

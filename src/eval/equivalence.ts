@@ -68,6 +68,34 @@ export interface SymbolicVerdict {
   detail?: string;
 }
 
+/**
+ * The part of @cortex-js/compute-engine's API that this module uses. The package's own declarations do not
+ * resolve under NodeNext (extensionless relative imports) and it is loaded by file URL, so it is described here.
+ */
+export interface SymbolicExpression {
+  readonly json: unknown;
+  readonly isValid: boolean;
+  readonly operator: string;
+  readonly ops: ReadonlyArray<SymbolicExpression> | null;
+  readonly unknowns: ReadonlyArray<string>;
+  readonly isInteger: boolean | undefined;
+  readonly isNumberLiteral: boolean;
+  readonly re: number;
+  readonly im: number;
+  is(rhs: unknown): boolean;
+  isSame(rhs: SymbolicExpression): boolean;
+  subs(sub: Record<string, number>): SymbolicExpression;
+  simplify(): SymbolicExpression;
+  evaluate(): SymbolicExpression;
+  N(): SymbolicExpression;
+}
+
+/** A ComputeEngine instance, as far as this module uses it. */
+export interface SymbolicEngine {
+  parse(latex: string): SymbolicExpression;
+  box(expr: unknown): SymbolicExpression;
+}
+
 export interface CoreOptions {
   relTol: number;
   absTol: number;
@@ -82,7 +110,7 @@ export interface CoreOptions {
  * source text (`Function.prototype.toString`), so it must not reference anything outside its body
  * (no imports, no module-level helpers); `ce` is a ComputeEngine instance.
  */
-export function symbolicCompare(ce: any, a: string, b: string, opt: CoreOptions): SymbolicVerdict {
+export function symbolicCompare(ce: SymbolicEngine, a: string, b: string, opt: CoreOptions): SymbolicVerdict {
   const unknown = (detail: string): SymbolicVerdict => ({ verdict: "unknown", method: "none", detail });
   if (a.length > opt.maxLength || b.length > opt.maxLength) return unknown("too long for symbolic comparison");
   if (opt.guard) {
@@ -92,9 +120,10 @@ export function symbolicCompare(ce: any, a: string, b: string, opt: CoreOptions)
       if (/\^\s*\{[^{}]*\^/.test(s) || /\^\s*\d+\s*\^/.test(s)) return unknown("guard: power tower");
     }
   }
-  const countNodes = (j: any): number => (Array.isArray(j) ? j.reduce((n: number, x: any) => n + countNodes(x), 1) : 1);
-  let A: any;
-  let B: any;
+  const countNodes = (j: unknown): number =>
+    Array.isArray(j) ? j.reduce((n: number, x: unknown) => n + countNodes(x), 1) : 1;
+  let A: SymbolicExpression;
+  let B: SymbolicExpression;
   try {
     A = ce.parse(a);
     B = ce.parse(b);
@@ -102,7 +131,8 @@ export function symbolicCompare(ce: any, a: string, b: string, opt: CoreOptions)
     return unknown(`parse error: ${String(e)}`);
   }
   if (!A.isValid || !B.isValid) return unknown("not valid LaTeX for the engine");
-  if (opt.guard && countNodes(A.json) + countNodes(B.json) > opt.maxNodes) return unknown("guard: expression too large");
+  if (opt.guard && countNodes(A.json) + countNodes(B.json) > opt.maxNodes)
+    return unknown("guard: expression too large");
   const close = (x: number, y: number): boolean => {
     if (x === y) return true;
     const scale = Math.max(Math.abs(x), Math.abs(y));
@@ -111,17 +141,19 @@ export function symbolicCompare(ce: any, a: string, b: string, opt: CoreOptions)
   const COLLECTIONS = ["Tuple", "List", "Set", "Interval", "Sequence", "Delimiter", "Pair", "Triple", "Single"];
   const RELATIONS = ["Less", "LessEqual", "Greater", "GreaterEqual", "NotEqual", "Element", "And", "Or", "Not"];
 
-  const compare = (X: any, Y: any, depth: number): SymbolicVerdict => {
+  const compare = (X: SymbolicExpression, Y: SymbolicExpression, depth: number): SymbolicVerdict => {
     const hx = X.operator;
     const hy = Y.operator;
     if (hx === "Equal" || hy === "Equal") {
       if (hx !== hy || depth > 0) return unknown("equation against non-equation");
-      const [xl, xr] = X.ops;
-      const [yl, yr] = Y.ops;
+      const [xl, xr] = X.ops!;
+      const [yl, yr] = Y.ops!;
       const direct = [compare(xl, yl, 1), compare(xr, yr, 1)];
-      if (direct.every((v) => v.verdict === "equal")) return { verdict: "equal", method: "symbolic", detail: "equation sides" };
+      if (direct.every((v) => v.verdict === "equal"))
+        return { verdict: "equal", method: "symbolic", detail: "equation sides" };
       const swapped = [compare(xl, yr, 1), compare(xr, yl, 1)];
-      if (swapped.every((v) => v.verdict === "equal")) return { verdict: "equal", method: "symbolic", detail: "equation sides swapped" };
+      if (swapped.every((v) => v.verdict === "equal"))
+        return { verdict: "equal", method: "symbolic", detail: "equation sides swapped" };
       return unknown("equations differ or undecided");
     }
     if (COLLECTIONS.includes(hx) || COLLECTIONS.includes(hy)) return unknown("collection (handled by structure)");
@@ -153,9 +185,14 @@ export function symbolicCompare(ce: any, a: string, b: string, opt: CoreOptions)
         return nx.isSame(ny) ? { verdict: "equal", method: "structural" } : unknown("not a number");
       }
       if (![xr, xi, yr, yi].every(Number.isFinite)) {
-        if (nx.isSame(ny) || JSON.stringify(nx.json) === JSON.stringify(ny.json)) return { verdict: "equal", method: "structural" };
+        if (nx.isSame(ny) || JSON.stringify(nx.json) === JSON.stringify(ny.json))
+          return { verdict: "equal", method: "structural" };
         const inf = (v: number) => v === Infinity || v === -Infinity;
-        const xIsInf = hx === "PositiveInfinity" || hx === "NegativeInfinity" || X.json === "PositiveInfinity" || X.json === "NegativeInfinity";
+        const xIsInf =
+          hx === "PositiveInfinity" ||
+          hx === "NegativeInfinity" ||
+          X.json === "PositiveInfinity" ||
+          X.json === "NegativeInfinity";
         const yIsInf = Y.json === "PositiveInfinity" || Y.json === "NegativeInfinity";
         if (xIsInf && yIsInf) return { verdict: X.json === Y.json ? "equal" : "different", method: "structural" };
         if (inf(xr) !== inf(yr) && (xIsInf || yIsInf)) return { verdict: "different", method: "numeric" };
@@ -163,12 +200,17 @@ export function symbolicCompare(ce: any, a: string, b: string, opt: CoreOptions)
       }
       return close(xr, yr) && close(xi, yi)
         ? { verdict: "equal", method: "numeric", detail: `${xr}${xi ? `+${xi}i` : ""}` }
-        : { verdict: "different", method: "numeric", detail: `${xr}${xi ? `+${xi}i` : ""} vs ${yr}${yi ? `+${yi}i` : ""}` };
+        : {
+            verdict: "different",
+            method: "numeric",
+            detail: `${xr}${xi ? `+${xi}i` : ""} vs ${yr}${yi ? `+${yi}i` : ""}`,
+          };
     }
     if (vars.length > 8) return unknown("too many variables");
     try {
       const d = ce.box(["Subtract", X, Y]).simplify();
-      if (d.json === 0 || d.is?.(0) === true) return { verdict: "equal", method: "symbolic", detail: "difference simplifies to 0" };
+      if (d.json === 0 || d.is?.(0) === true)
+        return { verdict: "equal", method: "symbolic", detail: "difference simplifies to 0" };
     } catch {
       // fall through to numeric points
     }
@@ -179,8 +221,8 @@ export function symbolicCompare(ce: any, a: string, b: string, opt: CoreOptions)
       vars.forEach((v, i) => {
         sub[v] = POINTS[(p * 3 + i * 5) % POINTS.length] + i * 0.1 + p * 0.01;
       });
-      let vx: any;
-      let vy: any;
+      let vx: SymbolicExpression;
+      let vy: SymbolicExpression;
       try {
         vx = X.subs(sub).N();
         vy = Y.subs(sub).N();
@@ -217,11 +259,13 @@ function enginePath(): string {
   return path.join(path.dirname(main), "compute-engine.min.esm.js");
 }
 
-let inlineEngine: Promise<any> | null = null;
+let inlineEngine: Promise<SymbolicEngine> | null = null;
 
 /** The in-thread ComputeEngine (loaded on first use). */
-export function loadComputeEngine(): Promise<any> {
-  inlineEngine ??= import(pathToFileURL(enginePath()).href).then((m: any) => new m.ComputeEngine());
+export function loadComputeEngine(): Promise<SymbolicEngine> {
+  inlineEngine ??= import(pathToFileURL(enginePath()).href).then(
+    (m: { ComputeEngine: new () => SymbolicEngine }) => new m.ComputeEngine(),
+  );
   return inlineEngine;
 }
 
@@ -250,6 +294,14 @@ import(workerData.engineUrl).then((m) => {
 }, (e) => parentPort.postMessage({ fatal: String(e) }));
 `;
 
+/** A message posted by the worker (WORKER_SOURCE): `ready`, `fatal`, or the `results` of batch `id`. */
+interface WorkerMessage {
+  ready?: boolean;
+  fatal?: string;
+  id?: number;
+  results?: SymbolicVerdict[];
+}
+
 class SymbolicWorker {
   private worker: Worker | null = null;
   private ready: Promise<void> | null = null;
@@ -268,7 +320,7 @@ class SymbolicWorker {
     this.worker = w;
     this.ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("symbolic worker did not start")), WORKER_START_TIMEOUT_MS);
-      const onMsg = (m: any) => {
+      const onMsg = (m: WorkerMessage | null | undefined) => {
         if (m?.ready) {
           clearTimeout(timer);
           w.off("message", onMsg);
@@ -296,7 +348,11 @@ class SymbolicWorker {
     return this.ready;
   }
 
-  run(pairs: [string, string][], opt: CoreOptions, timeoutMs: number): Promise<{ results: SymbolicVerdict[] | null; timedOut: boolean; error?: string }> {
+  run(
+    pairs: [string, string][],
+    opt: CoreOptions,
+    timeoutMs: number,
+  ): Promise<{ results: SymbolicVerdict[] | null; timedOut: boolean; error?: string }> {
     return new Promise((resolve) => {
       this.queue.push({ pairs, opt, timeoutMs, resolve });
       void this.pump();
@@ -323,29 +379,31 @@ class SymbolicWorker {
         return;
       }
       const id = this.nextId++;
-      const outcome = await new Promise<{ results: SymbolicVerdict[] | null; timedOut: boolean; error?: string }>((resolve) => {
-        const timer = setTimeout(() => {
-          cleanup();
-          resolve({ results: null, timedOut: true });
-        }, job.timeoutMs);
-        const onMsg = (m: any) => {
-          if (m?.id !== id) return;
-          cleanup();
-          resolve({ results: m.results, timedOut: false });
-        };
-        const onExit = () => {
-          cleanup();
-          resolve({ results: null, timedOut: false, error: "symbolic worker exited" });
-        };
-        const cleanup = () => {
-          clearTimeout(timer);
-          w.off("message", onMsg);
-          w.off("exit", onExit);
-        };
-        w.on("message", onMsg);
-        w.on("exit", onExit);
-        w.postMessage({ id, pairs: job.pairs, opt: job.opt });
-      });
+      const outcome = await new Promise<{ results: SymbolicVerdict[] | null; timedOut: boolean; error?: string }>(
+        (resolve) => {
+          const timer = setTimeout(() => {
+            cleanup();
+            resolve({ results: null, timedOut: true });
+          }, job.timeoutMs);
+          const onMsg = (m: WorkerMessage | null | undefined) => {
+            if (m?.id !== id) return;
+            cleanup();
+            resolve({ results: m.results as SymbolicVerdict[], timedOut: false });
+          };
+          const onExit = () => {
+            cleanup();
+            resolve({ results: null, timedOut: false, error: "symbolic worker exited" });
+          };
+          const cleanup = () => {
+            clearTimeout(timer);
+            w.off("message", onMsg);
+            w.off("exit", onExit);
+          };
+          w.on("message", onMsg);
+          w.on("exit", onExit);
+          w.postMessage({ id, pairs: job.pairs, opt: job.opt });
+        },
+      );
       if (outcome.timedOut || outcome.error) await this.kill();
       job.resolve(outcome);
     } finally {
@@ -438,7 +496,9 @@ function collectPairs(x: AnswerStructure, y: AnswerStructure, out: Map<string, [
   }
   if (x.kind === "ordered" && y.kind === "ordered") {
     if (x.open !== y.open || x.close !== y.close || x.items.length !== y.items.length) return;
-    x.items.forEach((it, i) => collectPairs(it, y.items[i], out));
+    x.items.forEach((it, i) => {
+      collectPairs(it, y.items[i], out);
+    });
     return;
   }
   if (x.kind === "unordered" && y.kind === "unordered") {
@@ -477,7 +537,11 @@ export async function isEquivalent(a: string, b: string, options: EquivalenceOpt
   const pairs = new Map<string, [string, string]>();
   collectPairs(sa, sb, pairs);
   if (pairs.size === 0 || mode === "off") {
-    return { equal: false, method: "none", detail: sa.kind !== sb.kind ? `structures differ (${sa.kind} vs ${sb.kind})` : `${na} vs ${nb}` };
+    return {
+      equal: false,
+      method: "none",
+      detail: sa.kind !== sb.kind ? `structures differ (${sa.kind} vs ${sb.kind})` : `${na} vs ${nb}`,
+    };
   }
   const list = [...pairs.values()];
   let verdicts: SymbolicVerdict[];
@@ -494,14 +558,26 @@ export async function isEquivalent(a: string, b: string, options: EquivalenceOpt
     verdicts = r.results ?? list.map(() => ({ verdict: "unknown", method: "none" }) as SymbolicVerdict);
   }
   const table = new Map<string, SymbolicVerdict>();
-  list.forEach(([x, y], i) => table.set(JSON.stringify([x, y]), verdicts[i]));
+  list.forEach(([x, y], i) => {
+    table.set(JSON.stringify([x, y]), verdicts[i]);
+  });
   const equal = compareStructures(sa, sb, (x, y) => table.get(JSON.stringify([x, y]))?.verdict === "equal");
-  if (timedOut) return { equal, method: "none", detail: `symbolic comparison timed out after ${options.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`, timedOut };
+  if (timedOut)
+    return {
+      equal,
+      method: "none",
+      detail: `symbolic comparison timed out after ${options.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`,
+      timedOut,
+    };
   if (error) return { equal, method: "none", detail: error };
   if (sa.kind === "scalar" && sb.kind === "scalar") {
     const v = verdicts[0];
     const method: EquivalenceMethod = v.method === "numeric" || v.method === "points" ? "numeric" : "symbolic";
-    return { equal, method: equal ? method : "none", detail: `${na} vs ${nb}: ${v.verdict} (${v.method}${v.detail ? `: ${v.detail}` : ""})` };
+    return {
+      equal,
+      method: equal ? method : "none",
+      detail: `${na} vs ${nb}: ${v.verdict} (${v.method}${v.detail ? `: ${v.detail}` : ""})`,
+    };
   }
   return { equal, method: equal ? "structure" : "none", detail: `${na} vs ${nb} item by item` };
 }

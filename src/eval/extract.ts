@@ -94,8 +94,7 @@ function readBox(s: string, at: number, cmdLen: number): { content: string; end:
 export function lastBoxed(text: string): string | null {
   let last: string | null = null;
   BOX_RE.lastIndex = 0;
-  let m: RegExpExecArray | null;
-  while ((m = BOX_RE.exec(text))) {
+  for (let m = BOX_RE.exec(text); m; m = BOX_RE.exec(text)) {
     const box = readBox(text, m.index, m[0].length);
     if (!box) continue;
     last = box.content;
@@ -120,7 +119,10 @@ function cleanPhrase(s: string): string {
   t = t.replace(/\s*I hope it is correct\.?\s*$/i, "");
   for (let k = 0; k < 3; k++) {
     const before = t;
-    t = t.replace(/^\*\*|\*\*$/g, "").replace(/^\*|\*$/g, "").trim();
+    t = t
+      .replace(/^\*\*|\*\*$/g, "")
+      .replace(/^\*|\*$/g, "")
+      .trim();
     t = t.replace(/^(?:is|:)\s*/i, "").trim();
     t = t.replace(/^(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*/i, "").trim();
     t = t.replace(/[.;,]+$/, "").trim();
@@ -139,8 +141,7 @@ const PHRASE_RE =
 export function lastAnswerPhrase(text: string): string | null {
   let best: string | null = null;
   PHRASE_RE.lastIndex = 0;
-  let m: RegExpExecArray | null;
-  while ((m = PHRASE_RE.exec(text))) {
+  for (let m = PHRASE_RE.exec(text); m; m = PHRASE_RE.exec(text)) {
     const head = m[0].slice(0, m[0].length - m[1].length);
     // Require a real separator: "Answer:" / "answer is" / "Final Answer" followed by ":"; a bare word
     // "answer" inside a sentence ("to answer this") is not an answer phrase.
@@ -155,8 +156,7 @@ export function lastAnswerPhrase(text: string): string | null {
 export function lastInlineMath(text: string): string | null {
   const re = /\$\$([\s\S]+?)\$\$|(?<!\\)\$((?:\\\$|[^$])+?)(?<!\\)\$|\\\(([\s\S]+?)\\\)|\\\[([\s\S]+?)\\\]/g;
   let best: string | null = null;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(text))) {
+  for (let m = re.exec(text); m; m = re.exec(text)) {
     const v = (m[1] ?? m[2] ?? m[3] ?? m[4] ?? "").trim();
     // "$5 and $10": a `$` pair around "number words" is two currency amounts, not math.
     if (m[2] !== undefined && /^\d[\d,.]*\s+[a-zA-Z]{2,}/.test(v)) continue;
@@ -169,8 +169,7 @@ export function lastInlineMath(text: string): string | null {
 export function lastNumber(text: string): string | null {
   const re = /[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*\/\s*\d+)?|[-+]?\.\d+/g;
   let best: string | null = null;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(text))) best = m[0].replace(/\s+/g, "");
+  for (let m = re.exec(text); m; m = re.exec(text)) best = m[0].replace(/\s+/g, "");
   return best;
 }
 
@@ -228,8 +227,7 @@ export function extractChoice(response: string, letters = "ABCD"): ChoiceExtract
     "gi",
   );
   let last: string | null = null;
-  let m: RegExpExecArray | null;
-  while ((m = phraseRe.exec(region))) last = m[1];
+  for (let m = phraseRe.exec(region); m; m = phraseRe.exec(region)) last = m[1];
   if (last) return { answer: last.toUpperCase(), method: "answer_phrase" };
 
   const U = escapeClass(letters.toUpperCase());
@@ -237,11 +235,11 @@ export function extractChoice(response: string, letters = "ABCD"): ChoiceExtract
     `\\(([${U}])\\)|\\[([${U}])\\]|\\*\\*\\(?([${U}])\\)?\\*\\*|(?:^|\\n)\\s*([${U}])[).:](?=\\s|$)`,
     "g",
   );
-  while ((m = decorated.exec(region))) last = m[1] ?? m[2] ?? m[3] ?? m[4];
+  for (let m = decorated.exec(region); m; m = decorated.exec(region)) last = m[1] ?? m[2] ?? m[3] ?? m[4];
   if (last) return { answer: last.toUpperCase(), method: "decorated" };
 
   const bare = new RegExp(`(?<![A-Za-z0-9_\\\\])([${U}])(?![A-Za-z0-9_])`, "g");
-  while ((m = bare.exec(region))) {
+  for (let m = bare.exec(region); m; m = bare.exec(region)) {
     const after = region.slice(m.index + 1, m.index + 3);
     if (m[1] === "A" && /^ [a-z]/.test(after)) continue; // the article "A"
     if (/^'[a-z]/.test(after)) continue; // "A's"
@@ -283,8 +281,7 @@ export function extractProgram(
     const re = /(^|\n)[ \t]*(```+|~~~+)[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n([\s\S]*?)\n[ \t]*\2[ \t]*(?=\n|$)/g;
     let labelled: ExtractedProgram | null = null;
     let unlabelled: string | null = null;
-    let m: RegExpExecArray | null;
-    while ((m = re.exec(text))) {
+    for (let m = re.exec(text); m; m = re.exec(text)) {
       const tag = m[3].toLowerCase();
       const lang = LANG_ALIASES[tag];
       if (lang && (!options.only || options.only === lang)) labelled = { language: lang, code: m[4] };

@@ -18,10 +18,14 @@ export function computeGenerationKv(
   response: string,
   opts: { tokenizer: MementoTokenizer; architecture: KvArchitecture; problem?: string },
 ): GenerationKv {
-  const s = traceStats({ id: "", text: response, problem: opts.problem }, { tokenizer: opts.tokenizer, architecture: opts.architecture });
+  const s = traceStats(
+    { id: "", text: response, problem: opts.problem },
+    { tokenizer: opts.tokenizer, architecture: opts.architecture },
+  );
   const special = trackerIdsOf(opts.tokenizer);
   const tokens = opts.tokenizer.encode(response);
-  const traj = simulateKv(tokens, 0, special, resolveMasking({ keepLastNBlocks: 0 }), { trajectory: true }).trajectory ?? [];
+  const traj =
+    simulateKv(tokens, 0, special, resolveMasking({ keepLastNBlocks: 0 }), { trajectory: true }).trajectory ?? [];
   return {
     promptTokens: s.promptTokens,
     outputTokens: s.outputTokens,
@@ -29,9 +33,22 @@ export function computeGenerationKv(
     compression: s.overallCompression,
     blockTokens: s.blockTokens,
     mementoTokens: s.mementoTokens,
-    memento: { peakTokens: s.memento.peakTokens, aucTokens: s.memento.aucTokens, peakGB: s.memento.peakGB, aucGBxKtok: s.memento.aucGBxKtok },
-    vanilla: { peakTokens: s.vanilla.peakTokens, aucTokens: s.vanilla.aucTokens, peakGB: s.vanilla.peakGB, aucGBxKtok: s.vanilla.aucGBxKtok },
+    memento: {
+      peakTokens: s.memento.peakTokens,
+      aucTokens: s.memento.aucTokens,
+      peakGB: s.memento.peakGB,
+      aucGBxKtok: s.memento.aucGBxKtok,
+    },
+    vanilla: {
+      peakTokens: s.vanilla.peakTokens,
+      aucTokens: s.vanilla.aucTokens,
+      peakGB: s.vanilla.peakGB,
+      aucGBxKtok: s.vanilla.aucGBxKtok,
+    },
     trajectory: downsampleMax(traj, TRAJECTORY_POINTS),
-    vanillaTrajectory: downsampleMax(traj.map((_, i) => i + 1), TRAJECTORY_POINTS),
+    vanillaTrajectory: downsampleMax(
+      traj.map((_, i) => i + 1),
+      TRAJECTORY_POINTS,
+    ),
   };
 }

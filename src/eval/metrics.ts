@@ -66,7 +66,16 @@ function estimate(perProblem: readonly number[]): Estimate {
 
 /** Unbiased pass@k of one problem with n generations, c correct. */
 export function passAtK(n: number, c: number, k: number): number {
-  if (!Number.isInteger(n) || !Number.isInteger(c) || !Number.isInteger(k) || n < 1 || c < 0 || c > n || k < 1 || k > n) {
+  if (
+    !Number.isInteger(n) ||
+    !Number.isInteger(c) ||
+    !Number.isInteger(k) ||
+    n < 1 ||
+    c < 0 ||
+    c > n ||
+    k < 1 ||
+    k > n
+  ) {
     throw new UserError(`pass@k needs integers 0 <= c <= n and 1 <= k <= n (n=${n}, c=${c}, k=${k})`);
   }
   if (n - c < k) return 1;
@@ -120,7 +129,12 @@ export interface VoteOutcome {
 }
 
 /** Majority vote over pre-computed keys (index subset `idx`); `random` breaks ties when given. */
-function voteOnKeys(keys: readonly string[], correct: readonly boolean[], idx: readonly number[], random?: () => number): VoteOutcome {
+function voteOnKeys(
+  keys: readonly string[],
+  correct: readonly boolean[],
+  idx: readonly number[],
+  random?: () => number,
+): VoteOutcome {
   const groups = new Map<string, { votes: number; right: number }>();
   for (const i of idx) {
     const k = keys[i];
@@ -147,7 +161,12 @@ export function majorityVote(
   key: (a: string) => string = answerKey,
 ): VoteOutcome {
   const keys = answers.map((a) => (a ? key(a) : ""));
-  return voteOnKeys(keys, correct, keys.map((_, i) => i), random);
+  return voteOnKeys(
+    keys,
+    correct,
+    keys.map((_, i) => i),
+    random,
+  );
 }
 
 function binomial(n: number, k: number): number {
@@ -169,7 +188,12 @@ function* subsets(n: number, k: number): Generator<number[]> {
 }
 
 /** maj@k of one problem; see the module comment for the modes. */
-export function majAtKProblem(problem: VoteProblem, k: number, options: MajorityOptions = {}, random?: () => number): number {
+export function majAtKProblem(
+  problem: VoteProblem,
+  k: number,
+  options: MajorityOptions = {},
+  random?: () => number,
+): number {
   const n = problem.answers.length;
   if (problem.correct.length !== n) throw new UserError("maj@k: answers and correct differ in length");
   if (!Number.isInteger(k) || k < 1 || k > n) throw new UserError(`maj@${k} needs 1 <= k <= n (n=${n})`);
@@ -177,7 +201,12 @@ export function majAtKProblem(problem: VoteProblem, k: number, options: Majority
   const keys = problem.answers.map((a) => (a ? keyFn(a) : ""));
   const rnd = random ?? seededRandom(options.seed ?? 1);
   if ((options.mode ?? "expectation") === "first") {
-    return voteOnKeys(keys, problem.correct, Array.from({ length: k }, (_, i) => i), rnd).pickedCorrect;
+    return voteOnKeys(
+      keys,
+      problem.correct,
+      Array.from({ length: k }, (_, i) => i),
+      rnd,
+    ).pickedCorrect;
   }
   const trials = options.trials ?? 1000;
   if (binomial(n, k) <= trials) {
@@ -208,7 +237,11 @@ export function majAtK(problems: readonly VoteProblem[], k: number, options: Maj
 }
 
 /** maj@k for several k (Figure 7's curve); each k restarts the PRNG from the seed. */
-export function majAtKCurve(problems: readonly VoteProblem[], ks: readonly number[], options: MajorityOptions = {}): (Estimate & { k: number })[] {
+export function majAtKCurve(
+  problems: readonly VoteProblem[],
+  ks: readonly number[],
+  options: MajorityOptions = {},
+): (Estimate & { k: number })[] {
   return ks.map((k) => ({ k, ...majAtK(problems, k, options) }));
 }
 

@@ -41,24 +41,110 @@ import { lastBoxed, matchBrace } from "./extract.js";
 /** Units removed from answers (case-insensitive for multi-letter ones). Plurals are listed explicitly. */
 export const UNIT_WORDS: readonly string[] = [
   // length
-  "mm", "cm", "km", "millimeter", "millimeters", "centimeter", "centimeters", "meter", "meters", "metre",
-  "metres", "kilometer", "kilometers", "inch", "inches", "in", "ft", "foot", "feet", "yd", "yard", "yards",
-  "mile", "miles",
+  "mm",
+  "cm",
+  "km",
+  "millimeter",
+  "millimeters",
+  "centimeter",
+  "centimeters",
+  "meter",
+  "meters",
+  "metre",
+  "metres",
+  "kilometer",
+  "kilometers",
+  "inch",
+  "inches",
+  "in",
+  "ft",
+  "foot",
+  "feet",
+  "yd",
+  "yard",
+  "yards",
+  "mile",
+  "miles",
   // area / volume / generic
-  "unit", "units", "sq", "square", "cubic", "sq units", "square units", "cubic units", "square feet",
-  "square meters", "square inches", "square centimeters", "cubic feet", "cubic meters", "cubic inches",
-  "cubic centimeters", "liter", "liters", "litre", "litres", "ml", "gallon", "gallons",
+  "unit",
+  "units",
+  "sq",
+  "square",
+  "cubic",
+  "sq units",
+  "square units",
+  "cubic units",
+  "square feet",
+  "square meters",
+  "square inches",
+  "square centimeters",
+  "cubic feet",
+  "cubic meters",
+  "cubic inches",
+  "cubic centimeters",
+  "liter",
+  "liters",
+  "litre",
+  "litres",
+  "ml",
+  "gallon",
+  "gallons",
   // mass
-  "mg", "kg", "gram", "grams", "kilogram", "kilograms", "lb", "lbs", "pound", "pounds", "ounce", "ounces", "oz",
+  "mg",
+  "kg",
+  "gram",
+  "grams",
+  "kilogram",
+  "kilograms",
+  "lb",
+  "lbs",
+  "pound",
+  "pounds",
+  "ounce",
+  "ounces",
+  "oz",
   // time
-  "sec", "secs", "second", "seconds", "min", "mins", "minute", "minutes", "hr", "hrs", "hour", "hours",
-  "day", "days", "week", "weeks", "month", "months", "year", "years",
+  "sec",
+  "secs",
+  "second",
+  "seconds",
+  "min",
+  "mins",
+  "minute",
+  "minutes",
+  "hr",
+  "hrs",
+  "hour",
+  "hours",
+  "day",
+  "days",
+  "week",
+  "weeks",
+  "month",
+  "months",
+  "year",
+  "years",
   // speed
-  "mph", "kph", "km/h", "m/s",
+  "mph",
+  "kph",
+  "km/h",
+  "m/s",
   // money
-  "dollar", "dollars", "cent", "cents", "euro", "euros",
+  "dollar",
+  "dollars",
+  "cent",
+  "cents",
+  "euro",
+  "euros",
   // angle / ratio
-  "degree", "degrees", "deg", "radian", "radians", "rad", "percent", "percentage",
+  "degree",
+  "degrees",
+  "deg",
+  "radian",
+  "radians",
+  "rad",
+  "percent",
+  "percentage",
 ];
 
 /** Single-letter units, only stripped as `<digit> <letter>` at the end or inside `\text{}`. */
@@ -88,7 +174,8 @@ function isUnitText(content: string): boolean {
   return UNIT_SET.has(t) || SINGLE_LETTER_UNITS.includes(t);
 }
 
-const TEXT_CMDS = /\\(?:text|textbf|textit|textrm|textnormal|textsf|texttt|mathrm|mathbf|mathit|mathsf|mathtt|mbox|hbox)\s*\{/g;
+const TEXT_CMDS =
+  /\\(?:text|textbf|textit|textrm|textnormal|textsf|texttt|mathrm|mathbf|mathit|mathsf|mathtt|mbox|hbox)\s*\{/g;
 
 /** Replace `\text{...}`-like wrappers by their content, dropping units and trailing words after a quantity. */
 function unwrapTextCommands(s: string): string {
@@ -177,10 +264,16 @@ export function normalizeAnswer(raw: string): string {
   s = s.replace(/\\(?:left|right)(?![a-zA-Z])/g, "");
   s = s.replace(/\\(?:big|Big|bigg|Bigg)[lrm]?(?![a-zA-Z])/g, "");
   s = s.replace(/\\[dt]frac(?![a-zA-Z])/g, "\\frac").replace(/\\[dt]binom(?![a-zA-Z])/g, "\\binom");
-  s = s.replace(/\\(?:quad|qquad)(?![a-zA-Z])/g, " ").replace(/(?<!\\)\\[!,;:> ]/g, " ").replace(/~/g, " ");
+  s = s
+    .replace(/\\(?:quad|qquad)(?![a-zA-Z])/g, " ")
+    .replace(/(?<!\\)\\[!,;:> ]/g, " ")
+    .replace(/~/g, " ");
   s = s.replace(/\{,\}/g, ",");
   // degrees
-  s = s.replace(/\^\s*\{?\s*\\circ\s*\}?/g, "").replace(/\\circ(?![a-zA-Z])\s*$/g, "").replace(/°/g, "");
+  s = s
+    .replace(/\^\s*\{?\s*\\circ\s*\}?/g, "")
+    .replace(/\\circ(?![a-zA-Z])\s*$/g, "")
+    .replace(/°/g, "");
   s = s.replace(/\\degree(?:s)?(?![a-zA-Z])/g, "");
   // percent, dollars
   s = s.replace(/\\%/g, "").replace(/%/g, "");
@@ -214,12 +307,18 @@ export function normalizeAnswer(raw: string): string {
   for (let k = 0; k < 3; k++) s = s.replace(FRAC_RE, (_m, a: string, b: string) => `\\frac${brace(a)}${brace(b)}`);
   s = s.replace(/\\sqrt\s*(\d|[a-zA-Z](?![a-zA-Z]))/g, "\\sqrt{$1}");
   s = s.replace(/([\^_])\{([a-zA-Z0-9])\}/g, "$1$2");
-  s = s.replace(/\\binom\{(\d{1,4})\}\{(\d{1,4})\}/g, (m, a: string, b: string) => binomialLiteral(Number(a), Number(b)) ?? m);
+  s = s.replace(
+    /\\binom\{(\d{1,4})\}\{(\d{1,4})\}/g,
+    (m, a: string, b: string) => binomialLiteral(Number(a), Number(b)) ?? m,
+  );
   s = stripAssignment(s);
   // thousands separators, only for a whole-answer number
   if (/^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$/.test(s)) s = s.replace(/,/g, "");
   // numbers
-  s = s.replace(/(^|[^\d.a-zA-Z\\])(\d*)\.(\d+)(?![\d.])/g, (_m, pre: string, i: string, f: string) => pre + canonicalNumber(i, f));
+  s = s.replace(
+    /(^|[^\d.a-zA-Z\\])(\d*)\.(\d+)(?![\d.])/g,
+    (_m, pre: string, i: string, f: string) => pre + canonicalNumber(i, f),
+  );
   s = s.replace(/(^|[^\d.])(\d+)(?![\d.])/g, (_m, pre: string, i: string) => pre + canonicalNumber(i, undefined));
   s = s.replace(/^\+(?=[\d.\\])/, "");
   if (s === "-0") s = "0";
@@ -229,7 +328,7 @@ export function normalizeAnswer(raw: string): string {
     const num = BigInt(mixed[2]) * BigInt(mixed[4]) + BigInt(mixed[3]);
     s = `${mixed[1]}\\frac{${num}}{${mixed[4]}}`;
   }
-  if (/^[a-zA-Z'-]{2,}$/.test(s) || /^[a-zA-Z' -]+$/.test(s) && s.length > 1) s = s.toLowerCase();
+  if (/^[a-zA-Z'-]{2,}$/.test(s) || (/^[a-zA-Z' -]+$/.test(s) && s.length > 1)) s = s.toLowerCase();
   return s;
 }
 
@@ -256,6 +355,15 @@ export type AnswerStructure =
 const OPENERS = new Set(["(", "[", "{"]);
 const CLOSERS = new Set([")", "]", "}"]);
 
+/** The TeX bracket (`\{`, `\}`, `\langle`, `\rangle`) at i: its depth change and length; null when none. */
+function texBracketAt(s: string, i: number): { delta: 1 | -1; length: number } | null {
+  if (s[i] !== "\\") return null;
+  if (s[i + 1] === "{" || s[i + 1] === "}") return { delta: s[i + 1] === "{" ? 1 : -1, length: 2 };
+  if (s.startsWith("\\langle", i)) return { delta: 1, length: 7 };
+  if (s.startsWith("\\rangle", i)) return { delta: -1, length: 7 };
+  return null;
+}
+
 /** Split at top-level occurrences of `sep` (brackets of any kind, escaped or not, nest). */
 export function splitTopLevel(s: string, sep: string): string[] {
   const parts: string[] = [];
@@ -263,19 +371,10 @@ export function splitTopLevel(s: string, sep: string): string[] {
   let start = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s[i];
-    if (c === "\\" && (s[i + 1] === "{" || s[i + 1] === "}")) {
-      depth += s[i + 1] === "{" ? 1 : -1;
-      i++;
-      continue;
-    }
-    if (s.startsWith("\\langle", i)) {
-      depth++;
-      i += 6;
-      continue;
-    }
-    if (s.startsWith("\\rangle", i)) {
-      depth--;
-      i += 6;
+    const tex = texBracketAt(s, i);
+    if (tex) {
+      depth += tex.delta;
+      i += tex.length - 1;
       continue;
     }
     if (OPENERS.has(c)) depth++;
@@ -301,21 +400,11 @@ function groupEnd(s: string, openLen: number): number {
       continue;
     }
     const c = s[i];
-    if (c === "\\" && (s[i + 1] === "{" || s[i + 1] === "}")) {
-      depth += s[i + 1] === "{" ? 1 : -1;
+    const tex = texBracketAt(s, i);
+    if (tex) {
+      depth += tex.delta;
       if (depth === 0) return i;
-      i++;
-      continue;
-    }
-    if (s.startsWith("\\langle", i)) {
-      depth++;
-      i += 6;
-      continue;
-    }
-    if (s.startsWith("\\rangle", i)) {
-      depth--;
-      if (depth === 0) return i;
-      i += 6;
+      i += tex.length - 1;
       continue;
     }
     if (OPENERS.has(c)) depth++;
@@ -336,7 +425,14 @@ function parseBracketed(s: string): AnswerStructure | null {
   if (s === "\\emptyset" || s === "\\{\\}") return { kind: "unordered", items: [] };
   if (s.startsWith("\\{") && s.endsWith("\\}") && groupEnd(s, 2) === s.length - 2) {
     const inner = s.slice(2, -2);
-    return { kind: "unordered", items: dedupe(splitTopLevel(inner, ",").filter((x) => x !== "").map(parseItem)) };
+    return {
+      kind: "unordered",
+      items: dedupe(
+        splitTopLevel(inner, ",")
+          .filter((x) => x !== "")
+          .map(parseItem),
+      ),
+    };
   }
   if (s.startsWith("\\langle") && s.endsWith("\\rangle") && groupEnd(s, 7) === s.length - 7) {
     const items = splitTopLevel(s.slice(7, -7), ",").map(parseItem);
@@ -390,18 +486,19 @@ export interface Rational {
  * reduced, with a positive denominator; null for anything else.
  */
 export function rationalValue(s: string): Rational | null {
-  let m: RegExpExecArray | null;
   let num: bigint;
   let den: bigint;
-  if ((m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(s))) {
-    const frac = m[3] ?? "";
-    num = BigInt(m[2] + frac);
+  const dec = /^(-?)(\d+)(?:\.(\d+))?$/.exec(s);
+  const fr = dec ? null : (/^(-?)\\frac\{(-?)(\d+)\}\{(-?)(\d+)\}$/.exec(s) ?? /^(-?)()(\d+)\/()(\d+)$/.exec(s));
+  if (dec) {
+    const frac = dec[3] ?? "";
+    num = BigInt(dec[2] + frac);
     den = 10n ** BigInt(frac.length);
-    if (m[1]) num = -num;
-  } else if ((m = /^(-?)\\frac\{(-?)(\d+)\}\{(-?)(\d+)\}$/.exec(s)) || (m = /^(-?)()(\d+)\/()(\d+)$/.exec(s))) {
-    num = BigInt(m[3]);
-    den = BigInt(m[5]);
-    const neg = [m[1], m[2], m[4]].filter((x) => x === "-").length % 2 === 1;
+    if (dec[1]) num = -num;
+  } else if (fr) {
+    num = BigInt(fr[3]);
+    den = BigInt(fr[5]);
+    const neg = [fr[1], fr[2], fr[4]].filter((x) => x === "-").length % 2 === 1;
     if (neg) num = -num;
   } else return null;
   if (den === 0n) return null;

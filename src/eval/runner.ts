@@ -11,7 +11,7 @@ import { checkAnswer } from "./check.js";
 import { computeGenerationKv } from "./kv.js";
 import { answerKey } from "./normalize.js";
 import { summarizeRun } from "./summary.js";
-import type { BenchmarkProblem, Generation, RunManifest, RunSummary, SamplingParams } from "./types.js";
+import type { BenchmarkProblem, Generation, RunManifest, RunSummary, RequestSampling } from "./types.js";
 
 export const RUN_MANIFEST = "run.json";
 export const GENERATIONS_FILE = "generations.jsonl";
@@ -29,7 +29,7 @@ export interface EvalRunOptions {
   apiKey?: string;
   label: string;
   n: number;
-  sampling: SamplingParams;
+  sampling: RequestSampling;
   extraBody?: Record<string, unknown>;
   concurrency?: number;
   promptTemplate?: string;
@@ -52,10 +52,15 @@ function checkManifest(path: string, m: RunManifest): void {
     throw new UserError(`${path}: unreadable run manifest; use another --out directory`);
   }
   for (const k of ["model", "benchmark", "endpoint"] as const) {
-    if (old[k] !== m[k]) throw new UserError(`${path}: this directory holds a run with ${k} "${old[k]}", not "${m[k]}"; use another --out directory`);
+    if (old[k] !== m[k])
+      throw new UserError(
+        `${path}: this directory holds a run with ${k} "${old[k]}", not "${m[k]}"; use another --out directory`,
+      );
   }
   if (JSON.stringify(old.sampling) !== JSON.stringify(m.sampling)) {
-    throw new UserError(`${path}: this directory holds a run with other sampling settings; use another --out directory`);
+    throw new UserError(
+      `${path}: this directory holds a run with other sampling settings; use another --out directory`,
+    );
   }
 }
 
@@ -64,7 +69,9 @@ function checkManifest(path: string, m: RunManifest): void {
  * (KV by simulation) as it finishes and journalled, so the same command resumes after a crash without
  * duplicates. Generations that failed at the transport level are retried on resume.
  */
-export async function runEval(opts: EvalRunOptions): Promise<{ summary: RunSummary; progress: EvalProgress; interrupted: boolean }> {
+export async function runEval(
+  opts: EvalRunOptions,
+): Promise<{ summary: RunSummary; progress: EvalProgress; interrupted: boolean }> {
   mkdirSync(opts.outDir, { recursive: true });
   const manifest: RunManifest = {
     label: opts.label,

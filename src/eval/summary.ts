@@ -15,7 +15,12 @@ export function reportedKs(n: number): number[] {
  * Accuracy and KV of one run. Problems are scored over their successful generations (transport errors are
  * counted apart, never as wrong answers); pass@k and maj@k need k generations per problem.
  */
-export function summarizeRun(label: string, problems: readonly BenchmarkProblem[], generations: readonly Generation[], n: number): RunSummary {
+export function summarizeRun(
+  label: string,
+  problems: readonly BenchmarkProblem[],
+  generations: readonly Generation[],
+  n: number,
+): RunSummary {
   const byProblem = new Map<string, Generation[]>();
   for (const p of problems) byProblem.set(p.id, []);
   for (const g of generations) if (g.status === "ok") byProblem.get(g.problemId)?.push(g);
@@ -24,13 +29,20 @@ export function summarizeRun(label: string, problems: readonly BenchmarkProblem[
   const p1 = scored.length ? passAt1(correctness) : { value: 0, stderr: 0, problems: 0 };
   const passAtK: Record<string, number> = {};
   const majAtKOut: Record<string, number> = {};
-  const votes: VoteProblem[] = scored.map((gs) => ({ answers: gs.map((g) => g.voteKey ?? null), correct: gs.map((g) => g.correct === true) }));
+  const votes: VoteProblem[] = scored.map((gs) => ({
+    answers: gs.map((g) => g.voteKey ?? null),
+    correct: gs.map((g) => g.correct === true),
+  }));
   for (const k of reportedKs(n)) {
     const eligible = correctness.filter((c) => c.length >= k);
     if (eligible.length === 0) continue;
     passAtK[String(k)] = passAtKOverProblems(eligible, k).value;
     // Vote keys are already normalised answers: group them as they are.
-    majAtKOut[String(k)] = majAtK(votes.filter((v) => v.answers.length >= k), k, { key: (a) => a }).value;
+    majAtKOut[String(k)] = majAtK(
+      votes.filter((v) => v.answers.length >= k),
+      k,
+      { key: (a) => a },
+    ).value;
   }
   const ok = generations.filter((g) => g.status === "ok" && g.kv);
   return {
@@ -55,7 +67,21 @@ export function summarizeRun(label: string, problems: readonly BenchmarkProblem[
 
 /** A plain-text table of run summaries (one row per run). */
 export function formatSummaryTable(summaries: readonly RunSummary[]): string {
-  const head = ["run", "problems", "gens", "errors", "pass@1", "± se", "maj@n", "peak KV tok", "AUC tok", "peak GB", "vanilla peak tok", "blocks", "compress"];
+  const head = [
+    "run",
+    "problems",
+    "gens",
+    "errors",
+    "pass@1",
+    "± se",
+    "maj@n",
+    "peak KV tok",
+    "AUC tok",
+    "peak GB",
+    "vanilla peak tok",
+    "blocks",
+    "compress",
+  ];
   const rows = summaries.map((s) => {
     const ks = Object.keys(s.majAtK).map(Number);
     const maj = ks.length ? s.majAtK[String(Math.max(...ks))] : NaN;

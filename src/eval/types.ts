@@ -22,7 +22,8 @@ export interface BenchmarkProblem {
   subject?: string;
 }
 
-export interface SamplingParams {
+/** The sampling fields an evaluation sends with every request, in the OpenAI API's snake_case. */
+export interface RequestSampling {
   temperature: number;
   top_p: number;
   top_k: number;
@@ -32,7 +33,12 @@ export interface SamplingParams {
 }
 
 /** The paper's evaluation defaults. */
-export const PAPER_SAMPLING: Readonly<SamplingParams> = Object.freeze({ temperature: 0.6, top_p: 0.95, top_k: 20, max_tokens: 32_000 });
+export const PAPER_SAMPLING: Readonly<RequestSampling> = Object.freeze({
+  temperature: 0.6,
+  top_p: 0.95,
+  top_k: 20,
+  max_tokens: 32_000,
+});
 
 export interface RunManifest {
   /** A short label for tables and charts, e.g. "memento" or "vanilla". */
@@ -43,7 +49,7 @@ export interface RunManifest {
   problems: number;
   /** Generations per problem. */
   n: number;
-  sampling: SamplingParams;
+  sampling: RequestSampling;
   /** Free-form extra request fields sent to the server (e.g. block-masking settings). */
   extraBody?: Record<string, unknown>;
   /** Architecture used for KV bytes. */

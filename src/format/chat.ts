@@ -74,10 +74,12 @@ function compile(source: string): Template {
 export function validateMessages(value: unknown, source = "messages"): ChatMessage[] {
   if (!Array.isArray(value)) throw new UserError(`${source}: expected a JSON array of {role, content} messages`);
   value.forEach((m, i) => {
-    if (typeof m !== "object" || m === null || Array.isArray(m)) throw new UserError(`${source}[${i}]: expected an object`);
+    if (typeof m !== "object" || m === null || Array.isArray(m))
+      throw new UserError(`${source}[${i}]: expected an object`);
     const r = (m as Record<string, unknown>).role;
     const c = (m as Record<string, unknown>).content;
-    if (typeof r !== "string" || r.length === 0) throw new UserError(`${source}[${i}].role: expected a non-empty string`);
+    if (typeof r !== "string" || r.length === 0)
+      throw new UserError(`${source}[${i}].role: expected a non-empty string`);
     if (typeof c !== "string") throw new UserError(`${source}[${i}].content: expected a string`);
   });
   return value as ChatMessage[];
@@ -88,7 +90,9 @@ export function renderChat(messages: readonly ChatMessage[], opts: RenderChatOpt
   const source = opts.template ?? opts.tokenizer?.chatTemplate;
   if (source === undefined) {
     throw new UserError(
-      opts.tokenizer ? `${opts.tokenizer.source}: tokenizer_config.json has no chat_template` : "renderChat needs a tokenizer or a template",
+      opts.tokenizer
+        ? `${opts.tokenizer.source}: tokenizer_config.json has no chat_template`
+        : "renderChat needs a tokenizer or a template",
     );
   }
   validateMessages(messages);
@@ -159,7 +163,8 @@ export function encodeChat(
   if (head.length === 0) throw new UserError("messages: an assistant message needs a user message before it");
   const prompt = renderMementoChat(head, { ...opts, addGenerationPrompt: true });
   const promptIds = tok.encode(prompt);
-  const isPrefix = text.startsWith(prompt) && promptIds.length <= ids.length && promptIds.every((id, i) => ids[i] === id);
+  const isPrefix =
+    text.startsWith(prompt) && promptIds.length <= ids.length && promptIds.every((id, i) => ids[i] === id);
   if (!isPrefix) {
     throw new UserError(
       "chat: the prompt's tokens are not a prefix of the full conversation's (does the assistant message start with a newline, or disagree with prefillThink?)",

@@ -58,17 +58,24 @@ export function parseResponsesFile(content: string, source: string): LoadedRespo
   if (wholeOk) {
     if (Array.isArray(whole)) {
       if (whole.length === 0) throw new UserError(`${source}: empty JSON array, no responses`);
-      return fromRecords(whole.map((r, i) => ({ value: r, line: 1, fallbackId: `[${i}]` })), source);
+      return fromRecords(
+        whole.map((r, i) => ({ value: r, line: 1, fallbackId: `[${i}]` })),
+        source,
+      );
     }
     if (isObject(whole) && Array.isArray(whole.segments)) {
       const r = referenceTraceSchema.safeParse(whole);
       if (!r.success) {
         const i = r.error.issues[0];
-        throw new UserError(`${source}: invalid segments JSON: ${i.path.length ? i.path.join(".") + ": " : ""}${i.message}`);
+        throw new UserError(
+          `${source}: invalid segments JSON: ${i.path.length ? i.path.join(".") + ": " : ""}${i.message}`,
+        );
       }
       return {
         kind: "segments",
-        responses: [{ id: basename(source), text: referenceToResponse(r.data), problem: r.data.problem, line: 1, record: r.data }],
+        responses: [
+          { id: basename(source), text: referenceToResponse(r.data), problem: r.data.problem, line: 1, record: r.data },
+        ],
       };
     }
     return fromRecords([{ value: whole, line: 1, fallbackId: basename(source) }], source);

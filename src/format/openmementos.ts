@@ -49,11 +49,19 @@ export const openMementosRowSchema = openMementosRowShape.superRefine((row, ctx)
       return;
     }
     if (b < a) {
-      ctx.addIssue({ code: "custom", path: ["blocks", k], message: `block ${k} is [${a}, ${b}]: end before start (ranges are inclusive)` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["blocks", k],
+        message: `block ${k} is [${a}, ${b}]: end before start (ranges are inclusive)`,
+      });
       return;
     }
     if (b >= n) {
-      ctx.addIssue({ code: "custom", path: ["blocks", k, 1], message: `block ${k} ends at sentence ${b} but there are only ${n} sentences (ranges are inclusive)` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["blocks", k, 1],
+        message: `block ${k} ends at sentence ${b} but there are only ${n} sentences (ranges are inclusive)`,
+      });
       return;
     }
     expected = b + 1;
@@ -62,7 +70,10 @@ export const openMementosRowSchema = openMementosRowShape.superRefine((row, ctx)
     ctx.addIssue({
       code: "custom",
       path: ["blocks"],
-      message: row.blocks.length === 0 ? `no blocks for ${n} sentences` : `blocks cover sentences 0..${expected - 1} but there are ${n} sentences (the last ${n - expected} are in no block)`,
+      message:
+        row.blocks.length === 0
+          ? `no blocks for ${n} sentences`
+          : `blocks cover sentences 0..${expected - 1} but there are ${n} sentences (the last ${n - expected} are in no block)`,
     });
   }
   if (row.block_summaries.length !== row.blocks.length) {
@@ -129,7 +140,11 @@ const normalizeWs = (s: string): string => s.replace(/\s+/g, " ").trim();
  * be the concatenation of consecutive sentences (whitespace between and inside them may differ); the sentence
  * ranges are found by a linear walk. Mementos are taken in block order. Throws a UserError on a mismatch.
  */
-export function responseToRow(response: string | ParsedResponse, sentences: readonly string[], meta: RowMeta): OpenMementosRow {
+export function responseToRow(
+  response: string | ParsedResponse,
+  sentences: readonly string[],
+  meta: RowMeta,
+): OpenMementosRow {
   const parsed = typeof response === "string" ? parseResponse(response) : response;
   const parts = decomposeResponse(parsed);
   const normSentences = sentences.map(normalizeWs);
@@ -143,7 +158,9 @@ export function responseToRow(response: string | ParsedResponse, sentences: read
     // block being built (trailing ones go to the last block below).
     while (pos < target.length) {
       if (s >= normSentences.length) {
-        throw new UserError(`block ${k}: the sentences run out before the block text does (at ${JSON.stringify(target.slice(pos, pos + 40))})`);
+        throw new UserError(
+          `block ${k}: the sentences run out before the block text does (at ${JSON.stringify(target.slice(pos, pos + 40))})`,
+        );
       }
       const sent = normSentences[s];
       if (sent !== "") {
@@ -202,7 +219,10 @@ export function checkRowConsistency(row: OpenMementosRow): RowConsistencyIssue[]
   const expected = rowBlockTexts(row);
   for (let k = 0; k < expected.length; k++) {
     if (normalizeWs(parts.blocks[k]) !== normalizeWs(expected[k])) {
-      issues.push({ block: k, message: `block ${k} of the response differs from sentences ${row.blocks[k][0]}..${row.blocks[k][1]}` });
+      issues.push({
+        block: k,
+        message: `block ${k} of the response differs from sentences ${row.blocks[k][0]}..${row.blocks[k][1]}`,
+      });
     }
     if (k < row.block_summaries.length && parts.mementos[k].trim() !== row.block_summaries[k].trim()) {
       issues.push({ block: k, message: `memento ${k} of the response differs from block_summaries[${k}]` });

@@ -86,18 +86,39 @@ export function checkReferenceTrace(trace: ReferenceTrace): ReferenceIssue[] {
     const s = segs[i];
     const len = charLen(s.text);
     if (s.char_len !== len) {
-      issues.push({ code: "char_len_mismatch", segment: i, severity: "error", message: `segment ${i} (${s.type} ${s.block_idx}): char_len ${s.char_len} but the text has ${len} characters` });
+      issues.push({
+        code: "char_len_mismatch",
+        segment: i,
+        severity: "error",
+        message: `segment ${i} (${s.type} ${s.block_idx}): char_len ${s.char_len} but the text has ${len} characters`,
+      });
     }
     if (s.approx_tokens !== approxTokens(len)) {
-      issues.push({ code: "approx_tokens_mismatch", segment: i, severity: "warning", message: `segment ${i}: approx_tokens ${s.approx_tokens}, expected floor(${len}/4) = ${approxTokens(len)}` });
+      issues.push({
+        code: "approx_tokens_mismatch",
+        segment: i,
+        severity: "warning",
+        message: `segment ${i}: approx_tokens ${s.approx_tokens}, expected floor(${len}/4) = ${approxTokens(len)}`,
+      });
     }
     if (s.type === "answer") {
-      if (answerAt !== -1) issues.push({ code: "segment_order", segment: i, severity: "error", message: `segment ${i}: a second answer segment (first at ${answerAt})` });
+      if (answerAt !== -1)
+        issues.push({
+          code: "segment_order",
+          segment: i,
+          severity: "error",
+          message: `segment ${i}: a second answer segment (first at ${answerAt})`,
+        });
       answerAt = i;
       continue;
     }
     if (answerAt !== -1) {
-      issues.push({ code: "segment_order", segment: i, severity: "error", message: `segment ${i}: ${s.type} after the answer segment` });
+      issues.push({
+        code: "segment_order",
+        segment: i,
+        severity: "error",
+        message: `segment ${i}: ${s.type} after the answer segment`,
+      });
       continue;
     }
     if (s.type !== expectType || s.block_idx !== expectedIdx) {

@@ -171,6 +171,15 @@ function markerAt(text: string, i: number): MarkerKind | null {
   return null;
 }
 
+/** Closes an open block or memento at the end marker [start, end) of `text`; false when there is none open. */
+function closeAt<T extends Block | Memento>(x: T | null | undefined, text: string, start: number, end: number): x is T {
+  if (!x) return false;
+  x.close = { start, end };
+  x.content.end = start;
+  x.text = text.slice(x.content.start, start);
+  return true;
+}
+
 /** Parses a Memento response in one linear scan. Never throws. */
 export function parseResponse(text: string): ParsedResponse {
   const segments: Segment[] = [];
@@ -270,15 +279,10 @@ export function parseResponse(text: string): ParsedResponse {
         }
         case "block_end": {
           const b = openBlocks.pop();
-          if (!b) {
-            seg.effect = "no_open_block";
-            break;
-          }
-          b.close = { start: i, end };
-          b.content.end = i;
-          b.text = text.slice(b.content.start, i);
-          lastClosed = b;
-          seg.block = b.index;
+          if (closeAt(b, text, i, end)) {
+            lastClosed = b;
+            seg.block = b.index;
+          } else seg.effect = "no_open_block";
           break;
         }
         case "summary_start": {
@@ -303,15 +307,10 @@ export function parseResponse(text: string): ParsedResponse {
         }
         case "summary_end": {
           const m: Memento | null = openMemento;
-          if (!m) {
-            seg.effect = "no_open_memento";
-            break;
-          }
-          m.close = { start: i, end };
-          m.content.end = i;
-          m.text = text.slice(m.content.start, i);
-          openMemento = null;
-          seg.memento = m.index;
+          if (closeAt(m, text, i, end)) {
+            openMemento = null;
+            seg.memento = m.index;
+          } else seg.effect = "no_open_memento";
           break;
         }
       }
@@ -390,7 +389,9 @@ export const CANONICAL_THINK_CLOSE = `${THINK_END}\n\n`;
 export function buildResponse(parts: ResponseParts, options: BuildOptions = {}): string {
   const { blocks, mementos, answer } = parts;
   if (blocks.length !== mementos.length) {
-    throw new UserError(`buildResponse: ${blocks.length} blocks but ${mementos.length} mementos (need one memento per block)`);
+    throw new UserError(
+      `buildResponse: ${blocks.length} blocks but ${mementos.length} mementos (need one memento per block)`,
+    );
   }
   const check = (what: string, s: string): void => {
     const m = findMarker(s);

@@ -35,6 +35,11 @@ export interface AddedTokenJson {
   special: boolean;
 }
 
+/** The entry of an added token that is matched verbatim (no single-word, strip or normalisation flags). */
+export function plainAddedToken(content: string, special: boolean): Omit<AddedTokenJson, "id"> {
+  return { content, single_word: false, lstrip: false, rstrip: false, normalized: false, special };
+}
+
 /** The parts of `tokenizer.json` this module reads; everything else is passed through untouched. */
 export interface TokenizerJson {
   added_tokens?: AddedTokenJson[];
@@ -106,7 +111,9 @@ export function defaultTokenizerDir(): string {
   try {
     file = require.resolve(`${DEFAULT_PACKAGE}/models/${TOKENIZER_FILE}`);
   } catch {
-    throw new UserError(`the default Qwen3 tokenizer is not installed (package ${DEFAULT_PACKAGE}); pass --tokenizer DIR`);
+    throw new UserError(
+      `the default Qwen3 tokenizer is not installed (package ${DEFAULT_PACKAGE}); pass --tokenizer DIR`,
+    );
   }
   return dirname(file);
 }
@@ -173,19 +180,9 @@ export function addMementoTokens(json: TokenizerJson, config: TokenizerConfigJso
     if (addedTokens.some((t) => t.content === content)) continue;
     const vocabId = vocab[content];
     const id = typeof vocabId === "number" ? vocabId : ++maxId;
-    const token: AddedTokenJson = {
-      id,
-      content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    };
-    addedTokens.push(token);
-    const { id: _id, ...rest } = token;
-    void _id;
-    decoder[String(id)] = rest;
+    const entry = plainAddedToken(content, true);
+    addedTokens.push({ id, ...entry });
+    decoder[String(id)] = entry;
     added.push(content);
   }
   if (added.length === 0) return { json, config, added };
@@ -218,11 +215,16 @@ export class MementoTokenizer {
   private readonly config: TokenizerConfigJson;
   private readonly specialIds: ReadonlySet<number>;
 
-  constructor(json: TokenizerJson, config: TokenizerConfigJson, opts: { source?: string; addMementoTokens?: boolean } = {}) {
+  constructor(
+    json: TokenizerJson,
+    config: TokenizerConfigJson,
+    opts: { source?: string; addMementoTokens?: boolean } = {},
+  ) {
     if (!isObject(json) || !isObject(json.model)) {
       throw new UserError(`${opts.source ?? "tokenizer"}: not a Hugging Face tokenizer.json (no "model" object)`);
     }
-    if (!isObject(config)) throw new UserError(`${opts.source ?? "tokenizer"}: tokenizer_config.json must be a JSON object`);
+    if (!isObject(config))
+      throw new UserError(`${opts.source ?? "tokenizer"}: tokenizer_config.json must be a JSON object`);
     this.source = opts.source ?? "(in memory)";
     const aug = opts.addMementoTokens === false ? { json, config, added: [] } : addMementoTokens(json, config);
     this.json = aug.json;
@@ -238,7 +240,9 @@ export class MementoTokenizer {
     let maxId = -1;
     for (const id of vocab.values()) if (id > maxId) maxId = id;
     this.vocabSize = maxId + 1;
-    this.specialIds = new Set([...this.hf.get_added_tokens_decoder().values()].filter((t) => t.special).map((t) => t.id));
+    this.specialIds = new Set(
+      [...this.hf.get_added_tokens_decoder().values()].filter((t) => t.special).map((t) => t.id),
+    );
 
     // -1 marks a marker the vocabulary lacks (only with addMementoTokens: false, or `<think>` in a non-Qwen3
     // tokenizer); encode() never produces it, so code matching on these ids simply never fires.
@@ -324,18 +328,31 @@ export class MementoTokenizer {
    * Writes the augmented `tokenizer.json` and `tokenizer_config.json` into `dir` (created if needed), so a
    * checkpoint directory gets the Memento markers. Returns the two paths. Loading `dir` again yields the same ids.
    */
-  save(dir: string): { tokenizerJson: string; tokenizerConfig: string } {
-    try {
-      mkdirSync(dir, { recursive: true });
-    } catch (e) {
-      throw new UserError(`${dir}: cannot create directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    const tokenizerJson = join(dir, TOKENIZER_FILE);
-    const tokenizerConfig = join(dir, CONFIG_FILE);
-    writeFileSync(tokenizerJson, JSON.stringify(this.json, null, 2) + "\n");
-    writeFileSync(tokenizerConfig, JSON.stringify(this.config, null, 2) + "\n");
-    return { tokenizerJson, tokenizerConfig };
+  save(dir: string): TokenizerFiles {
+    return writeTokenizerFiles(dir, this.json, this.config);
   }
+}
+
+/** The paths of a saved tokenizer's two files. */
+export interface TokenizerFiles {
+  tokenizerJson: string;
+  tokenizerConfig: string;
+}
+
+/** Writes `tokenizer.json` and `tokenizer_config.json` into `dir` (created if needed); returns their paths. */
+export function writeTokenizerFiles(dir: string, json: TokenizerJson, config: TokenizerConfigJson): TokenizerFiles {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new UserError(
+      `${dir}: cannot create directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
+  }
+  const tokenizerJson = join(dir, TOKENIZER_FILE);
+  const tokenizerConfig = join(dir, CONFIG_FILE);
+  writeFileSync(tokenizerJson, JSON.stringify(json, null, 2) + "\n");
+  writeFileSync(tokenizerConfig, JSON.stringify(config, null, 2) + "\n");
+  return { tokenizerJson, tokenizerConfig };
 }
 
 /** The default tokenizer, with and without the Memento markers. */
@@ -361,7 +378,8 @@ export function loadTokenizer(dir?: string, opts: LoadTokenizerOptions = {}): Me
   const t0 = performance.now();
   const root = resolve(dir ?? defaultTokenizerDir());
   if (!existsSync(root)) throw new UserError(`${root}: tokenizer directory does not exist`);
-  if (!statSync(root).isDirectory()) throw new UserError(`${root}: not a directory (expected one holding ${TOKENIZER_FILE})`);
+  if (!statSync(root).isDirectory())
+    throw new UserError(`${root}: not a directory (expected one holding ${TOKENIZER_FILE})`);
   const jsonPath = join(root, TOKENIZER_FILE);
   if (!existsSync(jsonPath)) throw new UserError(`${root}: no ${TOKENIZER_FILE} in the tokenizer directory`);
   const json = readJsonFile(jsonPath, TOKENIZER_FILE);

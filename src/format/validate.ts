@@ -170,13 +170,21 @@ export function validateResponse(input: string | ParsedResponse, options: Valida
       const why = parsed.thinkEnd && b.content.end === parsed.thinkEnd.start ? "before </think>" : "at end of text";
       add("unclosed_block", b.open.start, `block ${b.index + 1} is never closed (no <|block_end|> ${why})`);
     } else if (b.mementoIndex === null && b.depth === 0) {
-      add("block_without_memento", b.close.end, `block ${b.index + 1} is not followed by a memento (<|summary_start|>)`);
+      add(
+        "block_without_memento",
+        b.close.end,
+        `block ${b.index + 1} is not followed by a memento (<|summary_start|>)`,
+      );
     }
     if (b.close && WS.test(b.text)) add("empty_block", b.open.start, `block ${b.index + 1} is empty`, "warning");
   }
   for (const m of parsed.mementos) {
     if (!m.close) {
-      add("unclosed_memento", m.open.start, `memento ${m.index + 1} is never closed (no <|summary_end|> before ${nextThing(parsed, m.content.end)})`);
+      add(
+        "unclosed_memento",
+        m.open.start,
+        `memento ${m.index + 1} is never closed (no <|summary_end|> before ${nextThing(parsed, m.content.end)})`,
+      );
     } else if (WS.test(m.text)) {
       add("empty_memento", m.open.start, `memento ${m.index + 1} is empty`, "warning");
     }
@@ -187,7 +195,8 @@ export function validateResponse(input: string | ParsedResponse, options: Valida
     const first = FIRST_NON_WS.exec(text);
     add("missing_think_start", first ? first.index : 0, "the response does not start with <think>");
   }
-  if (!parsed.thinkEnd) add("missing_think_end", text.length, "missing </think> (the thinking section is never closed)");
+  if (!parsed.thinkEnd)
+    add("missing_think_end", text.length, "missing </think> (the thinking section is never closed)");
   if (parsed.blocks.length === 0 && (parsed.thinkStart || parsed.implicitThink || options.allowMissingThinkStart)) {
     add("no_blocks", parsed.thinkStart?.end ?? 0, "the thinking section has no blocks", "warning");
   }

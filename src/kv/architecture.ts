@@ -88,7 +88,8 @@ export function architectureFromHfConfig(config: unknown, name?: string): KvArch
   }
   const c = parsed.data;
   const headDim = c.head_dim ?? (c.hidden_size ? c.hidden_size / c.num_attention_heads : undefined);
-  if (!headDim || !Number.isInteger(headDim)) throw new UserError("config.json: cannot tell head_dim (give head_dim or hidden_size)");
+  if (!headDim || !Number.isInteger(headDim))
+    throw new UserError("config.json: cannot tell head_dim (give head_dim or hidden_size)");
   const dtype = (c.torch_dtype ?? c.dtype ?? "bfloat16").toLowerCase();
   const bytesPerElement = DTYPE_BYTES[dtype];
   if (!bytesPerElement) throw new UserError(`config.json: unknown dtype "${dtype}"`);
@@ -101,7 +102,8 @@ export function architectureFromHfConfig(config: unknown, name?: string): KvArch
   };
   let swLayers = 0;
   if (c.layer_types) {
-    if (c.layer_types.length !== c.num_hidden_layers) throw new UserError("config.json: layer_types must have one entry per layer");
+    if (c.layer_types.length !== c.num_hidden_layers)
+      throw new UserError("config.json: layer_types must have one entry per layer");
     swLayers = c.layer_types.filter((t) => t.includes("sliding")).length;
   } else if (c.use_sliding_window && c.max_window_layers !== undefined) {
     // Qwen2/3 convention: layers with index >= max_window_layers use the window.
@@ -118,7 +120,9 @@ export function architectureFromHfConfig(config: unknown, name?: string): KvArch
 export function architecturePreset(name: string): KvArchitecture {
   const preset = ARCHITECTURE_PRESETS[name.toLowerCase()];
   if (!preset) {
-    throw new UserError(`unknown architecture "${name}" (presets: ${Object.keys(ARCHITECTURE_PRESETS).join(", ")}, or a config.json path)`);
+    throw new UserError(
+      `unknown architecture "${name}" (presets: ${Object.keys(ARCHITECTURE_PRESETS).join(", ")}, or a config.json path)`,
+    );
   }
   return preset;
 }

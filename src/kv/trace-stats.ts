@@ -68,14 +68,20 @@ export function traceStats(input: TraceInput, options: TraceStatsOptions): Trace
   const prompt = input.problem ? encodeChat([{ role: "user", content: input.problem }], { tokenizer: tok }).ids : [];
   const tokens = prompt.concat(tok.encode(input.text));
   // With a chat prompt, markers quoted in the problem must not count: track from `<|im_start|>assistant` on.
-  const masking = resolveMasking({ keepLastNBlocks: 0, ...options.masking, requireAssistantSection: prompt.length > 0 });
+  const masking = resolveMasking({
+    keepLastNBlocks: 0,
+    ...options.masking,
+    requireAssistantSection: prompt.length > 0,
+  });
   const special = trackerIdsOf(tok);
 
   const mem = simulateKv(tokens, prompt.length, special, masking, { architecture });
   const van = simulateKv(tokens, prompt.length, special, { ...masking, keepLastNBlocks: -1 }, { architecture });
 
   const tracker = new BlockTracker(masking, special);
-  tokens.forEach((t, i) => tracker.push(t, i < prompt.length));
+  tokens.forEach((t, i) => {
+    tracker.push(t, i < prompt.length);
+  });
   const blockTokens: number[] = [];
   const mementoTokens: number[] = [];
   for (const b of tracker.blocks) {
@@ -101,10 +107,19 @@ export function traceStats(input: TraceInput, options: TraceStatsOptions): Trace
   };
 }
 
-
 /** A fixed-width table of per-trace statistics and the medians over all traces. */
 export function formatTraceStatsTable(stats: readonly TraceStats[], architecture: string): string {
-  const head = ["trace", "blocks", "med block tok", "med memento tok", "compress", "peak KV mem/van (tok)", "peak x", "AUC x", `peak GB mem/van`];
+  const head = [
+    "trace",
+    "blocks",
+    "med block tok",
+    "med memento tok",
+    "compress",
+    "peak KV mem/van (tok)",
+    "peak x",
+    "AUC x",
+    `peak GB mem/van`,
+  ];
   const rows = stats.map((s) => [
     s.id,
     String(s.blocks),
@@ -131,5 +146,9 @@ export function formatTraceStatsTable(stats: readonly TraceStats[], architecture
   }
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
   const line = (r: string[]) => r.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join("  ");
-  return [`KV for ${architecture}; memento = keepLastNBlocks 0, vanilla = full attention`, line(head), ...rows.map(line)].join("\n");
+  return [
+    `KV for ${architecture}; memento = keepLastNBlocks 0, vanilla = full attention`,
+    line(head),
+    ...rows.map(line),
+  ].join("\n");
 }

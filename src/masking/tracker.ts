@@ -122,7 +122,12 @@ export class BlockTracker {
 
     if (token === ids.blockStart) {
       let out = NONE;
-      if (!isPrompt && this.config.keepLastBlockForAnswer && this.config.keepLastNBlocks === 0 && this.pendingBlocks > 0) {
+      if (
+        !isPrompt &&
+        this.config.keepLastBlockForAnswer &&
+        this.config.keepLastNBlocks === 0 &&
+        this.pendingBlocks > 0
+      ) {
         out = [this.evictOldest(p)];
       }
       const block: TrackedBlock = {

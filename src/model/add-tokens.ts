@@ -65,7 +65,14 @@ export const REPORT_FILE = "memento_add_tokens.json";
 export const VOCAB_PAD_MULTIPLE = 64;
 
 const SKIP_WEIGHT_EXT = [".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx", ".safetensors"];
-const HANDLED_FILES = new Set(["config.json", "tokenizer.json", "tokenizer_config.json", "added_tokens.json", INDEX_FILE, "model.safetensors"]);
+const HANDLED_FILES = new Set([
+  "config.json",
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "added_tokens.json",
+  INDEX_FILE,
+  "model.safetensors",
+]);
 
 // ------------------------------------------------------------------------------------------------------------
 // Seeded normal noise
@@ -191,7 +198,8 @@ function readConfig(dir: string): { raw: string; json: Record<string, unknown> }
   } catch (e) {
     throw new UserError(`${path}: invalid JSON (${(e as Error).message.replace(/\s+/g, " ")})`);
   }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new UserError(`${path}: expected a JSON object`);
+  if (typeof json !== "object" || json === null || Array.isArray(json))
+    throw new UserError(`${path}: expected a JSON object`);
   return { raw, json: json as Record<string, unknown> };
 }
 
@@ -229,13 +237,18 @@ function meanAllRows(f: SafetensorsFile, name: string, rows: number, hidden: num
  * Adds the Memento tokens to the checkpoint in `dir`, writing the result to `out`. See the module comment for
  * the exact rules. Returns (and writes to OUT/memento_add_tokens.json) the report.
  */
-export function addMementoTokensToCheckpoint(dirArg: string, outArg: string, opts: AddTokensOptions = {}): AddTokensReport {
+export function addMementoTokensToCheckpoint(
+  dirArg: string,
+  outArg: string,
+  opts: AddTokensOptions = {},
+): AddTokensReport {
   const dir = resolve(dirArg);
   const out = resolve(outArg);
   const seed = opts.seed ?? 0;
   const std = opts.std ?? 0.01;
   const chunkBytes = opts.chunkBytes ?? 16 << 20;
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UserError(`--seed must be an integer in [0, 2^32), got ${seed}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+    throw new UserError(`--seed must be an integer in [0, 2^32), got ${seed}`);
   if (!Number.isFinite(std) || std < 0) throw new UserError(`--std must be a finite number >= 0, got ${std}`);
 
   if (!existsSync(dir)) throw new UserError(`${dir}: no such directory`);
@@ -243,7 +256,8 @@ export function addMementoTokensToCheckpoint(dirArg: string, outArg: string, opt
   if (out === dir) throw new UserError(`OUT must differ from DIR (${dir}); the checkpoint is not modified in place`);
   if (existsSync(out)) {
     if (!statSync(out).isDirectory()) throw new UserError(`${out}: exists and is not a directory`);
-    if (!opts.force && readdirSync(out).length > 0) throw new UserError(`${out}: directory is not empty (use --force to write into it)`);
+    if (!opts.force && readdirSync(out).length > 0)
+      throw new UserError(`${out}: directory is not empty (use --force to write into it)`);
   }
 
   const config = readConfig(dir);
@@ -257,20 +271,26 @@ export function addMementoTokensToCheckpoint(dirArg: string, outArg: string, opt
       throw new UserError(`${dir}: no embedding tensor ${embName} in the checkpoint (use --embedding NAME)`);
     }
     const emb = ckpt.info(embName);
-    if (emb.shape.length !== 2) throw new UserError(`${dir}: ${embName} has shape ${JSON.stringify(emb.shape)}, expected [vocab, hidden]`);
-    if (!isFloatDtype(emb.dtype)) throw new UserError(`${dir}: ${embName} has dtype ${emb.dtype}; expected F32, F16 or BF16`);
+    if (emb.shape.length !== 2)
+      throw new UserError(`${dir}: ${embName} has shape ${JSON.stringify(emb.shape)}, expected [vocab, hidden]`);
+    if (!isFloatDtype(emb.dtype))
+      throw new UserError(`${dir}: ${embName} has dtype ${emb.dtype}; expected F32, F16 or BF16`);
     const [rows, hidden] = emb.shape;
     const tiedCfg = config.json.tie_word_embeddings;
     const hasHead = ckpt.has(headName);
     // Hugging Face's default for a config without the key is tied; a stored head then means untied in practice.
     const tied = typeof tiedCfg === "boolean" ? tiedCfg : !hasHead;
     if (!tied && !hasHead) {
-      throw new UserError(`${dir}: tie_word_embeddings is false but the checkpoint has no ${headName} (use --lm-head NAME)`);
+      throw new UserError(
+        `${dir}: tie_word_embeddings is false but the checkpoint has no ${headName} (use --lm-head NAME)`,
+      );
     }
     if (hasHead) {
       const h = ckpt.info(headName);
       if (h.shape.length !== 2 || h.shape[0] !== rows || h.shape[1] !== hidden || !isFloatDtype(h.dtype)) {
-        throw new UserError(`${dir}: ${headName} is ${h.dtype} ${JSON.stringify(h.shape)}, expected a float [${rows}, ${hidden}] like ${embName}`);
+        throw new UserError(
+          `${dir}: ${headName} is ${h.dtype} ${JSON.stringify(h.shape)}, expected a float [${rows}, ${hidden}] like ${embName}`,
+        );
       }
     }
 
@@ -298,7 +318,9 @@ export function addMementoTokensToCheckpoint(dirArg: string, outArg: string, opt
     for (const m of inits) {
       for (const id of m.meanOf) {
         if (id >= rows || targetIds.has(id)) {
-          throw new UserError(`${dir}: word token id ${id} (for ${m.token}) has no trained row in ${embName} (${rows} rows)`);
+          throw new UserError(
+            `${dir}: word token id ${id} (for ${m.token}) has no trained row in ${embName} (${rows} rows)`,
+          );
         }
       }
     }

@@ -37,7 +37,7 @@ export type SafetensorsDtype = keyof typeof SAFETENSORS_DTYPES;
 export type FloatDtype = "F32" | "F16" | "BF16";
 
 export function isSafetensorsDtype(s: unknown): s is SafetensorsDtype {
-  return typeof s === "string" && Object.prototype.hasOwnProperty.call(SAFETENSORS_DTYPES, s);
+  return typeof s === "string" && Object.hasOwn(SAFETENSORS_DTYPES, s);
 }
 
 export function isFloatDtype(s: unknown): s is FloatDtype {
@@ -169,7 +169,8 @@ function readU16(bytes: Uint8Array, n: number): Uint16Array {
  */
 export function decodeFloats(bytes: Uint8Array, dtype: FloatDtype): Float32Array {
   const size = dtypeSize(dtype);
-  if (bytes.length % size !== 0) throw new Error(`decodeFloats: ${bytes.length} bytes is not a whole number of ${dtype} values`);
+  if (bytes.length % size !== 0)
+    throw new Error(`decodeFloats: ${bytes.length} bytes is not a whole number of ${dtype} values`);
   const n = bytes.length / size;
   if (dtype === "F32") {
     const out = new Float32Array(n);

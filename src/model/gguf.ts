@@ -81,7 +81,11 @@ export const gguf = {
   f32: (v: number): GgufValue => ({ type: "FLOAT32", value: v }),
   bool: (v: boolean): GgufValue => ({ type: "BOOL", value: v }),
   str: (v: string): GgufValue => ({ type: "STRING", value: v }),
-  arr: (itemType: GgufScalarTypeName, value: Array<number | bigint | boolean | string>): GgufValue => ({ type: "ARRAY", itemType, value }),
+  arr: (itemType: GgufScalarTypeName, value: Array<number | bigint | boolean | string>): GgufValue => ({
+    type: "ARRAY",
+    itemType,
+    value,
+  }),
 };
 
 /** A tensor to write: `shape` in torch order (outermost first); `data()` is called once, when it is written. */
@@ -108,16 +112,56 @@ class ByteWriter {
     this.buf.copy(next, 0, 0, this.length);
     this.buf = next;
   }
-  u8(v: number): void { this.ensure(1); this.buf.writeUInt8(v, this.length); this.length += 1; }
-  i8(v: number): void { this.ensure(1); this.buf.writeInt8(v, this.length); this.length += 1; }
-  u16(v: number): void { this.ensure(2); this.buf.writeUInt16LE(v, this.length); this.length += 2; }
-  i16(v: number): void { this.ensure(2); this.buf.writeInt16LE(v, this.length); this.length += 2; }
-  u32(v: number): void { this.ensure(4); this.buf.writeUInt32LE(v, this.length); this.length += 4; }
-  i32(v: number): void { this.ensure(4); this.buf.writeInt32LE(v, this.length); this.length += 4; }
-  u64(v: number | bigint): void { this.ensure(8); this.buf.writeBigUInt64LE(BigInt(v), this.length); this.length += 8; }
-  i64(v: number | bigint): void { this.ensure(8); this.buf.writeBigInt64LE(BigInt(v), this.length); this.length += 8; }
-  f32(v: number): void { this.ensure(4); this.buf.writeFloatLE(v, this.length); this.length += 4; }
-  f64(v: number): void { this.ensure(8); this.buf.writeDoubleLE(v, this.length); this.length += 8; }
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf.writeUInt8(v, this.length);
+    this.length += 1;
+  }
+  i8(v: number): void {
+    this.ensure(1);
+    this.buf.writeInt8(v, this.length);
+    this.length += 1;
+  }
+  u16(v: number): void {
+    this.ensure(2);
+    this.buf.writeUInt16LE(v, this.length);
+    this.length += 2;
+  }
+  i16(v: number): void {
+    this.ensure(2);
+    this.buf.writeInt16LE(v, this.length);
+    this.length += 2;
+  }
+  u32(v: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32LE(v, this.length);
+    this.length += 4;
+  }
+  i32(v: number): void {
+    this.ensure(4);
+    this.buf.writeInt32LE(v, this.length);
+    this.length += 4;
+  }
+  u64(v: number | bigint): void {
+    this.ensure(8);
+    this.buf.writeBigUInt64LE(BigInt(v), this.length);
+    this.length += 8;
+  }
+  i64(v: number | bigint): void {
+    this.ensure(8);
+    this.buf.writeBigInt64LE(BigInt(v), this.length);
+    this.length += 8;
+  }
+  f32(v: number): void {
+    this.ensure(4);
+    this.buf.writeFloatLE(v, this.length);
+    this.length += 4;
+  }
+  f64(v: number): void {
+    this.ensure(8);
+    this.buf.writeDoubleLE(v, this.length);
+    this.length += 8;
+  }
   str(s: string): void {
     const b = Buffer.from(s, "utf8");
     this.u64(b.length);
@@ -125,32 +169,65 @@ class ByteWriter {
     b.copy(this.buf, this.length);
     this.length += b.length;
   }
-  zeros(n: number): void { this.ensure(n); this.buf.fill(0, this.length, this.length + n); this.length += n; }
-  bytes(): Buffer { return this.buf.subarray(0, this.length); }
+  zeros(n: number): void {
+    this.ensure(n);
+    this.buf.fill(0, this.length, this.length + n);
+    this.length += n;
+  }
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.length);
+  }
 }
 
-function writeScalar(w: ByteWriter, type: GgufScalarTypeName, v: number | bigint | boolean | string, key: string): void {
+function writeScalar(
+  w: ByteWriter,
+  type: GgufScalarTypeName,
+  v: number | bigint | boolean | string,
+  key: string,
+): void {
   const num = (): number => {
     if (typeof v !== "number") throw new Error(`gguf: ${key}: expected a number for ${type}, got ${typeof v}`);
     return v;
   };
   switch (type) {
-    case "UINT8": return w.u8(num());
-    case "INT8": return w.i8(num());
-    case "UINT16": return w.u16(num());
-    case "INT16": return w.i16(num());
-    case "UINT32": return w.u32(num());
-    case "INT32": return w.i32(num());
-    case "FLOAT32": return w.f32(num());
-    case "FLOAT64": return w.f64(num());
-    case "UINT64": return w.u64(typeof v === "bigint" ? v : num());
-    case "INT64": return w.i64(typeof v === "bigint" ? v : num());
+    case "UINT8":
+      w.u8(num());
+      return;
+    case "INT8":
+      w.i8(num());
+      return;
+    case "UINT16":
+      w.u16(num());
+      return;
+    case "INT16":
+      w.i16(num());
+      return;
+    case "UINT32":
+      w.u32(num());
+      return;
+    case "INT32":
+      w.i32(num());
+      return;
+    case "FLOAT32":
+      w.f32(num());
+      return;
+    case "FLOAT64":
+      w.f64(num());
+      return;
+    case "UINT64":
+      w.u64(typeof v === "bigint" ? v : num());
+      return;
+    case "INT64":
+      w.i64(typeof v === "bigint" ? v : num());
+      return;
     case "BOOL":
       if (typeof v !== "boolean") throw new Error(`gguf: ${key}: expected a boolean`);
-      return w.u8(v ? 1 : 0);
+      w.u8(v ? 1 : 0);
+      return;
     case "STRING":
       if (typeof v !== "string") throw new Error(`gguf: ${key}: expected a string`);
-      return w.str(v);
+      w.str(v);
+      return;
   }
 }
 
@@ -163,11 +240,16 @@ const bytesPerElement = (t: GgmlTypeName): number => (t === "F32" ? 4 : 2);
  * tensors in order. Tensor data is produced and written one tensor at a time, so a large checkpoint is
  * streamed. Returns the file size in bytes.
  */
-export function writeGguf(path: string, metadata: ReadonlyMap<string, GgufValue>, tensors: readonly GgufTensorSource[]): number {
+export function writeGguf(
+  path: string,
+  metadata: ReadonlyMap<string, GgufValue>,
+  tensors: readonly GgufTensorSource[],
+): number {
   const meta = new Map(metadata);
   const alignmentValue = meta.get("general.alignment");
   const alignment = alignmentValue ? Number(alignmentValue.value) : GGUF_DEFAULT_ALIGNMENT;
-  if (!Number.isInteger(alignment) || alignment <= 0 || alignment % 8 !== 0) throw new Error(`gguf: bad alignment ${alignment}`);
+  if (!Number.isInteger(alignment) || alignment <= 0 || alignment % 8 !== 0)
+    throw new Error(`gguf: bad alignment ${alignment}`);
   if (!alignmentValue) meta.set("general.alignment", gguf.u32(alignment));
   const names = new Set<string>();
   for (const t of tensors) {
@@ -221,7 +303,8 @@ export function writeGguf(path: string, metadata: ReadonlyMap<string, GgufValue>
       const t = tensors[i];
       const data = t.data();
       const n = t.shape.reduce((a, b) => a * b, 1);
-      if (data.length !== n) throw new Error(`gguf: tensor ${t.name} has ${data.length} values, shape ${t.shape.join("x")} needs ${n}`);
+      if (data.length !== n)
+        throw new Error(`gguf: tensor ${t.name} has ${data.length} values, shape ${t.shape.join("x")} needs ${n}`);
       const bytes = encodeFloats(data, t.type);
       if (pos !== dataStart + rel) throw new Error("gguf: internal offset mismatch");
       put(bytes);
@@ -261,20 +344,69 @@ export interface GgufFile {
 
 class ByteReader {
   pos = 0;
-  constructor(private readonly buf: Buffer, private readonly what: string) {}
+  constructor(
+    private readonly buf: Buffer,
+    private readonly what: string,
+  ) {}
   private need(n: number): void {
     if (this.pos + n > this.buf.length) throw new UserError(`${this.what}: truncated GGUF header`);
   }
-  u8(): number { this.need(1); return this.buf.readUInt8(this.pos++); }
-  i8(): number { this.need(1); return this.buf.readInt8(this.pos++); }
-  u16(): number { this.need(2); const v = this.buf.readUInt16LE(this.pos); this.pos += 2; return v; }
-  i16(): number { this.need(2); const v = this.buf.readInt16LE(this.pos); this.pos += 2; return v; }
-  u32(): number { this.need(4); const v = this.buf.readUInt32LE(this.pos); this.pos += 4; return v; }
-  i32(): number { this.need(4); const v = this.buf.readInt32LE(this.pos); this.pos += 4; return v; }
-  u64(): bigint { this.need(8); const v = this.buf.readBigUInt64LE(this.pos); this.pos += 8; return v; }
-  i64(): bigint { this.need(8); const v = this.buf.readBigInt64LE(this.pos); this.pos += 8; return v; }
-  f32(): number { this.need(4); const v = this.buf.readFloatLE(this.pos); this.pos += 4; return v; }
-  f64(): number { this.need(8); const v = this.buf.readDoubleLE(this.pos); this.pos += 8; return v; }
+  u8(): number {
+    this.need(1);
+    return this.buf.readUInt8(this.pos++);
+  }
+  i8(): number {
+    this.need(1);
+    return this.buf.readInt8(this.pos++);
+  }
+  u16(): number {
+    this.need(2);
+    const v = this.buf.readUInt16LE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  i16(): number {
+    this.need(2);
+    const v = this.buf.readInt16LE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  u32(): number {
+    this.need(4);
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  i32(): number {
+    this.need(4);
+    const v = this.buf.readInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  u64(): bigint {
+    this.need(8);
+    const v = this.buf.readBigUInt64LE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+  i64(): bigint {
+    this.need(8);
+    const v = this.buf.readBigInt64LE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+  f32(): number {
+    this.need(4);
+    const v = this.buf.readFloatLE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  f64(): number {
+    this.need(8);
+    const v = this.buf.readDoubleLE(this.pos);
+    this.pos += 8;
+    return v;
+  }
   count(): number {
     const v = this.u64();
     if (v > BigInt(this.buf.length)) throw new UserError(`${this.what}: bad length ${v} in GGUF header`);
@@ -289,22 +421,37 @@ class ByteReader {
   }
 }
 
-const TYPE_NAMES = Object.fromEntries(Object.entries(GgufType).map(([k, v]) => [v, k])) as Record<number, keyof typeof GgufType>;
+const TYPE_NAMES = Object.fromEntries(Object.entries(GgufType).map(([k, v]) => [v, k])) as Record<
+  number,
+  keyof typeof GgufType
+>;
 
 function readScalar(r: ByteReader, type: GgufScalarTypeName): number | bigint | boolean | string {
   switch (type) {
-    case "UINT8": return r.u8();
-    case "INT8": return r.i8();
-    case "UINT16": return r.u16();
-    case "INT16": return r.i16();
-    case "UINT32": return r.u32();
-    case "INT32": return r.i32();
-    case "FLOAT32": return r.f32();
-    case "FLOAT64": return r.f64();
-    case "UINT64": return r.u64();
-    case "INT64": return r.i64();
-    case "BOOL": return r.u8() !== 0;
-    case "STRING": return r.str();
+    case "UINT8":
+      return r.u8();
+    case "INT8":
+      return r.i8();
+    case "UINT16":
+      return r.u16();
+    case "INT16":
+      return r.i16();
+    case "UINT32":
+      return r.u32();
+    case "INT32":
+      return r.i32();
+    case "FLOAT32":
+      return r.f32();
+    case "FLOAT64":
+      return r.f64();
+    case "UINT64":
+      return r.u64();
+    case "INT64":
+      return r.i64();
+    case "BOOL":
+      return r.u8() !== 0;
+    case "STRING":
+      return r.str();
   }
 }
 
@@ -445,7 +592,10 @@ export function hfTensorName(ggufName: string): string {
 }
 
 /** The `qwen3.*` and general metadata of a config. */
-export function qwen3Metadata(c: Qwen3Config, opts: { name?: string; fileType?: GgmlTypeName } = {}): Map<string, GgufValue> {
+export function qwen3Metadata(
+  c: Qwen3Config,
+  opts: { name?: string; fileType?: GgmlTypeName } = {},
+): Map<string, GgufValue> {
   const m = new Map<string, GgufValue>();
   m.set("general.architecture", gguf.str("qwen3"));
   m.set("general.type", gguf.str("model"));
@@ -517,7 +667,8 @@ function mentionsByteLevel(node: unknown): boolean {
 
 function tokenContent(v: unknown): string | undefined {
   if (typeof v === "string") return v;
-  if (v && typeof v === "object" && typeof (v as { content?: unknown }).content === "string") return (v as { content: string }).content;
+  if (v && typeof v === "object" && typeof (v as { content?: unknown }).content === "string")
+    return (v as { content: string }).content;
   return undefined;
 }
 
@@ -525,8 +676,13 @@ function tokenContent(v: unknown): string | undefined {
  * The GGUF tokenizer vocabulary of a Hugging Face BPE `tokenizer.json` (+ `tokenizer_config.json`), padded
  * to `vocabSize` (the model's embedding rows).
  */
-export function ggufTokenizerFromHf(json: HfTokenizerJson, config: Record<string, unknown>, vocabSize: number): GgufTokenizer {
-  if (json.model?.type !== "BPE" || !json.model.vocab) throw new UserError(`tokenizer.json: only BPE tokenizers can be exported to GGUF (model type ${json.model?.type})`);
+export function ggufTokenizerFromHf(
+  json: HfTokenizerJson,
+  config: Record<string, unknown>,
+  vocabSize: number,
+): GgufTokenizer {
+  if (json.model?.type !== "BPE" || !json.model.vocab)
+    throw new UserError(`tokenizer.json: only BPE tokenizers can be exported to GGUF (model type ${json.model?.type})`);
   const byteLevel = mentionsByteLevel(json.pre_tokenizer) || mentionsByteLevel(json.decoder);
   const table = bytesToUnicode();
   const mapText = (s: string): string => (byteLevel ? s : Array.from(Buffer.from(s, "utf8"), (b) => table[b]).join(""));
@@ -537,7 +693,8 @@ export function ggufTokenizerFromHf(json: HfTokenizerJson, config: Record<string
   let maxId = -1;
   for (const id of byId.keys()) maxId = Math.max(maxId, id);
   for (const id of added.keys()) maxId = Math.max(maxId, id);
-  if (maxId + 1 > vocabSize) throw new UserError(`tokenizer has ${maxId + 1} ids but the model has ${vocabSize} embedding rows`);
+  if (maxId + 1 > vocabSize)
+    throw new UserError(`tokenizer has ${maxId + 1} ids but the model has ${vocabSize} embedding rows`);
   const tokens: string[] = [];
   const tokenTypes: number[] = [];
   const seen = new Set<string>();
@@ -576,7 +733,17 @@ export function ggufTokenizerFromHf(json: HfTokenizerJson, config: Record<string
   // point it at the pad/end-of-text token as Qwen's own GGUFs do.
   const bosId = idOf(config.bos_token) ?? padId ?? eosId;
   const template = typeof config.chat_template === "string" ? config.chat_template : undefined;
-  return { tokens, tokenTypes, merges, pre: "qwen2", bosId, eosId, padId, chatTemplate: template, byteLevelSource: byteLevel };
+  return {
+    tokens,
+    tokenTypes,
+    merges,
+    pre: "qwen2",
+    bosId,
+    eosId,
+    padId,
+    chatTemplate: template,
+    byteLevelSource: byteLevel,
+  };
 }
 
 /** The tokenizer.* metadata entries. */
@@ -627,7 +794,11 @@ export interface ExportGgufReport {
 }
 
 /** Tensor sources of a model in memory, in parameterShapes order. */
-function modelSources(config: Qwen3Config, get: (hfName: string) => Float32Array, dtype: GgmlTypeName): GgufTensorSource[] {
+function modelSources(
+  config: Qwen3Config,
+  get: (hfName: string) => Float32Array,
+  dtype: GgmlTypeName,
+): GgufTensorSource[] {
   return parameterShapes(config).map(([name, shape]) => ({
     name: ggufTensorName(name),
     shape,
@@ -652,7 +823,14 @@ export function exportModelToGguf(
   return report(out, bytes, sources.length, dtype, c, tok);
 }
 
-function report(out: string, bytes: number, tensors: number, dtype: GgmlTypeName, c: Qwen3Config, tok: GgufTokenizer): ExportGgufReport {
+function report(
+  out: string,
+  bytes: number,
+  tensors: number,
+  dtype: GgmlTypeName,
+  c: Qwen3Config,
+  tok: GgufTokenizer,
+): ExportGgufReport {
   return {
     output: out,
     bytes,
@@ -668,7 +846,11 @@ function report(out: string, bytes: number, tensors: number, dtype: GgmlTypeName
  * Exports a Hugging Face Qwen3 checkpoint directory (config.json, safetensors, tokenizer.json) to GGUF,
  * streaming one tensor at a time (peak memory ~ the largest tensor). `tokenizerDir` defaults to `dir`.
  */
-export function exportCheckpointToGguf(dir: string, out: string, opts: ExportGgufOptions & { tokenizerDir?: string } = {}): ExportGgufReport {
+export function exportCheckpointToGguf(
+  dir: string,
+  out: string,
+  opts: ExportGgufOptions & { tokenizerDir?: string } = {},
+): ExportGgufReport {
   const dtype = opts.dtype ?? "F32";
   const configPath = join(dir, "config.json");
   if (!existsSync(configPath)) throw new UserError(`${dir}: no config.json`);
@@ -680,7 +862,8 @@ export function exportCheckpointToGguf(dir: string, out: string, opts: ExportGgu
     for (const [name, shape] of parameterShapes(c)) {
       if (!ckpt.has(name)) throw new UserError(`${dir}: checkpoint lacks ${name}`);
       const info = ckpt.info(name);
-      if (info.shape.join("x") !== shape.join("x")) throw new UserError(`${dir}: ${name} has shape ${info.shape.join("x")}, expected ${shape.join("x")}`);
+      if (info.shape.join("x") !== shape.join("x"))
+        throw new UserError(`${dir}: ${name} has shape ${info.shape.join("x")}, expected ${shape.join("x")}`);
     }
     const meta = new Map([...qwen3Metadata(c, { name: opts.name, fileType: dtype }), ...tokenizerMetadata(tok)]);
     const sources = modelSources(c, (n) => ckpt.read(n).data, dtype);
@@ -692,7 +875,11 @@ export function exportCheckpointToGguf(dir: string, out: string, opts: ExportGgu
 }
 
 /** The Qwen3 config and HF-named tensors of a GGUF this module wrote (for round-trip checks). */
-export function readQwen3Gguf(path: string): { config: Qwen3Config; tensors: Map<string, { shape: number[]; data: Float32Array }>; file: GgufFile } {
+export function readQwen3Gguf(path: string): {
+  config: Qwen3Config;
+  tensors: Map<string, { shape: number[]; data: Float32Array }>;
+  file: GgufFile;
+} {
   const file = readGguf(path);
   const num = (k: string): number => {
     const v = ggufGet(file, k);
@@ -716,6 +903,7 @@ export function readQwen3Gguf(path: string): { config: Qwen3Config; tensors: Map
     tie_word_embeddings: !file.tensors.some((t) => t.name === "output.weight"),
   });
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const t of file.tensors) tensors.set(hfTensorName(t.name), { shape: [...t.dims].reverse(), data: readGgufTensor(file, t.name) });
+  for (const t of file.tensors)
+    tensors.set(hfTensorName(t.name), { shape: [...t.dims].reverse(), data: readGgufTensor(file, t.name) });
   return { config, tensors, file };
 }

@@ -172,7 +172,14 @@ export class KVCache {
     const bounds = new Int32Array(m);
     for (let i = 0; i < m; i++) bounds[i] = this.lowerBound(positions[i] + 1);
     let scores = new Float64Array(Math.max(1, this.size));
-    const attention = (layer: number, q: Float32Array, k: Float32Array, v: Float32Array, rows: number, _acts?: LayerActivations) => {
+    const attention = (
+      layer: number,
+      q: Float32Array,
+      k: Float32Array,
+      v: Float32Array,
+      rows: number,
+      _acts?: LayerActivations,
+    ) => {
       const K = this.keys[layer];
       const V = this.values[layer];
       for (let i = 0; i < rows; i++) {

@@ -35,8 +35,14 @@ export function matmulABt(
       const b1 = (j + 1 < N ? j + 1 : N - 1) * K;
       const b2 = (j + 2 < N ? j + 2 : N - 1) * K;
       const b3 = (j + 3 < N ? j + 3 : N - 1) * K;
-      let s00 = 0, s01 = 0, s02 = 0, s03 = 0;
-      let s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      let s00 = 0,
+        s01 = 0,
+        s02 = 0,
+        s03 = 0;
+      let s10 = 0,
+        s11 = 0,
+        s12 = 0,
+        s13 = 0;
       for (let k = 0; k < K; k++) {
         const x0 = a[a0 + k];
         const x1 = a[a1 + k];
@@ -44,10 +50,16 @@ export function matmulABt(
         const w1 = b[b1 + k];
         const w2 = b[b2 + k];
         const w3 = b[b3 + k];
-        s00 += x0 * w0; s01 += x0 * w1; s02 += x0 * w2; s03 += x0 * w3;
-        s10 += x1 * w0; s11 += x1 * w1; s12 += x1 * w2; s13 += x1 * w3;
+        s00 += x0 * w0;
+        s01 += x0 * w1;
+        s02 += x0 * w2;
+        s03 += x0 * w3;
+        s10 += x1 * w0;
+        s11 += x1 * w1;
+        s12 += x1 * w2;
+        s13 += x1 * w3;
       }
-      const cols = N - j < 4 ? N - j : 4;
+      const cols = Math.min(N - j, 4);
       if (accumulate) {
         out[o0 + j] += s00;
         if (cols > 1) out[o0 + j + 1] += s01;
@@ -72,7 +84,15 @@ export function matmulABt(
 }
 
 /** Row i of out = a[i] · B^T, 1x4 tiles (the odd row of `matmulABt`). */
-function rowABt(out: Float32Array, a: Float32Array, b: Float32Array, i: number, K: number, N: number, accumulate: boolean): void {
+function rowABt(
+  out: Float32Array,
+  a: Float32Array,
+  b: Float32Array,
+  i: number,
+  K: number,
+  N: number,
+  accumulate: boolean,
+): void {
   const a0 = i * K;
   const o0 = i * N;
   let j = 0;
@@ -81,7 +101,10 @@ function rowABt(out: Float32Array, a: Float32Array, b: Float32Array, i: number, 
     const b1 = b0 + K;
     const b2 = b1 + K;
     const b3 = b2 + K;
-    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    let s0 = 0,
+      s1 = 0,
+      s2 = 0,
+      s3 = 0;
     for (let k = 0; k < K; k++) {
       const x = a[a0 + k];
       s0 += x * b[b0 + k];
@@ -90,9 +113,15 @@ function rowABt(out: Float32Array, a: Float32Array, b: Float32Array, i: number, 
       s3 += x * b[b3 + k];
     }
     if (accumulate) {
-      out[o0 + j] += s0; out[o0 + j + 1] += s1; out[o0 + j + 2] += s2; out[o0 + j + 3] += s3;
+      out[o0 + j] += s0;
+      out[o0 + j + 1] += s1;
+      out[o0 + j + 2] += s2;
+      out[o0 + j + 3] += s3;
     } else {
-      out[o0 + j] = s0; out[o0 + j + 1] = s1; out[o0 + j + 2] = s2; out[o0 + j + 3] = s3;
+      out[o0 + j] = s0;
+      out[o0 + j + 1] = s1;
+      out[o0 + j + 2] = s2;
+      out[o0 + j + 3] = s3;
     }
   }
   for (; j < N; j++) {
@@ -136,8 +165,14 @@ export function matmulABtTri(
       const b1 = (j + 1 < N ? j + 1 : N - 1) * K;
       const b2 = (j + 2 < N ? j + 2 : N - 1) * K;
       const b3 = (j + 3 < N ? j + 3 : N - 1) * K;
-      let s00 = 0, s01 = 0, s02 = 0, s03 = 0;
-      let s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      let s00 = 0,
+        s01 = 0,
+        s02 = 0,
+        s03 = 0;
+      let s10 = 0,
+        s11 = 0,
+        s12 = 0,
+        s13 = 0;
       for (let k = kLo; k < kHi; k++) {
         const x0 = a[a0 + k];
         const x1 = a[a1 + k];
@@ -145,10 +180,16 @@ export function matmulABtTri(
         const w1 = b[b1 + k];
         const w2 = b[b2 + k];
         const w3 = b[b3 + k];
-        s00 += x0 * w0; s01 += x0 * w1; s02 += x0 * w2; s03 += x0 * w3;
-        s10 += x1 * w0; s11 += x1 * w1; s12 += x1 * w2; s13 += x1 * w3;
+        s00 += x0 * w0;
+        s01 += x0 * w1;
+        s02 += x0 * w2;
+        s03 += x0 * w3;
+        s10 += x1 * w0;
+        s11 += x1 * w1;
+        s12 += x1 * w2;
+        s13 += x1 * w3;
       }
-      const cols = N - j < 4 ? N - j : 4;
+      const cols = Math.min(N - j, 4);
       if (accumulate) {
         out[o0 + j] += s00;
         if (cols > 1) out[o0 + j + 1] += s01;
@@ -177,7 +218,14 @@ export function matmulABtTri(
 }
 
 /** Copies columns [col, col+width) of a [rows, stride] matrix into a contiguous [rows, width] one (or back). */
-export function gatherColumns(out: Float32Array, a: Float32Array, rows: number, stride: number, col: number, width: number): Float32Array {
+export function gatherColumns(
+  out: Float32Array,
+  a: Float32Array,
+  rows: number,
+  stride: number,
+  col: number,
+  width: number,
+): Float32Array {
   for (let r = 0; r < rows; r++) {
     const src = r * stride + col;
     const dst = r * width;
@@ -187,7 +235,14 @@ export function gatherColumns(out: Float32Array, a: Float32Array, rows: number, 
 }
 
 /** Adds a contiguous [rows, width] matrix into columns [col, col+width) of a [rows, stride] one. */
-export function scatterAddColumns(out: Float32Array, a: Float32Array, rows: number, stride: number, col: number, width: number): void {
+export function scatterAddColumns(
+  out: Float32Array,
+  a: Float32Array,
+  rows: number,
+  stride: number,
+  col: number,
+  width: number,
+): void {
   for (let r = 0; r < rows; r++) {
     const dst = r * stride + col;
     const src = r * width;
@@ -296,13 +351,17 @@ export function rmsNormBackward(
  * RoPE tables for the given logical positions, Hugging Face convention: inv_freq[i] = theta^(-2i/D) for
  * i < D/2, angle = position * inv_freq[i]. Returns cos and sin, each [n, D/2].
  */
-export function ropeTables(positions: ArrayLike<number>, headDim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+export function ropeTables(
+  positions: ArrayLike<number>,
+  headDim: number,
+  theta: number,
+): { cos: Float32Array; sin: Float32Array } {
   const half = headDim >> 1;
   const n = positions.length;
   const cos = new Float32Array(n * half);
   const sin = new Float32Array(n * half);
   const invFreq = new Float64Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = Math.pow(theta, (-2 * i) / headDim);
+  for (let i = 0; i < half; i++) invFreq[i] = theta ** ((-2 * i) / headDim);
   for (let t = 0; t < n; t++) {
     const p = positions[t];
     for (let i = 0; i < half; i++) {
@@ -358,7 +417,13 @@ export function swiglu(act: Float32Array, gate: Float32Array, up: Float32Array):
 /**
  * Backward of `swiglu`: dgate = dact * up * silu'(g), silu'(g) = s (1 + g (1 - s)); dup = dact * silu(g).
  */
-export function swigluBackward(dgate: Float32Array, dup: Float32Array, dact: Float32Array, gate: Float32Array, up: Float32Array): void {
+export function swigluBackward(
+  dgate: Float32Array,
+  dup: Float32Array,
+  dact: Float32Array,
+  gate: Float32Array,
+  up: Float32Array,
+): void {
   for (let i = 0; i < dact.length; i++) {
     const g = gate[i];
     const s = 1 / (1 + Math.exp(-g));
@@ -434,7 +499,8 @@ export class Rng {
   }
   /** Uniform in [0, 1). */
   next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) | 0);
+    this.state = (this.state + 0x6d2b79f5) | 0;
+    let t = this.state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;

@@ -19,7 +19,19 @@
  * (`model.safetensors.index.json`, `{metadata?, weight_map: {tensor: file}}`) is read through
  * `SafetensorsCheckpoint`. Malformed input raises UserError with a one-line message.
  */
-import { closeSync, existsSync, fstatSync, openSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync, readFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  openSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+  readFileSync,
+} from "node:fs";
 import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from "node:path";
 import { UserError } from "../errors.js";
 import {
@@ -122,7 +134,14 @@ function openForRead(path: string): number {
 }
 
 /** Reads exactly `length` bytes at `position` into `buf` from offset `bufOffset`; throws on a short file. */
-function readFully(fd: number, buf: Uint8Array, bufOffset: number, length: number, position: number, path: string): void {
+function readFully(
+  fd: number,
+  buf: Uint8Array,
+  bufOffset: number,
+  length: number,
+  position: number,
+  path: string,
+): void {
   let done = 0;
   while (done < length) {
     const n = readSync(fd, buf, bufOffset + done, Math.min(length - done, IO_CHUNK), position + done);
@@ -171,7 +190,8 @@ function parseHeader(path: string, json: Uint8Array, headerLength: number, fileS
   const entries: [string, TensorInfo][] = [];
   for (const [name, v] of Object.entries(parsed)) {
     if (name === "__metadata__") {
-      if (!isObject(v) || !Object.values(v).every((x) => typeof x === "string")) bad("__metadata__ must map strings to strings");
+      if (!isObject(v) || !Object.values(v).every((x) => typeof x === "string"))
+        bad("__metadata__ must map strings to strings");
       metadata = v as Record<string, string>;
       continue;
     }
@@ -184,18 +204,26 @@ function parseHeader(path: string, json: Uint8Array, headerLength: number, fileS
     } catch (e) {
       bad((e as Error).message);
     }
-    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
+    if (
+      !Array.isArray(offs) ||
+      offs.length !== 2 ||
+      !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)
+    ) {
       bad(`tensor ${JSON.stringify(name)} has invalid data_offsets`);
     }
     const [b, e] = offs as [number, number];
     const want = tensorByteLength(dtype as SafetensorsDtype, s);
-    if (e < b || e - b !== want) bad(`tensor ${JSON.stringify(name)}: data_offsets [${b}, ${e}] do not match ${dtype} ${JSON.stringify(s)} (${want} bytes)`);
+    if (e < b || e - b !== want)
+      bad(
+        `tensor ${JSON.stringify(name)}: data_offsets [${b}, ${e}] do not match ${dtype} ${JSON.stringify(s)} (${want} bytes)`,
+      );
     entries.push([name, { dtype: dtype as SafetensorsDtype, shape: s, dataOffsets: [b, e] }]);
   }
   entries.sort((x, y) => x[1].dataOffsets[0] - y[1].dataOffsets[0] || x[1].dataOffsets[1] - y[1].dataOffsets[1]);
   let at = 0;
   for (const [name, t] of entries) {
-    if (t.dataOffsets[0] !== at) bad(`tensor ${JSON.stringify(name)} starts at ${t.dataOffsets[0]}, expected ${at} (hole or overlap)`);
+    if (t.dataOffsets[0] !== at)
+      bad(`tensor ${JSON.stringify(name)} starts at ${t.dataOffsets[0]}, expected ${at} (hole or overlap)`);
     at = t.dataOffsets[1];
   }
   if (at !== bufferLength) bad(`tensors cover ${at} bytes but the byte buffer has ${bufferLength}`);
@@ -208,11 +236,14 @@ function readHeaderFd(fd: number, path: string): SafetensorsHeader {
   const lenBuf = Buffer.alloc(8);
   readFully(fd, lenBuf, 0, 8, 0, path);
   const n = lenBuf.readBigUInt64LE(0);
-  if (n > BigInt(MAX_HEADER_BYTES)) throw new UserError(`${path}: not a safetensors file (header length ${n} is too large)`);
+  if (n > BigInt(MAX_HEADER_BYTES))
+    throw new UserError(`${path}: not a safetensors file (header length ${n} is too large)`);
   const headerLength = Number(n);
   if (headerLength < 2) throw new UserError(`${path}: not a safetensors file (header length ${headerLength})`);
   if (8 + headerLength > fileSize) {
-    throw new UserError(`${path}: not a safetensors file (header length ${headerLength} exceeds the file size ${fileSize})`);
+    throw new UserError(
+      `${path}: not a safetensors file (header length ${headerLength} exceeds the file size ${fileSize})`,
+    );
   }
   const json = Buffer.alloc(headerLength);
   readFully(fd, json, 0, headerLength, 8, path);
@@ -237,7 +268,10 @@ export class SafetensorsFile {
   readonly header: SafetensorsHeader;
   private fd: number | undefined;
 
-  private constructor(readonly path: string, fd: number) {
+  private constructor(
+    readonly path: string,
+    fd: number,
+  ) {
     this.fd = fd;
     try {
       this.header = readHeaderFd(fd, path);
@@ -320,7 +354,8 @@ export class SafetensorsFile {
   readRow(name: string, row: number): Float32Array {
     const { shape } = this.info(name);
     if (shape.length === 0) throw new RangeError(`${this.path}: tensor ${name} is a scalar`);
-    if (!Number.isInteger(row) || row < 0 || row >= shape[0]) throw new RangeError(`${this.path}: row ${row} outside tensor ${name} (${shape[0]} rows)`);
+    if (!Number.isInteger(row) || row < 0 || row >= shape[0])
+      throw new RangeError(`${this.path}: row ${row} outside tensor ${name} (${shape[0]} rows)`);
     const width = numel(shape.slice(1));
     return this.readElements(name, row * width, width);
   }
@@ -376,26 +411,34 @@ interface Slot extends TensorPlan {
  * Lays out a header for `plan`: tensors sorted by element size (largest first) then name, packed from offset
  * 0. Returns the padded header bytes (length prefix not included) and each tensor's [begin, end).
  */
-export function planLayout(plan: readonly TensorPlan[], metadata?: Record<string, string>): {
+export function planLayout(
+  plan: readonly TensorPlan[],
+  metadata?: Record<string, string>,
+): {
   header: Uint8Array;
   offsets: Map<string, [number, number]>;
   bufferLength: number;
 } {
   const seen = new Set<string>();
   for (const t of plan) {
-    if (typeof t.name !== "string" || t.name.length === 0) throw new Error("safetensors: tensor names must be non-empty strings");
+    if (typeof t.name !== "string" || t.name.length === 0)
+      throw new Error("safetensors: tensor names must be non-empty strings");
     if (t.name === "__metadata__") throw new Error("safetensors: a tensor cannot be named __metadata__");
     if (seen.has(t.name)) throw new Error(`safetensors: duplicate tensor name ${JSON.stringify(t.name)}`);
     seen.add(t.name);
-    if (!isSafetensorsDtype(t.dtype)) throw new Error(`safetensors: tensor ${t.name}: unknown dtype ${JSON.stringify(t.dtype)}`);
+    if (!isSafetensorsDtype(t.dtype))
+      throw new Error(`safetensors: tensor ${t.name}: unknown dtype ${JSON.stringify(t.dtype)}`);
     checkShape(t.shape, `safetensors: tensor ${t.name}`);
   }
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== "string") throw new Error(`safetensors: metadata value for ${JSON.stringify(k)} must be a string`);
+      if (typeof v !== "string")
+        throw new Error(`safetensors: metadata value for ${JSON.stringify(k)} must be a string`);
     }
   }
-  const order = [...plan].sort((a, b) => dtypeSize(b.dtype) - dtypeSize(a.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const order = [...plan].sort(
+    (a, b) => dtypeSize(b.dtype) - dtypeSize(a.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+  );
   const offsets = new Map<string, [number, number]>();
   const obj: Record<string, unknown> = {};
   if (metadata !== undefined) obj.__metadata__ = { ...metadata };
@@ -431,7 +474,11 @@ export class SafetensorsWriter {
   private readonly tmpPath: string;
   private fd: number | undefined;
 
-  constructor(readonly path: string, plan: readonly TensorPlan[], metadata?: Record<string, string>) {
+  constructor(
+    readonly path: string,
+    plan: readonly TensorPlan[],
+    metadata?: Record<string, string>,
+  ) {
     const { header, offsets, bufferLength } = planLayout(plan, metadata);
     this.offsets = offsets;
     this.bufferLength = bufferLength;
@@ -460,7 +507,8 @@ export class SafetensorsWriter {
 
   private toBytes(s: Slot, data: Float32Array | Uint8Array): Uint8Array {
     if (data instanceof Float32Array) {
-      if (!isFloatDtype(s.dtype)) throw new Error(`SafetensorsWriter: tensor ${s.name} is ${s.dtype}; pass its raw bytes as a Uint8Array`);
+      if (!isFloatDtype(s.dtype))
+        throw new Error(`SafetensorsWriter: tensor ${s.name} is ${s.dtype}; pass its raw bytes as a Uint8Array`);
       return encodeFloats(data, s.dtype);
     }
     if (data instanceof Uint8Array) return data;
@@ -477,10 +525,14 @@ export class SafetensorsWriter {
     const bytes = this.toBytes(s, data);
     const size = s.end - s.begin;
     if (bytes.length % dtypeSize(s.dtype) !== 0) {
-      throw new Error(`SafetensorsWriter: tensor ${name}: ${bytes.length} bytes is not a whole number of ${s.dtype} elements`);
+      throw new Error(
+        `SafetensorsWriter: tensor ${name}: ${bytes.length} bytes is not a whole number of ${s.dtype} elements`,
+      );
     }
     if (s.written + bytes.length > size) {
-      throw new Error(`SafetensorsWriter: tensor ${name}: writing ${bytes.length} bytes after ${s.written} exceeds its ${size} bytes`);
+      throw new Error(
+        `SafetensorsWriter: tensor ${name}: writing ${bytes.length} bytes after ${s.written} exceeds its ${size} bytes`,
+      );
     }
     writeFully(this.fd, bytes, this.dataStart + s.begin + s.written);
     s.written += bytes.length;
@@ -492,7 +544,9 @@ export class SafetensorsWriter {
     if (s.written !== 0) throw new Error(`SafetensorsWriter: tensor ${name} was already (partly) written`);
     const n = data instanceof Float32Array ? data.length * dtypeSize(s.dtype) : data.length;
     if (n !== s.end - s.begin) {
-      throw new Error(`SafetensorsWriter: tensor ${name} ${s.dtype} ${JSON.stringify(s.shape)} needs ${s.end - s.begin} bytes, got ${n}`);
+      throw new Error(
+        `SafetensorsWriter: tensor ${name} ${s.dtype} ${JSON.stringify(s.shape)} needs ${s.end - s.begin} bytes, got ${n}`,
+      );
     }
     this.writePart(name, data);
   }
@@ -508,7 +562,9 @@ export class SafetensorsWriter {
     const missing = this.pending();
     if (missing.length > 0) {
       this.abort();
-      throw new Error(`SafetensorsWriter: ${missing.length} tensor(s) not completely written (${missing.slice(0, 5).join(", ")})`);
+      throw new Error(
+        `SafetensorsWriter: ${missing.length} tensor(s) not completely written (${missing.slice(0, 5).join(", ")})`,
+      );
     }
     closeSync(this.fd);
     this.fd = undefined;
@@ -529,7 +585,11 @@ export class SafetensorsWriter {
 }
 
 /** Writes float32 tensors (stored as each one's dtype, default F32) to a safetensors file. */
-export function writeSafetensors(path: string, tensors: ReadonlyMap<string, TensorInput>, metadata?: Record<string, string>): void {
+export function writeSafetensors(
+  path: string,
+  tensors: ReadonlyMap<string, TensorInput>,
+  metadata?: Record<string, string>,
+): void {
   const plan: TensorPlan[] = [];
   for (const [name, t] of tensors) {
     const dtype = t.dtype ?? "F32";
@@ -577,17 +637,21 @@ function readJson(path: string, what: string): unknown {
 function checkShardName(file: string, indexPath: string): void {
   const n = normalize(file);
   if (file.length === 0 || isAbsolute(file) || n.startsWith("..") || n.split(sep).includes("..")) {
-    throw new UserError(`${indexPath}: shard file name ${JSON.stringify(file)} points outside the checkpoint directory`);
+    throw new UserError(
+      `${indexPath}: shard file name ${JSON.stringify(file)} points outside the checkpoint directory`,
+    );
   }
 }
 
 /** Reads and validates a `model.safetensors.index.json`. */
 export function readSafetensorsIndex(path: string): SafetensorsIndex {
   const j = readJson(path, "the safetensors index");
-  if (!isObject(j) || !isObject(j.weight_map)) throw new UserError(`${path}: not a safetensors index (no "weight_map" object)`);
+  if (!isObject(j) || !isObject(j.weight_map))
+    throw new UserError(`${path}: not a safetensors index (no "weight_map" object)`);
   const weightMap = new Map<string, string>();
   for (const [name, file] of Object.entries(j.weight_map)) {
-    if (typeof file !== "string") throw new UserError(`${path}: weight_map[${JSON.stringify(name)}] is not a file name`);
+    if (typeof file !== "string")
+      throw new UserError(`${path}: weight_map[${JSON.stringify(name)}] is not a file name`);
     checkShardName(file, path);
     weightMap.set(name, file);
   }
@@ -596,7 +660,12 @@ export function readSafetensorsIndex(path: string): SafetensorsIndex {
 }
 
 /** Writes a `model.safetensors.index.json` (`metadata.total_size` = the tensors' total bytes, as Hugging Face does). */
-export function writeSafetensorsIndex(path: string, weightMap: ReadonlyMap<string, string>, totalSize: number, metadata: Record<string, unknown> = {}): void {
+export function writeSafetensorsIndex(
+  path: string,
+  weightMap: ReadonlyMap<string, string>,
+  totalSize: number,
+  metadata: Record<string, unknown> = {},
+): void {
   const sorted = [...weightMap.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const out = { metadata: { ...metadata, total_size: totalSize }, weight_map: Object.fromEntries(sorted) };
   writeFileSync(path, JSON.stringify(out, null, 2) + "\n");
@@ -615,7 +684,12 @@ export class SafetensorsCheckpoint {
   readonly indexMetadata: Record<string, unknown> | undefined;
   private readonly open = new Map<string, SafetensorsFile>();
 
-  private constructor(readonly dir: string, readonly sharded: boolean, weightMap: Map<string, string>, indexMetadata?: Record<string, unknown>) {
+  private constructor(
+    readonly dir: string,
+    readonly sharded: boolean,
+    weightMap: Map<string, string>,
+    indexMetadata?: Record<string, unknown>,
+  ) {
     this.weightMap = weightMap;
     this.indexMetadata = indexMetadata;
     this.files = [...new Set(weightMap.values())];
@@ -659,7 +733,8 @@ export class SafetensorsCheckpoint {
       for (const file of ckpt.files) {
         const f = ckpt.file(file);
         for (const [name, shard] of ckpt.weightMap) {
-          if (shard === file && !f.has(name)) throw new UserError(`${f.path}: tensor ${name} listed in the index is not in this shard`);
+          if (shard === file && !f.has(name))
+            throw new UserError(`${f.path}: tensor ${name} listed in the index is not in this shard`);
         }
       }
     } catch (e) {
@@ -691,7 +766,8 @@ export class SafetensorsCheckpoint {
   /** The open file holding a tensor. */
   fileOf(name: string): SafetensorsFile {
     const file = this.weightMap.get(name);
-    if (file === undefined) throw new UserError(`${this.dir}: no tensor named ${JSON.stringify(name)} in the checkpoint`);
+    if (file === undefined)
+      throw new UserError(`${this.dir}: no tensor named ${JSON.stringify(name)} in the checkpoint`);
     return this.file(file);
   }
 

@@ -86,7 +86,14 @@ export interface ForwardCache {
  * returns the attention output [n, H*D]. The full forward masks with a pattern; the KV cache stores k/v in
  * its slots and attends over them.
  */
-export type AttentionFn = (layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, acts?: LayerActivations) => Float32Array;
+export type AttentionFn = (
+  layer: number,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  n: number,
+  acts?: LayerActivations,
+) => Float32Array;
 
 export interface InitOptions {
   seed?: number;
@@ -147,7 +154,8 @@ export class Qwen3Model {
       const t = params.get(name);
       const size = shape.reduce((a, b) => a * b, 1);
       if (!t) throw new Error(`missing parameter ${name}`);
-      if (t.length !== size) throw new Error(`parameter ${name} has ${t.length} values, expected ${size} (${shape.join("x")})`);
+      if (t.length !== size)
+        throw new Error(`parameter ${name} has ${t.length} values, expected ${size} (${shape.join("x")})`);
     }
     this.params = params;
     const get = (name: string) => params.get(name) as Float32Array;
@@ -199,7 +207,10 @@ export class Qwen3Model {
   }
 
   /** Builds a model from named tensors (copied). Extra tensors are ignored; a tied lm_head is ignored. */
-  static fromTensorMap(config: Qwen3Config, tensors: Map<string, { shape?: number[]; data: Float32Array } | Float32Array>): Qwen3Model {
+  static fromTensorMap(
+    config: Qwen3Config,
+    tensors: Map<string, { shape?: number[]; data: Float32Array } | Float32Array>,
+  ): Qwen3Model {
     const params = new Map<string, Float32Array>();
     for (const [name, shape] of parameterShapes(config)) {
       const entry = tensors.get(name);
@@ -216,7 +227,8 @@ export class Qwen3Model {
   /** The parameters as named tensors with shapes (sharing the arrays), in HF order; no lm_head when tied. */
   toTensorMap(): Map<string, { shape: number[]; data: Float32Array }> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, shape] of parameterShapes(this.config)) out.set(name, { shape, data: this.params.get(name) as Float32Array });
+    for (const [name, shape] of parameterShapes(this.config))
+      out.set(name, { shape, data: this.params.get(name) as Float32Array });
     return out;
   }
 
@@ -260,7 +272,26 @@ export class Qwen3Model {
       applyRope(q, cos, sin, n, H, D);
       applyRope(k, cos, sin, n, KV, D);
       const acts: LayerActivations | undefined = save
-        ? { x, inv1, h1, qRaw, kRaw, qInv, kInv, q, k, v, probs: [], attn: q, xMid: x, inv2: inv1, h2: h1, gate: q, up: q, act: q }
+        ? {
+            x,
+            inv1,
+            h1,
+            qRaw,
+            kRaw,
+            qInv,
+            kInv,
+            q,
+            k,
+            v,
+            probs: [],
+            attn: q,
+            xMid: x,
+            inv2: inv1,
+            h2: h1,
+            gate: q,
+            up: q,
+            act: q,
+          }
         : undefined;
       const attn = attention(l, q, k, v, n, acts);
       const o = linear(attn, W.o, n, qDim, hd);

@@ -20,7 +20,18 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import { UserError } from "../errors.js";
 import type { Generation, GenerationKv, RunManifest, RunSummary } from "../eval/types.js";
-import { cdfChart, colorAt, escapeHtml, formatNumber, htmlTable, lineChart, scatterChart, type Cell, type ScatterPoint, type Series } from "../util/charts.js";
+import {
+  cdfChart,
+  colorAt,
+  escapeHtml,
+  formatNumber,
+  htmlTable,
+  lineChart,
+  scatterChart,
+  type Cell,
+  type ScatterPoint,
+  type Series,
+} from "../util/charts.js";
 import type { MementoTokenizer } from "../format/tokenizer.js";
 import type { KvArchitecture } from "../kv/architecture.js";
 import { answerKey } from "../eval/normalize.js";
@@ -33,7 +44,12 @@ export { computeGenerationKv };
 // ---------------------------------------------------------------------------------------------------------
 // Loading and validation
 
-const kvNumbers = z.object({ peakTokens: z.number(), aucTokens: z.number(), peakGB: z.number(), aucGBxKtok: z.number() });
+const kvNumbers = z.object({
+  peakTokens: z.number(),
+  aucTokens: z.number(),
+  peakGB: z.number(),
+  aucGBxKtok: z.number(),
+});
 
 const generationKvSchema = z.object({
   promptTokens: z.number(),
@@ -84,9 +100,7 @@ const manifestSchema = z.object({
   startedAt: z.string(),
 });
 
-const summarySchema = z
-  .object({ label: z.string(), pass1: z.number(), generations: z.number() })
-  .passthrough();
+const summarySchema = z.object({ label: z.string(), pass1: z.number(), generations: z.number() }).passthrough();
 
 export interface LoadedRun {
   dir: string;
@@ -122,9 +136,11 @@ function readJson(path: string, what: string): unknown {
 export function loadRun(dir: string): LoadedRun {
   const root = resolve(dir);
   if (!existsSync(root)) throw new UserError(`${dir}: no such run directory`);
-  if (!statSync(root).isDirectory()) throw new UserError(`${dir}: not a directory (expected a run directory written by \`memento eval run\`)`);
+  if (!statSync(root).isDirectory())
+    throw new UserError(`${dir}: not a directory (expected a run directory written by \`memento eval run\`)`);
   const manifestPath = join(root, "run.json");
-  if (!existsSync(manifestPath)) throw new UserError(`${dir}: no run.json (not a run directory written by \`memento eval run\`)`);
+  if (!existsSync(manifestPath))
+    throw new UserError(`${dir}: no run.json (not a run directory written by \`memento eval run\`)`);
   const m = manifestSchema.safeParse(readJson(manifestPath, "run manifest"));
   if (!m.success) throw new UserError(`${manifestPath}: invalid run manifest: ${zodMessage(m.error)}`);
 
@@ -179,7 +195,6 @@ export function loadRun(dir: string): LoadedRun {
 // Metrics
 
 const identity = (a: string) => a;
-
 
 export interface KvMeans {
   peakTokens: number;
@@ -255,11 +270,14 @@ export function detectFullAttention(manifest: RunManifest): boolean {
   const fromBody = findKey(manifest.extraBody, (k, v) => {
     const n = norm(k);
     if (n === "keeplastnblocks" && v === -1) return true;
-    if ((n.includes("mask") || n.includes("memento") || n.includes("evict") || n.includes("compact")) && v === false) return true;
+    if ((n.includes("mask") || n.includes("memento") || n.includes("evict") || n.includes("compact")) && v === false)
+      return true;
     return false;
   });
   if (fromBody) return true;
-  return /(^|[^a-z])(no[-_ ]?mask(ing)?|mask(ing)?[-_ ]?off|unmasked|full[-_ ]?attention|full[-_ ]?kv)([^a-z]|$)/i.test(manifest.label);
+  return /(^|[^a-z])(no[-_ ]?mask(ing)?|mask(ing)?[-_ ]?off|unmasked|full[-_ ]?attention|full[-_ ]?kv)([^a-z]|$)/i.test(
+    manifest.label,
+  );
 }
 
 /** Per-run accuracy, majority vote and KV statistics computed from the generations. */
@@ -281,7 +299,15 @@ export function summariseRun(run: LoadedRun, opts: { fullAttention?: boolean } =
     const correctFlags = list.map((g) => g.status === "ok" && g.correct === true);
     const correct = correctFlags.filter(Boolean).length;
     // The runner's voteKey is already normalised; a bare extracted answer is normalised here. Errors abstain.
-    const answers = list.map((g) => (g.status !== "ok" ? null : g.voteKey !== undefined ? g.voteKey : g.extracted !== undefined ? answerKey(g.extracted) : null));
+    const answers = list.map((g) =>
+      g.status !== "ok"
+        ? null
+        : g.voteKey !== undefined
+          ? g.voteKey
+          : g.extracted !== undefined
+            ? answerKey(g.extracted)
+            : null,
+    );
     for (let k = 1; k <= n; k++) {
       const kk = Math.min(k, m);
       majAtK[k - 1] += majAtKProblem({ answers, correct: correctFlags }, kk, { key: identity, seed: 1 });
@@ -388,7 +414,10 @@ function runDot(i: number): string {
 
 /** The effective trajectory of a generation (absolute resident tokens, prompt included), as chart points. */
 function trajectoryPoints(kv: GenerationKv, which: "memento" | "vanilla"): [number, number][] {
-  const raw = which === "memento" ? kv.trajectory : kv.vanillaTrajectory ?? kv.trajectory?.map((_, i, a) => ((i + 1) * kv.outputTokens) / a.length);
+  const raw =
+    which === "memento"
+      ? kv.trajectory
+      : (kv.vanillaTrajectory ?? kv.trajectory?.map((_, i, a) => ((i + 1) * kv.outputTokens) / a.length));
   if (!raw || raw.length === 0) return [];
   const L = raw.length;
   const T = Math.max(kv.outputTokens, L);
@@ -397,7 +426,9 @@ function trajectoryPoints(kv: GenerationKv, which: "memento" | "vanilla"): [numb
 
 function chosenSample(list: readonly Generation[] | undefined, sample: number | undefined): Generation | undefined {
   if (!list) return undefined;
-  const ok = list.filter((g) => g.status === "ok" && g.kv && g.kv.trajectory && g.kv.trajectory.length > 0).sort((a, b) => a.sample - b.sample);
+  const ok = list
+    .filter((g) => g.status === "ok" && g.kv && g.kv.trajectory && g.kv.trajectory.length > 0)
+    .sort((a, b) => a.sample - b.sample);
   return (sample !== undefined ? ok.find((g) => g.sample === sample) : undefined) ?? ok[0];
 }
 
@@ -413,7 +444,14 @@ function sawtoothSection(runs: readonly LoadedRun[], stats: readonly RunStats[],
   });
   const ids: string[] = [];
   const seen = new Set<string>();
-  for (const m of perRun) for (const id of m.keys()) if (!seen.has(id)) (seen.add(id), ids.push(id));
+  for (const m of perRun) {
+    for (const id of m.keys()) {
+      if (!seen.has(id)) {
+        seen.add(id);
+        ids.push(id);
+      }
+    }
+  }
   const max = opts.maxSawtoothProblems ?? 60;
   const figures: string[] = [];
   for (const id of ids) {
@@ -426,7 +464,7 @@ function sawtoothSection(runs: readonly LoadedRun[], stats: readonly RunStats[],
     if (vanillaFrom < 0) vanillaFrom = chosen.findIndex((g, ri) => g?.kv && stats[ri].kvMode === "memento");
     runs.forEach((_, ri) => {
       const g = chosen[ri];
-      if (!g || !g.kv) return;
+      if (!g?.kv) return;
       const s = stats[ri];
       const mode = s.kvMode;
       series.push({
@@ -441,7 +479,13 @@ function sawtoothSection(runs: readonly LoadedRun[], stats: readonly RunStats[],
         )} tok`,
       );
       if (ri === vanillaFrom) {
-        series.push({ name: `full attention (simulated, ${s.label})`, points: trajectoryPoints(g.kv, "vanilla"), color: "#6b7280", dashed: true, strokeWidth: 1.4 });
+        series.push({
+          name: `full attention (simulated, ${s.label})`,
+          points: trajectoryPoints(g.kv, "vanilla"),
+          color: "#6b7280",
+          dashed: true,
+          strokeWidth: 1.4,
+        });
       }
     });
     if (series.length === 0) continue;
@@ -453,13 +497,16 @@ function sawtoothSection(runs: readonly LoadedRun[], stats: readonly RunStats[],
       y: { label: "resident KV (tokens)" },
       legend: true,
     });
-    figures.push(`<figure class="sawtooth" data-problem="${escapeHtml(id)}">${svg}<figcaption>${caption.join(" · ")}</figcaption></figure>`);
+    figures.push(
+      `<figure class="sawtooth" data-problem="${escapeHtml(id)}">${svg}<figcaption>${caption.join(" · ")}</figcaption></figure>`,
+    );
   }
   if (figures.length === 0) return `<p class="note">No generation carries a KV trajectory.</p>`;
   const open = figures.slice(0, 12);
   const rest = figures.slice(12);
   let html = `<div class="grid">${open.join("")}</div>`;
-  if (rest.length) html += `<details><summary>${rest.length} more problem${rest.length > 1 ? "s" : ""}</summary><div class="grid">${rest.join("")}</div></details>`;
+  if (rest.length)
+    html += `<details><summary>${rest.length} more problem${rest.length > 1 ? "s" : ""}</summary><div class="grid">${rest.join("")}</div></details>`;
   if (ids.length > figures.length) html += `<p class="note">Showing ${figures.length} of ${ids.length} problems.</p>`;
   return html;
 }
@@ -496,20 +543,37 @@ function tableOne(stats: readonly RunStats[]): string {
       `${pct(s.pass1)} ± ${pct(s.pass1StdErr)}`,
       pct(s.majAtK[Math.min(s.n, n) - 1] ?? 0),
       pct(s.passAtK[Math.min(s.n, n) - 1] ?? 0),
-      isBase ? { text: "baseline", className: "base" } : { text: `${delta >= 0 ? "+" : ""}${delta.toFixed(1)} ± ${deltaSe.toFixed(1)}`, className: delta >= 0 ? "good" : "bad", title: "paired SE over common problems" },
+      isBase
+        ? { text: "baseline", className: "base" }
+        : {
+            text: `${delta >= 0 ? "+" : ""}${delta.toFixed(1)} ± ${deltaSe.toFixed(1)}`,
+            className: delta >= 0 ? "good" : "bad",
+            title: "paired SE over common problems",
+          },
       formatNumber(s.kv.peakTokens, 4),
       s.kv.peakGB.toFixed(3),
       s.kv.aucGBxKtok.toFixed(1),
       isBase
         ? { text: "1.00×", className: "base" }
-        : { text: ratio(s.kv.peakTokens, base.kv.peakTokens), className: s.kv.peakTokens <= base.kv.peakTokens ? "good" : "bad", title: `${s.label} / ${base.label}` },
+        : {
+            text: ratio(s.kv.peakTokens, base.kv.peakTokens),
+            className: s.kv.peakTokens <= base.kv.peakTokens ? "good" : "bad",
+            title: `${s.label} / ${base.label}`,
+          },
       isBase
         ? { text: "1.00×", className: "base" }
-        : { text: ratio(s.kv.aucTokens, base.kv.aucTokens), className: s.kv.aucTokens <= base.kv.aucTokens ? "good" : "bad", title: `${s.label} / ${base.label}` },
+        : {
+            text: ratio(s.kv.aucTokens, base.kv.aucTokens),
+            className: s.kv.aucTokens <= base.kv.aucTokens ? "good" : "bad",
+            title: `${s.label} / ${base.label}`,
+          },
       s.kvMode === "full" ? "full attention" : "block masking",
     ];
   });
-  return htmlTable(head, rows, { className: "table1", caption: `Accuracy and KV cost; deltas and ratios against ${base.label}` });
+  return htmlTable(head, rows, {
+    className: "table1",
+    caption: `Accuracy and KV cost; deltas and ratios against ${base.label}`,
+  });
 }
 
 function tableTwo(stats: readonly RunStats[]): string {
@@ -543,14 +607,22 @@ function tableTwo(stats: readonly RunStats[]): string {
   ]);
   return htmlTable(head, rows, {
     className: "table2",
-    caption: "Block masking vs full attention on the same responses (simulated, keepLastNBlocks 0; means over responses)",
+    caption:
+      "Block masking vs full attention on the same responses (simulated, keepLastNBlocks 0; means over responses)",
   });
 }
 
 function problemsTable(stats: readonly RunStats[]): string {
   const ids: string[] = [];
   const seen = new Set<string>();
-  for (const s of stats) for (const p of s.perProblem) if (!seen.has(p.id)) (seen.add(p.id), ids.push(p.id));
+  for (const s of stats) {
+    for (const p of s.perProblem) {
+      if (!seen.has(p.id)) {
+        seen.add(p.id);
+        ids.push(p.id);
+      }
+    }
+  }
   const maps = stats.map((s) => new Map(s.perProblem.map((p) => [p.id, p])));
   const head: Cell[] = ["problem", ...stats.flatMap((s) => [`${s.label}: correct`, `${s.label}: peak KV`])];
   const rows: Cell[][] = ids.map((id) => [
@@ -564,7 +636,18 @@ function problemsTable(stats: readonly RunStats[]): string {
 }
 
 function runsTable(stats: readonly RunStats[], runs: readonly LoadedRun[]): string {
-  const head: Cell[] = ["run", "directory", "endpoint", "benchmark", "sampling", "extra body", "architecture", "started", "generations", "errors"];
+  const head: Cell[] = [
+    "run",
+    "directory",
+    "endpoint",
+    "benchmark",
+    "sampling",
+    "extra body",
+    "architecture",
+    "started",
+    "generations",
+    "errors",
+  ];
   const rows: Cell[][] = stats.map((s, i) => {
     const m = s.manifest;
     const sp = m.sampling;
@@ -573,7 +656,10 @@ function runsTable(stats: readonly RunStats[], runs: readonly LoadedRun[]): stri
       { text: runs[i].dir, className: "left" },
       { text: m.endpoint, className: "left" },
       { text: m.benchmark, className: "left" },
-      { text: `T=${sp.temperature} top-p=${sp.top_p} top-k=${sp.top_k} max=${sp.max_tokens}${sp.seed !== undefined ? ` seed=${sp.seed}` : ""}`, className: "left" },
+      {
+        text: `T=${sp.temperature} top-p=${sp.top_p} top-k=${sp.top_k} max=${sp.max_tokens}${sp.seed !== undefined ? ` seed=${sp.seed}` : ""}`,
+        className: "left",
+      },
       { text: m.extraBody ? JSON.stringify(m.extraBody) : "–", className: "left" },
       m.architecture,
       m.startedAt,
@@ -610,24 +696,47 @@ export function renderReport(runs: readonly LoadedRun[], opts: ReportOptions = {
       title: "Majority vote accuracy",
       width: 560,
       height: 300,
-      x: { label: "k (samples voting)", min: 1, max: Math.max(2, ...stats.map((s) => s.n)), format: (v) => (Number.isInteger(v) ? String(v) : "") },
+      x: {
+        label: "k (samples voting)",
+        min: 1,
+        max: Math.max(2, ...stats.map((s) => s.n)),
+        format: (v) => (Number.isInteger(v) ? String(v) : ""),
+      },
       y: { label: "maj@k (%)", min: 0, max: 100 },
       legend: true,
     },
   );
   const cdf = cdfChart(
     stats.map((s, i) => ({ name: s.label, values: s.compression, color: colorAt(i) })),
-    { title: "Compression ratio CDF (memento / block tokens, per block)", width: 560, height: 300, x: { label: "compression ratio", min: 0 }, y: { label: "fraction of blocks" } },
+    {
+      title: "Compression ratio CDF (memento / block tokens, per block)",
+      width: 560,
+      height: 300,
+      x: { label: "compression ratio", min: 0 },
+      y: { label: "fraction of blocks" },
+    },
   );
   const scatter = scatterChart(
     stats.flatMap((s, i) => {
       const pts: ScatterPoint[] = [{ x: s.kv.peakTokens, y: s.pass1 * 100, label: s.label, color: colorAt(i) }];
       if (s.kvMode === "memento" && s.vanillaKv.peakTokens > s.mementoKv.peakTokens) {
-        pts.push({ x: s.vanillaKv.peakTokens, y: s.pass1 * 100, label: `${s.label}, full attention (sim.)`, color: colorAt(i), hollow: true });
+        pts.push({
+          x: s.vanillaKv.peakTokens,
+          y: s.pass1 * 100,
+          label: `${s.label}, full attention (sim.)`,
+          color: colorAt(i),
+          hollow: true,
+        });
       }
       return pts;
     }),
-    { title: "Accuracy vs peak KV", width: 560, height: 300, x: { label: "mean peak KV (tokens)" }, y: { label: "pass@1 (%)", min: 0, max: 100 } },
+    {
+      title: "Accuracy vs peak KV",
+      width: 560,
+      height: 300,
+      x: { label: "mean peak KV (tokens)" },
+      y: { label: "pass@1 (%)", min: 0, max: 100 },
+    },
   );
 
   const body = [
@@ -658,12 +767,19 @@ export function fillMissingKv(run: LoadedRun, fill: NonNullable<ReportOptions["f
     g.kv = computeGenerationKv(g.response, { tokenizer: fill.tokenizer, architecture: arch });
     filled++;
   }
-  if (filled) run.warnings.push(`${run.dir}: KV computed here for ${filled} generation${filled > 1 ? "s" : ""} stored without it (prompt not counted)`);
+  if (filled)
+    run.warnings.push(
+      `${run.dir}: KV computed here for ${filled} generation${filled > 1 ? "s" : ""} stored without it (prompt not counted)`,
+    );
   return filled;
 }
 
 /** Loads the runs, renders the report and writes it to `out`. */
-export function writeReport(dirs: readonly string[], out: string, opts: ReportOptions = {}): { out: string; runs: RunStats[]; bytes: number } {
+export function writeReport(
+  dirs: readonly string[],
+  out: string,
+  opts: ReportOptions = {},
+): { out: string; runs: RunStats[]; bytes: number } {
   if (dirs.length === 0) throw new UserError("give at least one run directory");
   const runs = dirs.map((d) => loadRun(d));
   if (opts.fillKv) for (const r of runs) fillMissingKv(r, opts.fillKv);

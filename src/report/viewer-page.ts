@@ -9,7 +9,7 @@
  * #chart svg, #blocks > details.block (one per block), #answer, #item (the selector).
  */
 
-const CSS = String.raw`
+const CSS = `
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111827;background:#f9fafb;margin:0;padding:18px 28px 40px;max-width:1200px}
 h1{font-size:19px;margin:0 8px 0 0;display:inline-block}

@@ -95,7 +95,10 @@ export interface TraceViewOptions {
 }
 
 /** Parses, tokenises and replays one response: structure, token counts and KV trajectory. */
-export function buildTraceView(input: { id: string; text: string; problem?: string }, opts: TraceViewOptions): TraceView {
+export function buildTraceView(
+  input: { id: string; text: string; problem?: string },
+  opts: TraceViewOptions,
+): TraceView {
   const tok = opts.tokenizer;
   const arch = opts.architecture ?? ARCHITECTURE_PRESETS["qwen3-8b"];
   const parsed = parseResponse(input.text);
@@ -113,7 +116,9 @@ export function buildTraceView(input: { id: string; text: string; problem?: stri
       compression: mem && tokens > 0 ? mem.tokens / tokens : null,
     };
   });
-  const orphanMementos = parsed.mementos.filter((m) => m.blockIndex === null).map((m) => ({ text: m.text, tokens: tok.count(m.text) }));
+  const orphanMementos = parsed.mementos
+    .filter((m) => m.blockIndex === null)
+    .map((m) => ({ text: m.text, tokens: tok.count(m.text) }));
   const preamble = parsed.segments
     .filter((s) => s.kind === "preamble")
     .map((s) => s.text)
@@ -129,7 +134,13 @@ export function buildTraceView(input: { id: string; text: string; problem?: stri
   const T = traj.length;
   const maxPoints = opts.maxPoints ?? 1200;
   const memPts = downsampleEnvelope(traj, maxPoints).map(([i, v]) => [i + 1, v] as [number, number]);
-  const vanPts: [number, number][] = T === 0 ? [] : [[1, prompt.length + 1], [T, prompt.length + T]];
+  const vanPts: [number, number][] =
+    T === 0
+      ? []
+      : [
+          [1, prompt.length + 1],
+          [T, prompt.length + T],
+        ];
   const num = (r: typeof mem): KvNumbers => ({
     peakTokens: r.peakTokens,
     aucTokens: r.aucTokens,
@@ -188,7 +199,7 @@ export interface ViewerItem {
 
 function isGenerationsJsonl(content: string): boolean {
   const first = content.split("\n").find((l) => /\S/.test(l));
-  if (!first || !first.trimStart().startsWith("{")) return false;
+  if (!first?.trimStart().startsWith("{")) return false;
   try {
     const v = JSON.parse(first) as Record<string, unknown>;
     return typeof v === "object" && v !== null && "problemId" in v && "sample" in v && "status" in v;
@@ -206,7 +217,8 @@ export function loadViewerItems(path: string): ViewerItem[] {
   let file = path;
   if (statSync(path).isDirectory()) {
     file = join(path, "generations.jsonl");
-    if (!existsSync(file)) throw new UserError(`${path}: a directory without generations.jsonl (give a response file or a run directory)`);
+    if (!existsSync(file))
+      throw new UserError(`${path}: a directory without generations.jsonl (give a response file or a run directory)`);
   }
   const content = readFileSync(file, "utf8");
   if (isGenerationsJsonl(content)) {
@@ -222,7 +234,11 @@ export function loadViewerItems(path: string): ViewerItem[] {
       if (typeof g.response !== "string") return;
       const id = `${String(g.problemId)}#${String(g.sample)}`;
       const mark = g.correct === true ? " ✓" : g.correct === false ? " ✗" : "";
-      items.push({ id, label: `${String(g.problemId)} · sample ${String(g.sample)}${mark} (line ${i + 1})`, text: g.response });
+      items.push({
+        id,
+        label: `${String(g.problemId)} · sample ${String(g.sample)}${mark} (line ${i + 1})`,
+        text: g.response,
+      });
     });
     if (items.length === 0) throw new UserError(`${file}: no generation with a response`);
     return items;
@@ -251,7 +267,10 @@ export interface LiveSource {
   body?: Record<string, unknown>;
 }
 
-export type ViewerSource = { kind: "file"; path: string } | { kind: "items"; items: ViewerItem[]; title?: string } | LiveSource;
+export type ViewerSource =
+  | { kind: "file"; path: string }
+  | { kind: "items"; items: ViewerItem[]; title?: string }
+  | LiveSource;
 
 /** The chat-completions URL for a base URL. */
 export function chatCompletionsUrl(endpoint: string): string {
@@ -289,7 +308,11 @@ class LiveSession {
   }
 
   attach(res: ServerResponse): void {
-    res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store", Connection: "keep-alive" });
+    res.writeHead(200, {
+      "Content-Type": "text/event-stream; charset=utf-8",
+      "Cache-Control": "no-store",
+      Connection: "keep-alive",
+    });
     res.write(": memento live\n\n");
     this.clients.add(res);
     res.on("close", () => this.clients.delete(res));
@@ -392,8 +415,9 @@ class LiveSession {
         const { value, done } = await reader.read();
         if (done) break;
         buf += decoder.decode(value, { stream: true });
-        let cut: number;
-        while ((cut = buf.search(/\r?\n\r?\n/)) !== -1) {
+        for (;;) {
+          const cut = buf.search(/\r?\n\r?\n/);
+          if (cut === -1) break;
           const rawEvent = buf.slice(0, cut);
           buf = buf.slice(cut).replace(/^\r?\n\r?\n/, "");
           const data = rawEvent
@@ -428,7 +452,11 @@ class LiveSession {
   private onChunk(data: string): void {
     let j: {
       model?: string;
-      choices?: { delta?: { content?: string | null; reasoning_content?: string | null; reasoning?: string | null }; text?: string; finish_reason?: string | null }[];
+      choices?: {
+        delta?: { content?: string | null; reasoning_content?: string | null; reasoning?: string | null };
+        text?: string;
+        finish_reason?: string | null;
+      }[];
       error?: { message?: string };
     };
     try {
@@ -477,7 +505,11 @@ export interface ViewerServer {
 
 function json(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
-  res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(body) });
+  res.writeHead(status, {
+    "Content-Type": "application/json; charset=utf-8",
+    "Cache-Control": "no-store",
+    "Content-Length": Buffer.byteLength(body),
+  });
   res.end(body);
 }
 
@@ -487,19 +519,41 @@ export async function startViewer(opts: ViewerOptions): Promise<ViewerServer> {
   const items = src.kind === "file" ? loadViewerItems(src.path) : src.kind === "items" ? src.items : [];
   if (src.kind === "items" && items.length === 0) throw new UserError("nothing to view");
   const title =
-    src.kind === "file" ? basename(src.path) : src.kind === "items" ? (src.title ?? "responses") : `live: ${src.model ?? "model"} @ ${src.endpoint}`;
-  const viewOpts: TraceViewOptions = { tokenizer: opts.tokenizer, architecture: opts.architecture, masking: opts.masking };
+    src.kind === "file"
+      ? basename(src.path)
+      : src.kind === "items"
+        ? (src.title ?? "responses")
+        : `live: ${src.model ?? "model"} @ ${src.endpoint}`;
+  const viewOpts: TraceViewOptions = {
+    tokenizer: opts.tokenizer,
+    architecture: opts.architecture,
+    masking: opts.masking,
+  };
   const cache = new Map<number, TraceView>();
-  const live = src.kind === "live" ? new LiveSession(src, (text) => buildTraceView({ id: "live", text, problem: src.prompt }, viewOpts), opts.throttleMs ?? 250) : undefined;
+  const live =
+    src.kind === "live"
+      ? new LiveSession(
+          src,
+          (text) => buildTraceView({ id: "live", text, problem: src.prompt }, viewOpts),
+          opts.throttleMs ?? 250,
+        )
+      : undefined;
   const page = viewerPage();
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? "/", "http://localhost");
-    if (req.method !== "GET" && req.method !== "HEAD") return json(res, 405, { error: "method not allowed" });
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      json(res, 405, { error: "method not allowed" });
+      return;
+    }
     switch (url.pathname) {
       case "/":
       case "/index.html":
-        res.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(page) });
+        res.writeHead(200, {
+          "Content-Type": "text/html; charset=utf-8",
+          "Cache-Control": "no-store",
+          "Content-Length": Buffer.byteLength(page),
+        });
         res.end(page);
         return;
       case "/favicon.ico":
@@ -507,36 +561,60 @@ export async function startViewer(opts: ViewerOptions): Promise<ViewerServer> {
         res.end();
         return;
       case "/api/info":
-        return json(res, 200, {
+        json(res, 200, {
           mode: live ? "live" : "file",
           title,
           architecture: (opts.architecture ?? ARCHITECTURE_PRESETS["qwen3-8b"]).name,
           items: items.map((it, index) => ({ index, id: it.id, label: it.label })),
-          ...(live ? { live: { endpoint: live.source.endpoint, model: live.model ?? null, prompt: live.source.prompt, state: live.state } } : {}),
+          ...(live
+            ? {
+                live: {
+                  endpoint: live.source.endpoint,
+                  model: live.model ?? null,
+                  prompt: live.source.prompt,
+                  state: live.state,
+                },
+              }
+            : {}),
         });
+        return;
       case "/api/trace": {
         if (live) {
-          return json(res, 200, live.view ?? buildTraceView({ id: "live", text: live.text, problem: live.source.prompt }, viewOpts));
+          json(
+            res,
+            200,
+            live.view ?? buildTraceView({ id: "live", text: live.text, problem: live.source.prompt }, viewOpts),
+          );
+          return;
         }
         const i = Number(url.searchParams.get("i") ?? "0");
-        if (!Number.isInteger(i) || i < 0 || i >= items.length) return json(res, 404, { error: `no item ${url.searchParams.get("i")}` });
+        if (!Number.isInteger(i) || i < 0 || i >= items.length) {
+          json(res, 404, { error: `no item ${url.searchParams.get("i")}` });
+          return;
+        }
         let v = cache.get(i);
         if (!v) {
           try {
             v = buildTraceView(items[i], viewOpts);
           } catch (e) {
-            return json(res, 500, { error: (e as Error).message });
+            json(res, 500, { error: (e as Error).message });
+            return;
           }
           cache.set(i, v);
         }
-        return json(res, 200, v);
+        json(res, 200, v);
+        return;
       }
       case "/api/live":
-        if (!live) return json(res, 404, { error: "not in live mode" });
+        if (!live) {
+          json(res, 404, { error: "not in live mode" });
+          return;
+        }
         live.attach(res);
         return;
       default:
-        return json(res, 404, { error: "not found" });
+        json(res, 404, { error: "not found" });
+        return;
     }
   };
 
@@ -556,7 +634,13 @@ export async function startViewer(opts: ViewerOptions): Promise<ViewerServer> {
   const host = opts.host ?? "127.0.0.1";
   await new Promise<void>((resolvePromise, reject) => {
     server.once("error", (e: NodeJS.ErrnoException) =>
-      reject(e.code === "EADDRINUSE" ? new UserError(`port ${opts.port} is in use (try --port 0)`) : e.code === "EACCES" ? new UserError(`port ${opts.port}: permission denied`) : e),
+      reject(
+        e.code === "EADDRINUSE"
+          ? new UserError(`port ${opts.port} is in use (try --port 0)`)
+          : e.code === "EACCES"
+            ? new UserError(`port ${opts.port}: permission denied`)
+            : e,
+      ),
     );
     server.listen(opts.port ?? 0, host, () => resolvePromise());
   });

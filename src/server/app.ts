@@ -53,11 +53,6 @@ export interface ServerOptions {
   apiKey?: string;
   /** Backend name reported by /health and quoted when a request asks for a feature it lacks. */
   backendName?: string;
-  /**
-   * @deprecated Ignored: the engine refuses what its backend declares it cannot serve
-   * (`Backend.capabilities`), and the server answers that refusal with a 400.
-   */
-  restartModeSupported?: boolean;
   /** Close the engine when the server closes (default false). */
   ownsEngine?: boolean;
   /** fastify's request logger (default off). */

@@ -20,12 +20,26 @@
  * `clean_up_tokenization_spaces: false` (decode is then the exact inverse of encode for in-alphabet text).
  * test/toy-tokenizer.test.ts checks that `loadTokenizer(dir)` on the saved files encodes identically.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { UserError } from "../errors.js";
 import { CHATML_TEMPLATE } from "../format/chat.js";
-import type { SpecialTokenIds, TokenizerConfigJson, TokenizerJson } from "../format/tokenizer.js";
-import { BLOCK_END, BLOCK_START, IM_END, IM_START, SUMMARY_END, SUMMARY_START, THINK_END, THINK_START } from "../format/tokens.js";
+import {
+  plainAddedToken,
+  writeTokenizerFiles,
+  type SpecialTokenIds,
+  type TokenizerConfigJson,
+  type TokenizerFiles,
+  type TokenizerJson,
+} from "../format/tokenizer.js";
+import {
+  BLOCK_END,
+  BLOCK_START,
+  IM_END,
+  IM_START,
+  SUMMARY_END,
+  SUMMARY_START,
+  THINK_END,
+  THINK_START,
+} from "../format/tokens.js";
 
 export const ENDOFTEXT = "<|endoftext|>";
 export const UNK = "<|unk|>";
@@ -47,7 +61,8 @@ const ADDED: readonly (readonly [string, boolean])[] = [
 ];
 
 /** "\n", " " and printable ASCII. */
-export const DEFAULT_ALPHABET: string = "\n" + Array.from({ length: 0x7e - 0x20 + 1 }, (_, i) => String.fromCharCode(0x20 + i)).join("");
+export const DEFAULT_ALPHABET: string =
+  "\n" + Array.from({ length: 0x7e - 0x20 + 1 }, (_, i) => String.fromCharCode(0x20 + i)).join("");
 
 interface TrieNode {
   next: Map<string, TrieNode>;
@@ -68,7 +83,8 @@ export class CharTokenizer {
 
   constructor(alphabet: string = DEFAULT_ALPHABET) {
     const chars = Array.from(alphabet);
-    if (new Set(chars).size !== chars.length) throw new UserError("char tokenizer: the alphabet has repeated characters");
+    if (new Set(chars).size !== chars.length)
+      throw new UserError("char tokenizer: the alphabet has repeated characters");
     this.alphabet = alphabet;
     this.tokens = [];
     for (const [content, special] of ADDED) {
@@ -78,13 +94,17 @@ export class CharTokenizer {
       let node = this.trie;
       for (const ch of content) {
         let n = node.next.get(ch);
-        if (!n) node.next.set(ch, (n = { next: new Map() }));
+        if (!n) {
+          n = { next: new Map() };
+          node.next.set(ch, n);
+        }
         node = n;
       }
       node.token = content;
     }
     for (const ch of chars) {
-      if (this.ids.has(ch)) throw new UserError(`char tokenizer: alphabet character ${JSON.stringify(ch)} clashes with a token`);
+      if (this.ids.has(ch))
+        throw new UserError(`char tokenizer: alphabet character ${JSON.stringify(ch)} clashes with a token`);
       this.ids.set(ch, this.tokens.length);
       this.tokens.push(ch);
     }
@@ -145,7 +165,8 @@ export class CharTokenizer {
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       const t = this.tokens[id];
-      if (!Number.isInteger(id) || t === undefined) throw new UserError(`unknown token id ${id} (vocabulary has ${this.vocabSize} ids)`);
+      if (!Number.isInteger(id) || t === undefined)
+        throw new UserError(`unknown token id ${id} (vocabulary has ${this.vocabSize} ids)`);
       if (opts.skipSpecialTokens && this.special.has(id)) continue;
       s += t;
     }
@@ -167,19 +188,16 @@ export class CharTokenizer {
   /** The Hugging Face `tokenizer.json` object (see the module comment). */
   toTokenizerJson(): TokenizerJson {
     const vocab: Record<string, number> = {};
-    this.tokens.forEach((t, i) => (vocab[t] = i));
+    this.tokens.forEach((t, i) => {
+      vocab[t] = i;
+    });
     return {
       version: "1.0",
       truncation: null,
       padding: null,
       added_tokens: ADDED.map(([content, special]) => ({
         id: this.ids.get(content)!,
-        content,
-        single_word: false,
-        lstrip: false,
-        rstrip: false,
-        normalized: false,
-        special,
+        ...plainAddedToken(content, special),
       })),
       normalizer: null,
       pre_tokenizer: null,
@@ -204,7 +222,7 @@ export class CharTokenizer {
   toTokenizerConfig(): TokenizerConfigJson {
     const decoder: NonNullable<TokenizerConfigJson["added_tokens_decoder"]> = {};
     for (const [content, special] of ADDED) {
-      decoder[String(this.ids.get(content))] = { content, single_word: false, lstrip: false, rstrip: false, normalized: false, special };
+      decoder[String(this.ids.get(content))] = plainAddedToken(content, special);
     }
     return {
       tokenizer_class: "PreTrainedTokenizerFast",
@@ -221,17 +239,8 @@ export class CharTokenizer {
   }
 
   /** Writes `tokenizer.json` and `tokenizer_config.json` into `dir` (created if needed); returns the paths. */
-  save(dir: string): { tokenizerJson: string; tokenizerConfig: string } {
-    try {
-      mkdirSync(dir, { recursive: true });
-    } catch (e) {
-      throw new UserError(`${dir}: cannot create directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    const tokenizerJson = join(dir, "tokenizer.json");
-    const tokenizerConfig = join(dir, "tokenizer_config.json");
-    writeFileSync(tokenizerJson, JSON.stringify(this.toTokenizerJson(), null, 2) + "\n");
-    writeFileSync(tokenizerConfig, JSON.stringify(this.toTokenizerConfig(), null, 2) + "\n");
-    return { tokenizerJson, tokenizerConfig };
+  save(dir: string): TokenizerFiles {
+    return writeTokenizerFiles(dir, this.toTokenizerJson(), this.toTokenizerConfig());
   }
 }
 

@@ -89,7 +89,9 @@ export function buildSftExample(tokenizer: SftTokenizer, prompt: string, respons
   const all = tokenizer.encode(renderSftText(prompt, response));
   for (let i = 0; i < promptIds.length; i++) {
     if (all[i] !== promptIds[i]) {
-      throw new UserError("sft: the prompt's tokens are not a prefix of the example's tokens (does the response start with text that merges with the assistant header?)");
+      throw new UserError(
+        "sft: the prompt's tokens are not a prefix of the example's tokens (does the response start with text that merges with the assistant header?)",
+      );
     }
   }
   const ids = Int32Array.from(all);
@@ -135,8 +137,13 @@ export function sortByLength(examples: readonly Pick<SftExample, "ids">[]): numb
  * cut), optionally with the batch order shuffled by `shuffle(i)` (a [0, 1) generator). Length-sorting keeps
  * padding small.
  */
-export function lengthBatches(examples: readonly Pick<SftExample, "ids">[], batchSize: number, random?: () => number): number[][] {
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new UserError(`sft: batch size must be a positive integer, got ${batchSize}`);
+export function lengthBatches(
+  examples: readonly Pick<SftExample, "ids">[],
+  batchSize: number,
+  random?: () => number,
+): number[][] {
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new UserError(`sft: batch size must be a positive integer, got ${batchSize}`);
   const order = sortByLength(examples);
   const batches: number[][] = [];
   for (let i = 0; i < order.length; i += batchSize) batches.push(order.slice(i, i + batchSize));
@@ -182,7 +189,8 @@ export interface PadOptions {
 export function padBatch(examples: readonly SftExample[], opts: PadOptions): PaddedBatch {
   const longest = examples.reduce((m, e) => Math.max(m, e.ids.length), 0);
   const length = opts.length ?? longest;
-  if (longest > length) throw new UserError(`sft: an example has ${longest} tokens, more than the batch length ${length}`);
+  if (longest > length)
+    throw new UserError(`sft: an example has ${longest} tokens, more than the batch length ${length}`);
   const rows = examples.length;
   const ids = new Int32Array(rows * length).fill(opts.padId);
   const labels = new Int32Array(rows * length).fill(IGNORE_INDEX);
@@ -322,7 +330,8 @@ export function rowToPair(row: Record<string, unknown>, where = "row"): { prompt
     const r = parseOpenMementosRow(row, where);
     return { prompt: r.problem, response: rowToResponse(r) };
   }
-  const prompt = typeof row.prompt === "string" ? row.prompt : typeof row.problem === "string" ? row.problem : undefined;
+  const prompt =
+    typeof row.prompt === "string" ? row.prompt : typeof row.problem === "string" ? row.problem : undefined;
   if (prompt === undefined) throw new UserError(`${where}: no "prompt" or "problem" string`);
   if (typeof row.response !== "string") throw new UserError(`${where}: no "response" string`);
   return { prompt, response: row.response };
@@ -374,7 +383,11 @@ export function exportPair(
   }
   const ex = buildSftExample(opts.tokenizer, pair.prompt, pair.response);
   if (opts.maxTokens !== undefined && ex.ids.length > opts.maxTokens) {
-    return { reason: "too_long", message: `${ex.ids.length} tokens > --max-tokens ${opts.maxTokens}`, tokens: ex.ids.length };
+    return {
+      reason: "too_long",
+      message: `${ex.ids.length} tokens > --max-tokens ${opts.maxTokens}`,
+      tokens: ex.ids.length,
+    };
   }
   const pattern = stagePattern(ex, 2, trackerIdsOf(opts.tokenizer), opts.masking);
   return { record: exportRecord(ex, pattern) };
@@ -396,7 +409,13 @@ function parquetOf(records: readonly ExportRecord[]): Uint8Array {
   schema.push({ name: "prompt_length", type: "INT32", repetition_type: "REQUIRED" });
   columnData.push({ name: "prompt_length", data: records.map((r) => r.prompt_length) as ColumnSource["data"] });
   return new Uint8Array(
-    parquetWriteBuffer({ columnData, schema, rowGroupSize: 1000, kvMetadata: [{ key: "memento.sft_export", value: "1" }], createdBy: "memento train export" }),
+    parquetWriteBuffer({
+      columnData,
+      schema,
+      rowGroupSize: 1000,
+      kvMetadata: [{ key: "memento.sft_export", value: "1" }],
+      createdBy: "memento train export",
+    }),
   );
 }
 

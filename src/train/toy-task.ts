@@ -121,25 +121,35 @@ export function stateText(state: readonly number[], roundsLeft: number): string 
 /** Checks and completes partial parameters. */
 export function resolveToyParams(partial: Partial<ToyParams> = {}): ToyParams {
   const p: ToyParams = { ...DEFAULT_TOY_PARAMS };
-  for (const [k, v] of Object.entries(partial)) if (v !== undefined) (p as unknown as Record<string, number>)[k] = v as number;
+  for (const [k, v] of Object.entries(partial))
+    if (v !== undefined) (p as unknown as Record<string, number>)[k] = v as number;
   const int = (name: keyof ToyParams, lo: number, hi: number): void => {
     const v = p[name];
-    if (!Number.isInteger(v) || v < lo || v > hi) throw new UserError(`toy task: ${name} must be an integer in [${lo}, ${hi}], got ${v}`);
+    if (!Number.isInteger(v) || v < lo || v > hi)
+      throw new UserError(`toy task: ${name} must be an integer in [${lo}, ${hi}], got ${v}`);
   };
   int("minBlocks", 1, 9);
   int("maxBlocks", 1, 9);
   int("stepsPerBlock", 1, 64);
-  if (p.minBlocks > p.maxBlocks) throw new UserError(`toy task: minBlocks (${p.minBlocks}) > maxBlocks (${p.maxBlocks})`);
+  if (p.minBlocks > p.maxBlocks)
+    throw new UserError(`toy task: minBlocks (${p.minBlocks}) > maxBlocks (${p.maxBlocks})`);
   return p;
 }
 
 const isDigit = (v: number): boolean => Number.isInteger(v) && v >= 0 && v <= 9;
 
 /** Builds a problem from its parameters (computes prompt, states and answer). */
-export function makeProblem(start: readonly number[], rounds: number, stepsPerBlock = DEFAULT_TOY_PARAMS.stepsPerBlock): ToyProblem {
-  if (start.length !== STATE_SIZE || !start.every(isDigit)) throw new UserError(`toy task: the start must be ${STATE_SIZE} digits, got ${JSON.stringify(start)}`);
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 9) throw new UserError(`toy task: k must be 1-9, got ${rounds}`);
-  if (!Number.isInteger(stepsPerBlock) || stepsPerBlock < 1) throw new UserError(`toy task: stepsPerBlock must be a positive integer, got ${stepsPerBlock}`);
+export function makeProblem(
+  start: readonly number[],
+  rounds: number,
+  stepsPerBlock = DEFAULT_TOY_PARAMS.stepsPerBlock,
+): ToyProblem {
+  if (start.length !== STATE_SIZE || !start.every(isDigit))
+    throw new UserError(`toy task: the start must be ${STATE_SIZE} digits, got ${JSON.stringify(start)}`);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 9)
+    throw new UserError(`toy task: k must be 1-9, got ${rounds}`);
+  if (!Number.isInteger(stepsPerBlock) || stepsPerBlock < 1)
+    throw new UserError(`toy task: stepsPerBlock must be a positive integer, got ${stepsPerBlock}`);
   const seq = [...start];
   const states: number[][] = [];
   for (let r = 0; r < rounds; r++) {
@@ -274,8 +284,14 @@ export interface ToyDatasetItem extends ToyExample {
  * seed gives unrelated streams for the two splits). Deterministic. Throws if the parameters admit too few
  * distinct problems.
  */
-export function generateDataset(seed: number, count: number, params: Partial<ToyParams> = {}, split: ToySplit = "train"): ToyDatasetItem[] {
-  if (!Number.isInteger(count) || count < 0) throw new UserError(`toy task: count must be a non-negative integer, got ${count}`);
+export function generateDataset(
+  seed: number,
+  count: number,
+  params: Partial<ToyParams> = {},
+  split: ToySplit = "train",
+): ToyDatasetItem[] {
+  if (!Number.isInteger(count) || count < 0)
+    throw new UserError(`toy task: count must be a non-negative integer, got ${count}`);
   if (!Number.isInteger(seed)) throw new UserError(`toy task: seed must be an integer, got ${seed}`);
   const p = resolveToyParams(params);
   const rng = makeRng((seed ^ (split === "test" ? 0x5bd1e995 : 0)) >>> 0);
@@ -285,7 +301,9 @@ export function generateDataset(seed: number, count: number, params: Partial<Toy
   const maxAttempts = 1000 + count * 50 * TEST_FRACTION_DENOMINATOR;
   while (out.length < count) {
     if (++attempts > maxAttempts) {
-      throw new UserError(`toy task: found only ${out.length} distinct ${split} problems of ${count} after ${attempts - 1} draws (parameters too small)`);
+      throw new UserError(
+        `toy task: found only ${out.length} distinct ${split} problems of ${count} after ${attempts - 1} draws (parameters too small)`,
+      );
     }
     const problem = generateProblem(rng, p);
     if (splitOf(problem.prompt) !== split || seen.has(problem.prompt)) continue;
@@ -296,6 +314,10 @@ export function generateDataset(seed: number, count: number, params: Partial<Toy
 }
 
 /** The held-out set: `generateDataset(seed, count, params, "test")` (seed defaults to DEFAULT_TEST_SEED). */
-export function generateHeldOut(count: number, params: Partial<ToyParams> = {}, seed = DEFAULT_TEST_SEED): ToyDatasetItem[] {
+export function generateHeldOut(
+  count: number,
+  params: Partial<ToyParams> = {},
+  seed = DEFAULT_TEST_SEED,
+): ToyDatasetItem[] {
   return generateDataset(seed, count, params, "test");
 }

@@ -8,8 +8,23 @@ import { saveModel } from "../model/index.js";
 import { BlockTracker } from "../masking/tracker.js";
 import { resolveMasking, type MaskingConfig } from "../masking/config.js";
 import { toyTokenizer, type CharTokenizer } from "./char-tokenizer.js";
-import { buildSftExample, IGNORE_INDEX, renderSftPrompt, stagePattern, trackerIdsOf, type SftExample } from "./sft-data.js";
-import { generateDataset, generateHeldOut, gradeResponse, makeRng, type ToyDatasetItem, type ToyParams, type ToyProblem } from "./toy-task.js";
+import {
+  buildSftExample,
+  IGNORE_INDEX,
+  renderSftPrompt,
+  stagePattern,
+  trackerIdsOf,
+  type SftExample,
+} from "./sft-data.js";
+import {
+  generateDataset,
+  generateHeldOut,
+  gradeResponse,
+  makeRng,
+  type ToyDatasetItem,
+  type ToyParams,
+  type ToyProblem,
+} from "./toy-task.js";
 import { argmax } from "../engine/sampling.js";
 import { train, type TrainResult } from "./trainer.js";
 import type { TrainSequence } from "./grad-job.js";
@@ -37,7 +52,11 @@ export function toSequences(
 ): TrainSequence[] {
   const ids = trackerIdsOf(tok);
   return examples.map((ex, i) => {
-    const seq: TrainSequence = { ids: ex.ids, targets: shiftLabels(ex.labels), pattern: stagePattern(ex, extra.causal?.[i] ? 1 : stage, ids) };
+    const seq: TrainSequence = {
+      ids: ex.ids,
+      targets: shiftLabels(ex.labels),
+      pattern: stagePattern(ex, extra.causal?.[i] ? 1 : stage, ids),
+    };
     const w = extra.weights?.[i];
     if (w) {
       const shifted = new Float32Array(w.length).fill(1);
@@ -57,7 +76,12 @@ export function toSequences(
  * third prompt read derailing 26 of 40 greedy solutions) while every per-block role was at 99-100%.
  * With `scope` "answer" only the answer's digits get `weight` (the answer stage).
  */
-export function toyLossWeights(tok: CharTokenizer, ex: SftExample, weight: number, scope: "once" | "answer" = "once"): Float32Array {
+export function toyLossWeights(
+  tok: CharTokenizer,
+  ex: SftExample,
+  weight: number,
+  scope: "once" | "answer" = "once",
+): Float32Array {
   const w = new Float32Array(ex.ids.length).fill(1);
   if (weight === 1) return w;
   const response = ex.ids.subarray(ex.promptLength);
@@ -121,7 +145,11 @@ export function generateGreedy(
   const vocab = model.config.vocab_size;
   let last = logits.subarray((promptIds.length - 1) * vocab, promptIds.length * vocab);
   const out: number[] = [];
-  const stop = new Set([tok.specialTokens.imEnd, tok.specialTokens.eos, tok.specialTokens.pad].filter((x): x is number => x !== undefined && x >= 0));
+  const stop = new Set(
+    [tok.specialTokens.imEnd, tok.specialTokens.eos, tok.specialTokens.pad].filter(
+      (x): x is number => x !== undefined && x >= 0,
+    ),
+  );
   let evictions = 0;
   for (let i = 0; i < maxTokens; i++) {
     const best = argmax(last);
@@ -154,7 +182,12 @@ export interface ToyEvalResult {
   meanEvictions: number;
 }
 
-export function evaluateToy(model: Qwen3Model, tok: CharTokenizer, items: readonly ToyDatasetItem[], masking: Readonly<MaskingConfig> | undefined): ToyEvalResult {
+export function evaluateToy(
+  model: Qwen3Model,
+  tok: CharTokenizer,
+  items: readonly ToyDatasetItem[],
+  masking: Readonly<MaskingConfig> | undefined,
+): ToyEvalResult {
   let correct = 0;
   let valid = 0;
   let peak = 0;
@@ -168,7 +201,13 @@ export function evaluateToy(model: Qwen3Model, tok: CharTokenizer, items: readon
     ev += r.evictions;
   }
   const n = Math.max(1, items.length);
-  return { problems: items.length, accuracy: correct / n, validFormat: valid / n, meanPeakKvTokens: peak / n, meanEvictions: ev / n };
+  return {
+    problems: items.length,
+    accuracy: correct / n,
+    validFormat: valid / n,
+    meanPeakKvTokens: peak / n,
+    meanEvictions: ev / n,
+  };
 }
 
 /** What a response token of the toy task is, for the teacher-forced breakdown. */
@@ -338,35 +377,50 @@ export interface ToyReport {
  * (stage 1 causal, stage 2 memento attention), save it in the Hugging Face layout with its tokenizer, and
  * evaluate held-out problems with block masking (keepLastNBlocks 0) and with full attention.
  */
-export async function trainToy(opts: ToyTrainOptions): Promise<{ report: ToyReport; result: TrainResult; modelDir: string }> {
+export async function trainToy(
+  opts: ToyTrainOptions,
+): Promise<{ report: ToyReport; result: TrainResult; modelDir: string }> {
   const log = opts.onLog ?? (() => {});
   const tok = toyTokenizer();
   const config = toyConfig({ vocab_size: Math.ceil(tok.vocabSize / 8) * 8, ...opts.config });
   const model = Qwen3Model.random(config, { seed: opts.seed });
-  log(`model: ${countParameters(config).toLocaleString("en-US")} parameters (${config.num_hidden_layers} layers, d=${config.hidden_size}, vocab ${config.vocab_size})`);
-  const trainItems = generateDataset(opts.seed, opts.trainExamples, { ...opts.task, minBlocks: opts.trainMinBlocks ?? 1 }, "train");
+  log(
+    `model: ${countParameters(config).toLocaleString("en-US")} parameters (${config.num_hidden_layers} layers, d=${config.hidden_size}, vocab ${config.vocab_size})`,
+  );
+  const trainItems = generateDataset(
+    opts.seed,
+    opts.trainExamples,
+    { ...opts.task, minBlocks: opts.trainMinBlocks ?? 1 },
+    "train",
+  );
   const testItems = generateHeldOut(opts.testExamples, opts.task ?? {});
   const examples = trainItems.map((it) => buildSftExample(tok, it.prompt, it.response));
   const meanLen = examples.reduce((a, e) => a + e.ids.length, 0) / Math.max(1, examples.length);
   const shortSteps = opts.shortSteps ?? 0;
   const shortIdx = [...examples.keys()].filter((i) => trainItems[i].problem.rounds <= SHORT_ROUNDS);
   const shortExamples = shortIdx.map((i) => examples[i]);
-  if (shortSteps > 0 && shortExamples.length === 0) throw new UserError(`toy training: no training problem has at most ${SHORT_ROUNDS} rounds for the short warm-up`);
+  if (shortSteps > 0 && shortExamples.length === 0)
+    throw new UserError(`toy training: no training problem has at most ${SHORT_ROUNDS} rounds for the short warm-up`);
   const onceWeight = opts.onceWeight ?? 1;
   const causalFraction = opts.stage2CausalFraction ?? 0;
-  if (!(onceWeight > 0)) throw new UserError(`toy training: the once-per-problem loss weight must be positive, got ${onceWeight}`);
-  if (!(causalFraction >= 0 && causalFraction < 1)) throw new UserError(`toy training: the stage-2 causal fraction must be in [0, 1), got ${causalFraction}`);
+  if (!(onceWeight > 0))
+    throw new UserError(`toy training: the once-per-problem loss weight must be positive, got ${onceWeight}`);
+  if (!(causalFraction >= 0 && causalFraction < 1))
+    throw new UserError(`toy training: the stage-2 causal fraction must be in [0, 1), got ${causalFraction}`);
   const weights = onceWeight === 1 ? undefined : examples.map((ex) => toyLossWeights(tok, ex, onceWeight));
   const pick = makeRng((opts.seed ^ 0x2545f491) >>> 0);
   const causal = examples.map(() => pick() < causalFraction);
   const answerSteps = opts.answerSteps ?? 0;
   const answerWeight = opts.answerWeight ?? 30;
   const answerLr = opts.answerLr ?? opts.lr / 3;
-  if (!(answerWeight > 0)) throw new UserError(`toy training: the answer-stage loss weight must be positive, got ${answerWeight}`);
-  if (!(answerLr > 0)) throw new UserError(`toy training: the answer-stage learning rate must be positive, got ${answerLr}`);
+  if (!(answerWeight > 0))
+    throw new UserError(`toy training: the answer-stage loss weight must be positive, got ${answerWeight}`);
+  if (!(answerLr > 0))
+    throw new UserError(`toy training: the answer-stage learning rate must be positive, got ${answerLr}`);
   const answerAllSteps = opts.answerAllSteps ?? 0;
   const answerAllLr = opts.answerAllLr ?? answerLr * 0.3;
-  if (!(answerAllLr > 0)) throw new UserError(`toy training: the answer-all stage's learning rate must be positive, got ${answerAllLr}`);
+  if (!(answerAllLr > 0))
+    throw new UserError(`toy training: the answer-all stage's learning rate must be positive, got ${answerAllLr}`);
   // The answer stages see the short problems three times (more answers per token of compute). The first
   // up-weights the answer only where the memento mask is on: in causal examples the answer can also be read off
   // the last block, and weighting those at 30x from the start taught that route instead (third digit 100% causal
@@ -374,17 +428,36 @@ export async function trainToy(opts: ToyTrainOptions): Promise<{ report: ToyRepo
   // route exists.
   const answerIdx = [...examples.keys(), ...shortIdx, ...shortIdx];
   const answerStage = (weightCausal: boolean) =>
-    toyAnswerSequences(tok, answerIdx.map((i) => examples[i]), answerIdx.map((i) => causal[i]), answerWeight, weightCausal);
-  log(`data: ${examples.length} training examples (mean ${meanLen.toFixed(0)} tokens; ${shortExamples.length} of at most ${SHORT_ROUNDS} rounds), ${testItems.length} held-out problems`);
+    toyAnswerSequences(
+      tok,
+      answerIdx.map((i) => examples[i]),
+      answerIdx.map((i) => causal[i]),
+      answerWeight,
+      weightCausal,
+    );
+  log(
+    `data: ${examples.length} training examples (mean ${meanLen.toFixed(0)} tokens; ${shortExamples.length} of at most ${SHORT_ROUNDS} rounds), ${testItems.length} held-out problems`,
+  );
 
   const result = await train({
     model,
     stages: [
-      ...(shortSteps > 0 ? [{ name: "stage1-short", sequences: toSequences(shortExamples, 1, tok), steps: shortSteps, lr: opts.lr }] : []),
+      ...(shortSteps > 0
+        ? [{ name: "stage1-short", sequences: toSequences(shortExamples, 1, tok), steps: shortSteps, lr: opts.lr }]
+        : []),
       { name: "stage1", sequences: toSequences(examples, 1, tok), steps: opts.stage1Steps, lr: opts.lr },
-      { name: "stage2", sequences: toSequences(examples, 2, tok, { weights, causal }), steps: opts.stage2Steps, lr: opts.lr },
-      ...(answerSteps > 0 ? [{ name: "stage2-answer", sequences: answerStage(false), steps: answerSteps, lr: answerLr }] : []),
-      ...(answerAllSteps > 0 ? [{ name: "stage2-answer-all", sequences: answerStage(true), steps: answerAllSteps, lr: answerAllLr }] : []),
+      {
+        name: "stage2",
+        sequences: toSequences(examples, 2, tok, { weights, causal }),
+        steps: opts.stage2Steps,
+        lr: opts.lr,
+      },
+      ...(answerSteps > 0
+        ? [{ name: "stage2-answer", sequences: answerStage(false), steps: answerSteps, lr: answerLr }]
+        : []),
+      ...(answerAllSteps > 0
+        ? [{ name: "stage2-answer-all", sequences: answerStage(true), steps: answerAllSteps, lr: answerAllLr }]
+        : []),
     ],
     batchSize: opts.batchSize,
     seed: opts.seed,
@@ -400,7 +473,12 @@ export async function trainToy(opts: ToyTrainOptions): Promise<{ report: ToyRepo
   tok.save(modelDir);
 
   log(`evaluating ${testItems.length} held-out problems with block masking and with full attention`);
-  const masked = evaluateToy(model, tok, testItems, resolveMasking({ keepLastNBlocks: 0, requireAssistantSection: true }));
+  const masked = evaluateToy(
+    model,
+    tok,
+    testItems,
+    resolveMasking({ keepLastNBlocks: 0, requireAssistantSection: true }),
+  );
   const full = evaluateToy(model, tok, testItems, undefined);
   const report: ToyReport = {
     seed: opts.seed,
@@ -408,7 +486,13 @@ export async function trainToy(opts: ToyTrainOptions): Promise<{ report: ToyRepo
     config,
     train: {
       examples: examples.length,
-      steps: { short: shortSteps, stage1: opts.stage1Steps, stage2: opts.stage2Steps, answer: answerSteps, answerAll: answerAllSteps },
+      steps: {
+        short: shortSteps,
+        stage1: opts.stage1Steps,
+        stage2: opts.stage2Steps,
+        answer: answerSteps,
+        answerAll: answerAllSteps,
+      },
       onceWeight,
       stage2CausalFraction: causalFraction,
       answerWeight,

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { performance } from "node:perf_hooks";
-import { Qwen3Model } from "../model/transformer.js";
+import type { Qwen3Model } from "../model/transformer.js";
 import { loadModel, saveModel } from "../model/index.js";
 import { readSafetensors, writeSafetensors } from "../model/safetensors.js";
 import { lineChart } from "../util/charts.js";
@@ -138,7 +138,9 @@ class GradPool {
       load[w] += this.sequences[i].ids.length ** 1.3;
     }
     type Reply = { grads: [string, Float32Array][]; lossSum: number; count: number; tokens: number };
-    const replies = await Promise.all(this.workers.map((w, k) => this.call<Reply>(w, { type: "step", indices: parts[k] })));
+    const replies = await Promise.all(
+      this.workers.map((w, k) => this.call<Reply>(w, { type: "step", indices: parts[k] })),
+    );
     const total: GradSum = { grads: new Map(replies[0].grads), lossSum: 0, count: 0, tokens: 0 };
     for (const [r, reply] of replies.entries()) {
       total.lossSum += reply.lossSum;
@@ -177,7 +179,9 @@ function saveCheckpoint(dir: string, model: Qwen3Model, opt: AdamW, state: Check
   rmSync(old, { recursive: true, force: true });
 }
 
-function loadCheckpoint(dir: string): { model: Qwen3Model; moments: Map<string, Float32Array>; state: CheckpointState } | undefined {
+function loadCheckpoint(
+  dir: string,
+): { model: Qwen3Model; moments: Map<string, Float32Array>; state: CheckpointState } | undefined {
   const ck = join(dir, CKPT);
   if (!existsSync(join(ck, "state.json"))) return undefined;
   const state = JSON.parse(readFileSync(join(ck, "state.json"), "utf8")) as CheckpointState;
@@ -206,7 +210,13 @@ export function writeLossSvg(outDir: string): void {
   }
   const svg = lineChart(
     [...series].map(([name, points]) => ({ name, points })),
-    { title: "Training loss", x: { label: "optimizer step" }, y: { label: "cross-entropy (nats/token)", min: 0 }, width: 720, height: 360 },
+    {
+      title: "Training loss",
+      x: { label: "optimizer step" },
+      y: { label: "cross-entropy (nats/token)", min: 0 },
+      width: 720,
+      height: 360,
+    },
   );
   writeFileSync(join(outDir, "loss.svg"), svg);
 }
@@ -279,9 +289,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         steps++;
         const dt = (performance.now() - t0) / 1000;
         const elapsed = secondsBefore + (performance.now() - started) / 1000;
-        appendFileSync(csv, `${stage.name},${step},${loss.toFixed(5)},${lr.toExponential(3)},${norm.toFixed(4)},${g.tokens},${(g.tokens / dt).toFixed(0)},${elapsed.toFixed(1)}\n`);
+        appendFileSync(
+          csv,
+          `${stage.name},${step},${loss.toFixed(5)},${lr.toExponential(3)},${norm.toFixed(4)},${g.tokens},${(g.tokens / dt).toFixed(0)},${elapsed.toFixed(1)}\n`,
+        );
         if (step % 10 === 0 || step === stage.steps - 1) {
-          log(`${stage.name} step ${step + 1}/${stage.steps} loss ${loss.toFixed(4)} (ema ${ema.toFixed(4)}) lr ${lr.toExponential(2)} |g| ${norm.toFixed(3)} ${(g.tokens / dt).toFixed(0)} tok/s`);
+          log(
+            `${stage.name} step ${step + 1}/${stage.steps} loss ${loss.toFixed(4)} (ema ${ema.toFixed(4)}) lr ${lr.toExponential(2)} |g| ${norm.toFixed(3)} ${(g.tokens / dt).toFixed(0)} tok/s`,
+          );
         }
         const next = step + 1;
         const last = next === stage.steps;
@@ -304,5 +319,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // The caller's model gets the trained weights (the pool may have trained a shared-memory copy).
   if (model !== opts.model) for (const [name, p] of opts.model.params) p.set(model.params.get(name)!);
   writeLossSvg(opts.outDir);
-  return { model: opts.model, steps, finalLoss, seconds: secondsBefore + (performance.now() - started) / 1000, tokens, stopped };
+  return {
+    model: opts.model,
+    steps,
+    finalLoss,
+    seconds: secondsBefore + (performance.now() - started) / 1000,
+    tokens,
+    stopped,
+  };
 }

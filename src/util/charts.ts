@@ -26,7 +26,9 @@ export function colorAt(i: number): string {
 
 /** Escapes text for XML/HTML content and attribute values. */
 export function escapeXml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : c === '"' ? "&quot;" : "&#39;"));
+  return s.replace(/[&<>"']/g, (c) =>
+    c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : c === '"' ? "&quot;" : "&#39;",
+  );
 }
 export const escapeHtml = escapeXml;
 
@@ -59,7 +61,7 @@ export function niceTicks(min: number, max: number, count = 5): number[] {
     max += pad;
   }
   const raw = (max - min) / Math.max(1, count);
-  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
   const first = Math.ceil(min / step - 1e-9) * step;
   const ticks: number[] = [];
@@ -194,7 +196,7 @@ function makeFrame(
   const dom = (vals: number[], a: AxisOptions | undefined, zero: boolean | undefined): [number, number] => {
     const finite = vals.filter(Number.isFinite);
     let lo = a?.min ?? (finite.length ? Math.min(...finite) : 0);
-    let hi = a?.max ?? (finite.length ? Math.max(...finite) : 1);
+    const hi = a?.max ?? (finite.length ? Math.max(...finite) : 1);
     if (zero && a?.min === undefined) lo = Math.min(0, lo);
     if (a?.min !== undefined && a?.max !== undefined) return lo === hi ? [lo, lo + 1] : [lo, hi];
     const [nlo, nhi] = niceDomain(lo, hi, a?.ticks ?? 5);
@@ -244,12 +246,15 @@ function axes(f: Frame, opts: ChartOptions): string {
   parts.push(`<g class="axis" stroke="#374151" stroke-width="1">`);
   parts.push(`<line x1="${f.left}" x2="${plotRight}" y1="${plotBottom}" y2="${plotBottom}"/>`);
   parts.push(`<line x1="${f.left}" x2="${f.left}" y1="${f.top}" y2="${plotBottom}"/>`);
-  for (const t of xt) parts.push(`<line x1="${num(f.sx(t))}" x2="${num(f.sx(t))}" y1="${plotBottom}" y2="${plotBottom + 4}"/>`);
+  for (const t of xt)
+    parts.push(`<line x1="${num(f.sx(t))}" x2="${num(f.sx(t))}" y1="${plotBottom}" y2="${plotBottom + 4}"/>`);
   for (const t of yt) parts.push(`<line x1="${f.left - 4}" x2="${f.left}" y1="${num(f.sy(t))}" y2="${num(f.sy(t))}"/>`);
   parts.push(`</g>`);
   parts.push(`<g class="ticks" fill="#374151">`);
-  for (const t of xt) parts.push(`<text x="${num(f.sx(t))}" y="${plotBottom + 15}" text-anchor="middle">${escapeXml(xf(t))}</text>`);
-  for (const t of yt) parts.push(`<text x="${f.left - 7}" y="${num(f.sy(t) + 3.5)}" text-anchor="end">${escapeXml(yf(t))}</text>`);
+  for (const t of xt)
+    parts.push(`<text x="${num(f.sx(t))}" y="${plotBottom + 15}" text-anchor="middle">${escapeXml(xf(t))}</text>`);
+  for (const t of yt)
+    parts.push(`<text x="${f.left - 7}" y="${num(f.sy(t) + 3.5)}" text-anchor="end">${escapeXml(yf(t))}</text>`);
   parts.push(`</g>`);
   if (opts.x?.label) {
     parts.push(
@@ -263,7 +268,9 @@ function axes(f: Frame, opts: ChartOptions): string {
     );
   }
   if (opts.title) {
-    parts.push(`<text class="chart-title" x="${f.left}" y="18" font-size="13" font-weight="600" fill="#111827">${escapeXml(opts.title)}</text>`);
+    parts.push(
+      `<text class="chart-title" x="${f.left}" y="18" font-size="13" font-weight="600" fill="#111827">${escapeXml(opts.title)}</text>`,
+    );
   }
   return parts.join("");
 }
@@ -294,7 +301,9 @@ function legendLayout(
         `<line x1="${num(x)}" x2="${num(x + 18)}" y1="${num(y - 4)}" y2="${num(y - 4)}" stroke="${e.color}" stroke-width="2.5"${e.dashed ? ' stroke-dasharray="5 3"' : ""}/>`,
       );
     }
-    parts.push(`<text x="${num(x + 23)}" y="${num(y)}" fill="#111827">${escapeXml(e.name.length > 40 ? e.name.slice(0, 39) + "…" : e.name)}</text>`);
+    parts.push(
+      `<text x="${num(x + 23)}" y="${num(y)}" fill="#111827">${escapeXml(e.name.length > 40 ? e.name.slice(0, 39) + "…" : e.name)}</text>`,
+    );
     x += w;
   }
   parts.push(`</g>`);
@@ -335,7 +344,11 @@ export function lineChart(series: readonly Series[], opts: ChartOptions = {}): s
   const xs = drawn.flatMap((s) => s.points.map((p) => p[0]));
   const ys = drawn.flatMap((s) => s.points.map((p) => p[1]));
   const f = makeFrame(opts, xs, ys, probe.rows, { yZero: true });
-  const parts = [svgOpen(f, opts, "line"), axes(f, opts), legendLayout(legendEntries, width, (opts.title ? 30 : 12) + 6).svg];
+  const parts = [
+    svgOpen(f, opts, "line"),
+    axes(f, opts),
+    legendLayout(legendEntries, width, (opts.title ? 30 : 12) + 6).svg,
+  ];
   parts.push(`<g class="plot" fill="none" stroke-linejoin="round" stroke-linecap="round">`);
   series.forEach((s, i) => {
     if (s.points.length === 0) return;
@@ -353,7 +366,10 @@ export function lineChart(series: readonly Series[], opts: ChartOptions = {}): s
       `<path class="series" data-series="${escapeXml(s.name)}" data-points="${s.points.length}" d="${d}" stroke="${color}" stroke-width="${s.strokeWidth ?? 1.8}"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`,
     );
     if (s.markers) {
-      for (const [x, y] of s.points) parts.push(`<circle class="marker" cx="${num(f.sx(x))}" cy="${num(f.sy(y))}" r="3" fill="${color}" stroke="none"/>`);
+      for (const [x, y] of s.points)
+        parts.push(
+          `<circle class="marker" cx="${num(f.sx(x))}" cy="${num(f.sy(y))}" r="3" fill="${color}" stroke="none"/>`,
+        );
     }
   });
   parts.push(`</g></svg>`);
@@ -373,7 +389,10 @@ export function cdfPoints(values: readonly number[]): [number, number][] {
 }
 
 /** Empirical CDFs of one or more samples, drawn as step functions; y is the fraction in [0, 1]. */
-export function cdfChart(samples: readonly { name: string; values: readonly number[]; color?: string; dashed?: boolean }[], opts: ChartOptions = {}): string {
+export function cdfChart(
+  samples: readonly { name: string; values: readonly number[]; color?: string; dashed?: boolean }[],
+  opts: ChartOptions = {},
+): string {
   const series: Series[] = samples.map((s, i) => ({
     name: `${s.name} (n=${s.values.length})`,
     points: cdfPoints(s.values),
@@ -404,7 +423,11 @@ export function scatterChart(points: readonly ScatterPoint[], opts: ChartOptions
   const width = opts.width ?? 640;
   const showLegend = opts.legend ?? pts.some((p) => p.label);
   const entries = showLegend
-    ? pts.map((p, i) => ({ name: p.label ?? `point ${i + 1}`, color: p.color ?? colorAt(i), marker: p.hollow ? ("ring" as const) : ("dot" as const) }))
+    ? pts.map((p, i) => ({
+        name: p.label ?? `point ${i + 1}`,
+        color: p.color ?? colorAt(i),
+        marker: p.hollow ? ("ring" as const) : ("dot" as const),
+      }))
     : [];
   const probe = legendLayout(entries, width, 0);
   // Pad single points / tiny ranges so markers sit inside the plot.
@@ -417,7 +440,11 @@ export function scatterChart(points: readonly ScatterPoint[], opts: ChartOptions
     return [lo - d * 0.15, hi + d * 0.15];
   };
   const f = makeFrame(opts, pad(xs), pad(ys), probe.rows, { xZero: true, yZero: true });
-  const parts = [svgOpen(f, opts, "scatter"), axes(f, opts), legendLayout(entries, width, (opts.title ? 30 : 12) + 6).svg];
+  const parts = [
+    svgOpen(f, opts, "scatter"),
+    axes(f, opts),
+    legendLayout(entries, width, (opts.title ? 30 : 12) + 6).svg,
+  ];
   parts.push(`<g class="plot">`);
   pts.forEach((p, i) => {
     const color = p.color ?? colorAt(i);
@@ -426,7 +453,10 @@ export function scatterChart(points: readonly ScatterPoint[], opts: ChartOptions
     parts.push(
       `<circle class="point" data-label="${escapeXml(p.label ?? "")}" cx="${cx}" cy="${cy}" r="5.5" fill="${p.hollow ? "#fff" : color}" stroke="${color}" stroke-width="2"/>`,
     );
-    if (p.label) parts.push(`<text x="${num(f.sx(p.x) + 8)}" y="${num(f.sy(p.y) - 7)}" fill="#111827">${escapeXml(p.label)}</text>`);
+    if (p.label)
+      parts.push(
+        `<text x="${num(f.sx(p.x) + 8)}" y="${num(f.sy(p.y) - 7)}" fill="#111827">${escapeXml(p.label)}</text>`,
+      );
   });
   parts.push(`</g></svg>`);
   return parts.join("");
@@ -442,7 +472,9 @@ export interface Bar {
 export function barChart(bars: readonly Bar[], opts: ChartOptions = {}): string {
   if (bars.length === 0) return noData(opts, "bar");
   const values = bars.map((b) => b.value).filter(Number.isFinite);
-  const f = makeFrame({ ...opts, x: { ...opts.x, min: 0, max: bars.length } }, [0, bars.length], [0, ...values], 0, { yZero: true });
+  const f = makeFrame({ ...opts, x: { ...opts.x, min: 0, max: bars.length } }, [0, bars.length], [0, ...values], 0, {
+    yZero: true,
+  });
   const xLabels = (v: number) => {
     const i = Math.floor(v);
     return Math.abs(v - i - 0.5) < 1e-9 && bars[i] ? bars[i].label : "";
@@ -458,15 +490,23 @@ export function barChart(bars: readonly Bar[], opts: ChartOptions = {}): string 
     parts.push(
       `<rect class="bar" data-label="${escapeXml(b.label)}" x="${num(x)}" y="${num(Math.min(y0, y1))}" width="${num(slot * 0.7)}" height="${num(Math.abs(y1 - y0))}" fill="${b.color ?? colorAt(i)}"/>`,
     );
-    parts.push(`<text x="${num(f.sx(i + 0.5))}" y="${num(f.height - f.bottom + 15)}" text-anchor="middle" fill="#374151">${escapeXml(xLabels(i + 0.5))}</text>`);
-    parts.push(`<text x="${num(f.sx(i + 0.5))}" y="${num(Math.min(y0, y1) - 4)}" text-anchor="middle" fill="#111827">${escapeXml(formatNumber(b.value))}</text>`);
+    parts.push(
+      `<text x="${num(f.sx(i + 0.5))}" y="${num(f.height - f.bottom + 15)}" text-anchor="middle" fill="#374151">${escapeXml(xLabels(i + 0.5))}</text>`,
+    );
+    parts.push(
+      `<text x="${num(f.sx(i + 0.5))}" y="${num(Math.min(y0, y1) - 4)}" text-anchor="middle" fill="#111827">${escapeXml(formatNumber(b.value))}</text>`,
+    );
   });
   parts.push(`</g></svg>`);
   return parts.join("");
 }
 
 /** A table cell: plain text (escaped) or pre-built HTML, with an optional class. */
-export type Cell = string | number | { html: string; className?: string; title?: string } | { text: string; className?: string; title?: string };
+export type Cell =
+  | string
+  | number
+  | { html: string; className?: string; title?: string }
+  | { text: string; className?: string; title?: string };
 
 function cellHtml(c: Cell, tag: "td" | "th"): string {
   if (typeof c === "string" || typeof c === "number") return `<${tag}>${escapeHtml(String(c))}</${tag}>`;
@@ -477,7 +517,11 @@ function cellHtml(c: Cell, tag: "td" | "th"): string {
 }
 
 /** An HTML table with a header row; cells are escaped unless given as `{html}`. */
-export function htmlTable(head: readonly Cell[], rows: readonly (readonly Cell[])[], opts: { className?: string; caption?: string } = {}): string {
+export function htmlTable(
+  head: readonly Cell[],
+  rows: readonly (readonly Cell[])[],
+  opts: { className?: string; caption?: string } = {},
+): string {
   const cls = opts.className ? ` class="${escapeHtml(opts.className)}"` : "";
   const caption = opts.caption ? `<caption>${escapeHtml(opts.caption)}</caption>` : "";
   return (

@@ -7,10 +7,11 @@
  * and any request that leaves the machine (anything but file:, data:, blob:, about: and 127.0.0.1/localhost) are
  * collected in `problems`, and such requests are aborted.
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
+import { expect } from "vitest";
 
 export const CHROMIUM = process.env.MEMENTO_CHROMIUM ?? "/usr/bin/chromium";
 export const hasChromium = existsSync(CHROMIUM);
@@ -87,5 +88,14 @@ export async function openPage(url: string, viewport = { width: 1280, height: 90
 
 /** Vertex counts (M and L commands) of every `path.series` in the page, in document order. */
 export async function seriesPointCounts(page: Page, scope = "body"): Promise<number[]> {
-  return page.$$eval(`${scope} path.series`, (paths) => paths.map((p) => ((p.getAttribute("d") ?? "").match(/[ML]/g) ?? []).length));
+  return page.$$eval(`${scope} path.series`, (paths) =>
+    paths.map((p) => ((p.getAttribute("d") ?? "").match(/[ML]/g) ?? []).length),
+  );
+}
+
+/** Saves a full-page screenshot to `path`, checks that it is a PNG, and copies it to `copyTo` for people to look at. */
+export async function saveScreenshot(page: Page, path: string, copyTo: string): Promise<void> {
+  await page.screenshot({ path, fullPage: true });
+  expect(readFileSync(path).subarray(1, 4).toString()).toBe("PNG");
+  copyFileSync(path, copyTo);
 }

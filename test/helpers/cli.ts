@@ -40,18 +40,30 @@ export function runCliAsync(args: string[], input?: string): Promise<CliResult> 
  * Runs the CLI in this process (fast: no Node start-up, and sources need no build), with `input` on stdin when
  * given; returns the exit code and what was written to stdout and stderr.
  */
-export async function runInProcess(args: string[], input?: string): Promise<{ code: number; out: string; err: string }> {
+export async function runInProcess(
+  args: string[],
+  input?: string,
+): Promise<{ code: number; out: string; err: string }> {
   const { vi } = await import("vitest");
   const { Readable } = await import("node:stream");
   const { main } = await import("../../src/cli/main.js");
   const original = Object.getOwnPropertyDescriptor(process, "stdin")!;
   if (input !== undefined) {
-    Object.defineProperty(process, "stdin", { value: Object.assign(Readable.from([Buffer.from(input)]), { isTTY: false }), configurable: true });
+    Object.defineProperty(process, "stdin", {
+      value: Object.assign(Readable.from([Buffer.from(input)]), { isTTY: false }),
+      configurable: true,
+    });
   }
   let out = "";
   let err = "";
-  const o = vi.spyOn(process.stdout, "write").mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => ((err += String(s)), true));
+  const o = vi.spyOn(process.stdout, "write").mockImplementation((s) => {
+    out += String(s);
+    return true;
+  });
+  const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => {
+    err += String(s);
+    return true;
+  });
   try {
     const code = await main(["node", "memento", ...args]);
     return { code, out, err };

@@ -12,6 +12,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { afterAll, beforeAll } from "vitest";
 import { promptKindOf, type PromptKind } from "../../src/data/prompts.js";
 import {
   extractiveMemento,
@@ -84,7 +85,11 @@ function readBody(req: IncomingMessage): Promise<string> {
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)), ...headers });
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": String(Buffer.byteLength(text)),
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -153,7 +158,9 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     rejectResponseFormat: false,
     delayMs: 0,
     count(kind?: PromptKind) {
-      return state.requests.filter((r) => r.path.endsWith("/chat/completions") && (kind === undefined || r.kind === kind)).length;
+      return state.requests.filter(
+        (r) => r.path.endsWith("/chat/completions") && (kind === undefined || r.kind === kind),
+      ).length;
     },
     close: async () => {
       for (const s of sockets) s.destroy();
@@ -174,7 +181,10 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     const method = req.method ?? "GET";
     if (method === "GET" && path === "/v1/models") {
       state.requests.push({ method, path, body: null, status: 200 });
-      sendJson(res, 200, { object: "list", data: [{ id: "fake-model", object: "model", created: 0, owned_by: "fake" }] });
+      sendJson(res, 200, {
+        object: "list",
+        data: [{ id: "fake-model", object: "model", created: 0, owned_by: "fake" }],
+      });
       return;
     }
     if (method !== "POST" || path !== "/v1/chat/completions") {
@@ -301,4 +311,14 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
 
 export async function stopFakeOpenAI(server: FakeOpenAI | undefined): Promise<void> {
   await server?.close();
+}
+
+/** Starts a fake server before the tests of the calling file (or suite) and stops it after them. */
+export function useFakeOpenAI(): { fake: FakeOpenAI } {
+  const holder = {} as { fake: FakeOpenAI };
+  beforeAll(async () => {
+    holder.fake = await startFakeOpenAI();
+  });
+  afterAll(() => stopFakeOpenAI(holder.fake));
+  return holder;
 }

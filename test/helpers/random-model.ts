@@ -15,18 +15,30 @@ export interface RandomModelOptions {
   config?: Partial<Qwen3Config>;
 }
 
+/** The tiny shape of randomModel: 2 layers of 32, 2 query heads over 1 KV head, vocabulary 112. */
+export const TINY_MODEL_CONFIG: Partial<Qwen3Config> = {
+  vocab_size: 112,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  head_dim: 16,
+};
+
+/** A smaller shape still (1 layer of 16) for the quickest runs; the vocabulary is left to the caller. */
+export const ONE_LAYER_CONFIG: Partial<Qwen3Config> = {
+  hidden_size: 16,
+  intermediate_size: 32,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  head_dim: 8,
+};
+
 /** A tiny random model (2 layers of 32, vocabulary 112) in memory. */
 export function randomModel(opts: RandomModelOptions = {}): Qwen3Model {
-  const config = toyConfig({
-    vocab_size: 112,
-    hidden_size: 32,
-    intermediate_size: 64,
-    num_hidden_layers: 2,
-    num_attention_heads: 2,
-    num_key_value_heads: 1,
-    head_dim: 16,
-    ...opts.config,
-  });
+  const config = toyConfig({ ...TINY_MODEL_CONFIG, ...opts.config });
   return Qwen3Model.random(config, { seed: opts.seed ?? 1 });
 }
 

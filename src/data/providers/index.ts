@@ -39,7 +39,10 @@ const OpenAISchema = z
     baseURL: z.url().optional(),
     apiKey: z.string().min(1).optional(),
     model: modelName.optional(),
-    models: z.object({ score: modelName.optional(), compress: modelName.optional(), judge: modelName.optional() }).strict().optional(),
+    models: z
+      .object({ score: modelName.optional(), compress: modelName.optional(), judge: modelName.optional() })
+      .strict()
+      .optional(),
     jsonMode: z.boolean().optional(),
     temperature: z.number().min(0).max(2).optional(),
     maxTokens: z.number().int().positive().optional(),
@@ -53,8 +56,14 @@ const OpenAISchema = z
       })
       .strict()
       .optional(),
-    rateLimit: z.object({ requestsPerMinute: positive.optional(), tokensPerMinute: positive.optional() }).strict().optional(),
-    prices: z.object({ inputPerMillion: z.number().min(0), outputPerMillion: z.number().min(0) }).strict().optional(),
+    rateLimit: z
+      .object({ requestsPerMinute: positive.optional(), tokensPerMinute: positive.optional() })
+      .strict()
+      .optional(),
+    prices: z
+      .object({ inputPerMillion: z.number().min(0), outputPerMillion: z.number().min(0) })
+      .strict()
+      .optional(),
   })
   .loose()
   .refine((o) => o.model !== undefined || (o.models?.score && o.models?.compress && o.models?.judge), {

@@ -45,7 +45,7 @@
  * the result unit first when the feedback asks for that (or nothing else is left). Parts are joined by "; ".
  */
 import { JUDGE_MAX, type JudgeDimensions, type Judgment, type Provider, type Usage } from "../types.js";
-import { toJudgment } from "../prompts.js";
+import { checkJudgeInput, toJudgment } from "../prompts.js";
 
 export interface OfflineProviderOptions {
   /** Token counter for the memento budget and the length checks (default: a tokenizer-free estimate). */
@@ -286,7 +286,11 @@ function lastIndexWhere<T>(xs: readonly T[], p: (x: T) => boolean): number {
 // ---------------------------------------------------------------------------------------------------------------
 // Mementos
 
-export function extractiveMemento(block: string, countTokens: (s: string) => number = approxTokens, ratio = 0.15): string {
+export function extractiveMemento(
+  block: string,
+  countTokens: (s: string) => number = approxTokens,
+  ratio = 0.15,
+): string {
   const units = textUnits(block, countTokens);
   if (units.length === 0) return "";
   const tokens = units.map((u) => countTokens(u));
@@ -331,7 +335,11 @@ function quote(s: string, max = 100): string {
   return `"${c.length > max ? `${c.slice(0, max - 3)}...` : c}"`;
 }
 
-export function judgeHeuristic(block: string, memento: string, countTokens: (s: string) => number = approxTokens): Judgment {
+export function judgeHeuristic(
+  block: string,
+  memento: string,
+  countTokens: (s: string) => number = approxTokens,
+): Judgment {
   const m = collapse(memento);
   if (!m) {
     return toJudgment(
@@ -379,7 +387,13 @@ export function judgeHeuristic(block: string, memento: string, countTokens: (s: 
   const unsupported = [...new Set(mWords.filter((w) => !bWords.has(w)))];
   const supported = mWords.length === 0 ? 1 : mWords.filter((w) => bWords.has(w)).length / mWords.length;
   d.noHallucination = supported >= 0.9 ? 1 : 0;
-  if (d.noHallucination === 0) issues.push(`Remove what the block does not say (unsupported: ${unsupported.slice(0, 8).map((w) => `"${w}"`).join(", ")}).`);
+  if (d.noHallucination === 0)
+    issues.push(
+      `Remove what the block does not say (unsupported: ${unsupported
+        .slice(0, 8)
+        .map((w) => `"${w}"`)
+        .join(", ")}).`,
+    );
 
   const mUnits = mementoParts(m);
   const blockTokens = countTokens(block);
@@ -391,7 +405,8 @@ export function judgeHeuristic(block: string, memento: string, countTokens: (s: 
     const r = units[lastIndexWhere(units, isResultUnit)];
     issues.push(r ? `Lead with the result first: ${quote(r)}.` : "Lead with the block's result first.");
   }
-  if (!shortEnough) issues.push(`Too long: ${Math.round(ratio * 100)}% of the block's tokens; cut narration to reach 10-20%.`);
+  if (!shortEnough)
+    issues.push(`Too long: ${Math.round(ratio * 100)}% of the block's tokens; cut narration to reach 10-20%.`);
 
   return toJudgment(d, issues.length ? issues.join(" ") : "Complete: nothing missing.");
 }
@@ -467,7 +482,10 @@ export function refineHeuristic(
   }
   const methodMatch = /name the method\(s\) used:([^.]*)\./i.exec(fb);
   if (methodMatch) {
-    for (const w of methodMatch[1].split(",").map((x) => x.trim().toLowerCase()).filter(Boolean)) {
+    for (const w of methodMatch[1]
+      .split(",")
+      .map((x) => x.trim().toLowerCase())
+      .filter(Boolean)) {
       if ((parts.join(" ") + " " + additions.join(" ")).toLowerCase().includes(w)) continue;
       const u = units.filter((x) => x.toLowerCase().includes(w)).sort((a, b) => countTokens(a) - countTokens(b))[0];
       if (u) add(stripLead(u));
@@ -526,9 +544,13 @@ export class OfflineProvider implements Provider {
     return blocks.map((b) => extractiveMemento(b, this.countTokens, this.ratio));
   }
 
-  async judgeMementos(blocks: readonly string[], mementos: readonly string[], signal?: AbortSignal): Promise<Judgment[]> {
+  async judgeMementos(
+    blocks: readonly string[],
+    mementos: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<Judgment[]> {
     throwIfAborted(signal);
-    if (blocks.length !== mementos.length) throw new Error(`judge: ${blocks.length} blocks but ${mementos.length} mementos`);
+    checkJudgeInput(blocks, mementos);
     this.calls++;
     return blocks.map((b, i) => judgeHeuristic(b, mementos[i], this.countTokens));
   }

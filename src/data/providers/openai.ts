@@ -33,6 +33,7 @@ import {
   buildRefineMessages,
   buildReaskMessage,
   buildScoreMessages,
+  checkJudgeInput,
   parseJudgeAnswer,
   parseMementoAnswer,
   parseScoreAnswer,
@@ -154,7 +155,10 @@ export class RateLimiter {
   private readonly tokens?: TokenBucket;
   private queue: Promise<void> = Promise.resolve();
 
-  constructor(options: RateLimitOptions, private readonly clock: Clock = systemClock) {
+  constructor(
+    options: RateLimitOptions,
+    private readonly clock: Clock = systemClock,
+  ) {
     const now = () => clock.now();
     if (options.requestsPerMinute !== undefined) this.requests = new TokenBucket(options.requestsPerMinute, now);
     if (options.tokensPerMinute !== undefined) this.tokens = new TokenBucket(options.tokensPerMinute, now);
@@ -208,7 +212,10 @@ export interface FailureInfo {
 }
 
 /** `retry-after-ms`, else `Retry-After` (seconds or an HTTP date), in milliseconds. */
-export function parseRetryAfter(headers: { get(name: string): string | null } | undefined, now = Date.now()): number | undefined {
+export function parseRetryAfter(
+  headers: { get(name: string): string | null } | undefined,
+  now = Date.now(),
+): number | undefined {
   if (!headers) return undefined;
   const ms = headers.get("retry-after-ms");
   if (ms !== null && ms.trim() !== "" && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
@@ -257,7 +264,8 @@ function errorText(e: unknown): string {
 /** Whether a failed request is worth retrying, and how long the server asks us to wait. */
 export function classifyFailure(e: unknown): FailureInfo {
   if (e instanceof APIConnectionTimeoutError) return { retryable: true, reason: "request timed out" };
-  if (e instanceof APIConnectionError) return { retryable: true, reason: `connection error (${errorText(e.cause ?? e)})` };
+  if (e instanceof APIConnectionError)
+    return { retryable: true, reason: `connection error (${errorText(e.cause ?? e)})` };
   if (e instanceof APIError && typeof e.status === "number") {
     const status = e.status;
     const retryable = status === 408 || status === 409 || status === 429 || status >= 500;
@@ -267,14 +275,22 @@ export function classifyFailure(e: unknown): FailureInfo {
   if (e instanceof SyntaxError) return { retryable: true, reason: `response body is not JSON (${e.message})` };
   const codes = errorCodes(e);
   const text = errorText(e);
-  if (codes.some((c) => CONNECTION_CODES.has(c)) || /terminated|socket|other side closed|ECONNRESET|fetch failed/i.test(text)) {
+  if (
+    codes.some((c) => CONNECTION_CODES.has(c)) ||
+    /terminated|socket|other side closed|ECONNRESET|fetch failed/i.test(text)
+  ) {
     return { retryable: true, reason: `connection error (${text})` };
   }
   return { retryable: false, reason: text };
 }
 
 /** Full-jitter exponential backoff: uniform in [0, min(max, base * 2^(attempt-1))]. */
-export function backoffDelay(attempt: number, baseDelayMs: number, maxDelayMs: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  baseDelayMs: number,
+  maxDelayMs: number,
+  random: () => number = Math.random,
+): number {
   return random() * Math.min(maxDelayMs, baseDelayMs * 2 ** Math.max(0, attempt - 1));
 }
 
@@ -400,7 +416,8 @@ export class OpenAIProvider implements Provider {
     this.maxDelayMs = r.maxDelayMs ?? 60_000;
     this.maxRetryAfterMs = r.maxRetryAfterMs ?? 120_000;
     this.timeoutMs = r.timeoutMs ?? 180_000;
-    if (!Number.isInteger(this.attempts) || this.attempts < 1) throw new RangeError(`retry.attempts must be an integer >= 1`);
+    if (!Number.isInteger(this.attempts) || this.attempts < 1)
+      throw new RangeError(`retry.attempts must be an integer >= 1`);
     if (!(this.timeoutMs > 0)) throw new RangeError(`retry.timeoutMs must be > 0`);
     if (!(this.baseDelayMs >= 0) || !(this.maxDelayMs >= 0)) throw new RangeError(`retry delays must be >= 0`);
     this.jsonMode = options.jsonMode ?? true;
@@ -423,7 +440,13 @@ export class OpenAIProvider implements Provider {
 
   async scoreBoundaries(sentences: readonly string[], signal?: AbortSignal): Promise<number[]> {
     if (sentences.length < 2) return [];
-    return this.ask("score", this.models.score, buildScoreMessages(sentences), (t) => parseScoreAnswer(t, sentences.length), signal);
+    return this.ask(
+      "score",
+      this.models.score,
+      buildScoreMessages(sentences),
+      (t) => parseScoreAnswer(t, sentences.length),
+      signal,
+    );
   }
 
   async writeMementos(problem: string, blocks: readonly string[], signal?: AbortSignal): Promise<string[]> {
@@ -437,10 +460,20 @@ export class OpenAIProvider implements Provider {
     );
   }
 
-  async judgeMementos(blocks: readonly string[], mementos: readonly string[], signal?: AbortSignal): Promise<Judgment[]> {
-    if (blocks.length !== mementos.length) throw new Error(`judge: ${blocks.length} blocks but ${mementos.length} mementos`);
+  async judgeMementos(
+    blocks: readonly string[],
+    mementos: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<Judgment[]> {
+    checkJudgeInput(blocks, mementos);
     if (blocks.length === 0) return [];
-    return this.ask("judge", this.models.judge, buildJudgeMessages(blocks, mementos), (t) => parseJudgeAnswer(t, blocks.length), signal);
+    return this.ask(
+      "judge",
+      this.models.judge,
+      buildJudgeMessages(blocks, mementos),
+      (t) => parseJudgeAnswer(t, blocks.length),
+      signal,
+    );
   }
 
   async refineMementos(
@@ -474,7 +507,8 @@ export class OpenAIProvider implements Provider {
   costUsd(): number {
     if (!this.prices) return 0;
     return (
-      (this.counters.promptTokens * this.prices.inputPerMillion + this.counters.completionTokens * this.prices.outputPerMillion) /
+      (this.counters.promptTokens * this.prices.inputPerMillion +
+        this.counters.completionTokens * this.prices.outputPerMillion) /
       1_000_000
     );
   }
@@ -503,7 +537,11 @@ export class OpenAIProvider implements Provider {
     if (r1.ok) return r1.value;
     this.statsCounters.reasks++;
     this.onEvent?.({ type: "reask", stage, error: r1.error });
-    const retryMessages: ChatMessage[] = [...messages, { role: "assistant", content: first }, buildReaskMessage(r1.error)];
+    const retryMessages: ChatMessage[] = [
+      ...messages,
+      { role: "assistant", content: first },
+      buildReaskMessage(r1.error),
+    ];
     const second = await this.chat(stage, model, retryMessages, signal);
     const r2 = parse(second);
     if (r2.ok) return r2.value;
@@ -560,7 +598,9 @@ export class OpenAIProvider implements Provider {
         }
         if (!info.retryable || attempt >= this.attempts) {
           this.statsCounters.requestErrors++;
-          const what = info.retryable ? `gave up after ${attempt} attempt${attempt === 1 ? "" : "s"}: ${info.reason}` : info.reason;
+          const what = info.retryable
+            ? `gave up after ${attempt} attempt${attempt === 1 ? "" : "s"}: ${info.reason}`
+            : info.reason;
           throw new ProviderRequestError(stage, what, status, attempt, info.retryable, { cause: e });
         }
         const retryAfter = info.retryAfterMs;
@@ -607,7 +647,13 @@ export class OpenAIProvider implements Provider {
         choices?: { message?: { content?: unknown }; finish_reason?: unknown }[];
         usage?: { prompt_tokens?: unknown; completion_tokens?: unknown };
       } | null;
-      if (!c || typeof c !== "object" || !Array.isArray(c.choices) || c.choices.length === 0 || !c.choices[0]?.message) {
+      if (
+        !c ||
+        typeof c !== "object" ||
+        !Array.isArray(c.choices) ||
+        c.choices.length === 0 ||
+        !c.choices[0]?.message
+      ) {
         throw new MalformedResponseError("response is not a chat completion (no choices[0].message)");
       }
       const prompt = typeof c.usage?.prompt_tokens === "number" ? c.usage.prompt_tokens : 0;

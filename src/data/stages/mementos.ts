@@ -40,7 +40,8 @@ export async function writeMementosWithJudge(
 ): Promise<MementoStageResult> {
   const threshold = options.threshold ?? 8;
   const maxRounds = options.maxRounds ?? 2;
-  if (!(threshold >= 0 && threshold <= 10)) throw new UserError(`memento threshold must be in [0, 10], got ${threshold}`);
+  if (!(threshold >= 0 && threshold <= 10))
+    throw new UserError(`memento threshold must be in [0, 10], got ${threshold}`);
   if (!Number.isInteger(maxRounds) || maxRounds < 0) throw new UserError(`memento maxRounds must be an integer >= 0`);
   const { signal } = options;
   if (blocks.length === 0) return { mementos: [], history: [] };
@@ -61,7 +62,9 @@ export async function writeMementosWithJudge(
   for (let round = 1; round <= maxRounds && failing.length > 0; round++) {
     const refined = await provider.refineMementos(blocks, current, judgments, failing, signal);
     checkCount("refineMementos", refined, failing.length);
-    failing.forEach((i, k) => (current[i] = refined[k]));
+    failing.forEach((i, k) => {
+      current[i] = refined[k];
+    });
     const rejudged = await provider.judgeMementos(
       failing.map((i) => blocks[i]),
       failing.map((i) => current[i]),

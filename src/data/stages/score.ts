@@ -44,7 +44,8 @@ export interface ScoreTraceResult {
 
 /** The windows of one pass over n sentences (none when n < 2). */
 export function scoreWindows(n: number, size: number): ScoreWindow[] {
-  if (!Number.isInteger(size) || size < 2) throw new UserError(`score window size must be an integer >= 2, got ${size}`);
+  if (!Number.isInteger(size) || size < 2)
+    throw new UserError(`score window size must be an integer >= 2, got ${size}`);
   const out: ScoreWindow[] = [];
   for (let start = 0; start < n - 1; start += size - 1) out.push({ start, end: Math.min(n, start + size) });
   return out;
@@ -77,7 +78,8 @@ export async function scoreTraceBoundaries(
   const sizes = options.windows ?? [16];
   if (sizes.length === 0) throw new UserError("score windows: at least one window size is needed");
   const concurrency = options.concurrency ?? 1;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UserError(`score concurrency must be an integer >= 1`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new UserError(`score concurrency must be an integer >= 1`);
   const n = sentences.length;
   const plans = sizes.map((size) => scoreWindows(n, size));
   const total = plans.reduce((a, p) => a + p.length, 0);
@@ -95,7 +97,8 @@ export async function scoreTraceBoundaries(
           );
         }
         got.forEach((s, k) => {
-          if (!Number.isInteger(s) || s < 0 || s > 3) throw new Error(`provider ${provider.name} returned score ${s} (expected an integer 0-3)`);
+          if (!Number.isInteger(s) || s < 0 || s > 3)
+            throw new Error(`provider ${provider.name} returned score ${s} (expected an integer 0-3)`);
           passes[pass][w.start + k] = s;
         });
         done++;

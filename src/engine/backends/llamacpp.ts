@@ -52,7 +52,12 @@ import { LLAMACPP_CAPABILITIES } from "./capabilities.js";
 interface NativeContext {
   getContextSize(): number;
   initBatch(size: number): void;
-  addToBatch(sequenceId: number, firstTokenSequenceIndex: number, tokens: Uint32Array, logitIndexes: Uint32Array): Uint32Array;
+  addToBatch(
+    sequenceId: number,
+    firstTokenSequenceIndex: number,
+    tokens: Uint32Array,
+    logitIndexes: Uint32Array,
+  ): Uint32Array;
   decodeBatch(): Promise<void>;
   sampleToken(
     batchLogitIndex: number,
@@ -60,7 +65,9 @@ interface NativeContext {
     probabilities: boolean,
     confidence?: boolean,
     logits?: boolean,
-  ): Promise<[token: number, probabilities: number[] | undefined, confidence: number | undefined, logits: number[] | undefined]>;
+  ): Promise<
+    [token: number, probabilities: number[] | undefined, confidence: number | undefined, logits: number[] | undefined]
+  >;
   disposeSequence(sequenceId: number): void;
   removeTokenCellsFromSequence(sequenceId: number, startPos: number, endPos: number): boolean;
   getSequenceKvCacheMinPosition(sequenceId: number): number;
@@ -79,34 +86,38 @@ interface NativeBindings {
 /** The node-llama-cpp package version this backend was written and measured against. */
 export const NODE_LLAMA_CPP_VERSION = "3.22.1";
 
-export interface LlamaCppBackendOptions {
+/** Options both llama.cpp backends take (node-llama-cpp's per-sequence KV and the shared-pool addon). */
+export interface LlamaCppCommonOptions {
   /** Path of a GGUF model file. */
   modelPath: string;
   /** Sequences in the context: the most requests alive at once (default 4). */
   sequences?: number;
+  /** Most tokens per llama_decode call (prefill chunk; also bounds the decode batch). Default max(sequences, 512). */
+  batchSize?: number;
+  /** CPU threads (default: node-llama-cpp's choice; the pool: defaultLlamaCppThreads()). */
+  threads?: number;
+  /** "auto" lets llama.cpp offload to a GPU it was built for; false keeps every layer on the CPU (default). */
+  gpu?: false | "auto";
+  /** Layers to offload when `gpu` is "auto" (default: llama.cpp's choice, all). */
+  gpuLayers?: number;
+  /**
+   * Storage type of the KV cache (default "F16", llama.cpp's default; "F32" doubles the memory and matches the
+   * reference transformer more closely). node-llama-cpp sets it through its experimental KV-type option.
+   */
+  kvCacheType?: "F16" | "F32";
+  /** llama.cpp flash attention (default: llama.cpp's automatic choice for the model). */
+  flashAttention?: boolean;
+  /** Check the backend's record of cells against llama.cpp's measured state after every call (tests). */
+  verifyCells?: boolean;
+}
+
+export interface LlamaCppBackendOptions extends LlamaCppCommonOptions {
   /**
    * KV cells of each sequence: the most tokens one request may hold at once (its Memento peak). llama.cpp
    * rounds the context up (node-llama-cpp pads it to a multiple of 256 cells); `cellsPerSequence` on the
    * backend reports the real figure. Default 2048.
    */
   cellsPerSequence?: number;
-  /** Most tokens per llama_decode call (prefill chunk; also bounds the decode batch). Default max(sequences, 512). */
-  batchSize?: number;
-  /** CPU threads (default: node-llama-cpp's choice). */
-  threads?: number;
-  /** "auto" lets node-llama-cpp pick CUDA/Vulkan/Metal when available; false forces the CPU (default). */
-  gpu?: false | "auto";
-  /** Layers to offload when a GPU is used (default: node-llama-cpp's "auto"). */
-  gpuLayers?: number;
-  /**
-   * Storage type of the KV cache (default "F16", llama.cpp's default; "F32" doubles the memory and matches the
-   * reference transformer more closely). Uses node-llama-cpp's experimental KV-type option.
-   */
-  kvCacheType?: "F16" | "F32";
-  /** llama.cpp flash attention (default: node-llama-cpp's choice for the model). */
-  flashAttention?: boolean;
-  /** Check measured cells against the backend's own record after every call (tests; a few state-size calls). */
-  verifyCells?: boolean;
 }
 
 /** A contiguous run [start, end) of resident positions. */
@@ -181,8 +192,10 @@ export class LlamaCppBackend implements Backend {
   static async create(opts: LlamaCppBackendOptions): Promise<LlamaCppBackend> {
     const sequences = opts.sequences ?? 4;
     const cells = opts.cellsPerSequence ?? 2048;
-    if (!Number.isInteger(sequences) || sequences < 1) throw new Error(`sequences must be a positive integer, got ${sequences}`);
-    if (!Number.isInteger(cells) || cells < 2) throw new Error(`cellsPerSequence must be an integer >= 2, got ${cells}`);
+    if (!Number.isInteger(sequences) || sequences < 1)
+      throw new Error(`sequences must be a positive integer, got ${sequences}`);
+    if (!Number.isInteger(cells) || cells < 2)
+      throw new Error(`cellsPerSequence must be an integer >= 2, got ${cells}`);
     const batchSize = opts.batchSize ?? Math.max(sequences, 512);
     const { getLlama } = await import("node-llama-cpp");
     const llama = await getLlama({
@@ -191,7 +204,10 @@ export class LlamaCppBackend implements Backend {
       progressLogs: false,
       logLevel: "error" as never,
     });
-    const model = await llama.loadModel({ modelPath: opts.modelPath, ...(opts.gpuLayers !== undefined ? { gpuLayers: opts.gpuLayers } : {}) });
+    const model = await llama.loadModel({
+      modelPath: opts.modelPath,
+      ...(opts.gpuLayers !== undefined ? { gpuLayers: opts.gpuLayers } : {}),
+    });
     // A LlamaContext is created through the public API (memory checks, padding, threads), but its own
     // sequence objects and batch dispatcher are never used: this backend owns every sequence id.
     const context = await model.createContext({
@@ -200,7 +216,9 @@ export class LlamaCppBackend implements Backend {
       batchSize,
       ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
       ...(opts.flashAttention !== undefined ? { flashAttention: opts.flashAttention } : {}),
-      ...(opts.kvCacheType ? { experimentalKvCacheKeyType: opts.kvCacheType, experimentalKvCacheValueType: opts.kvCacheType } : {}),
+      ...(opts.kvCacheType
+        ? { experimentalKvCacheKeyType: opts.kvCacheType, experimentalKvCacheValueType: opts.kvCacheType }
+        : {}),
     });
     const bindings = (llama as unknown as { _bindings: NativeBindings })._bindings;
     const loaded = { llama, model, context, bindings } as unknown as Loaded;
@@ -239,7 +257,10 @@ export class LlamaCppBackend implements Backend {
     for (let s = 0; s < this.maxSequences; s++) if (this.ctx.getSequenceKvCacheMinPosition(s) >= 0) nonEmpty++;
     const bytes = this.ctx.getStateSize() - this.baseBytes - nonEmpty * this.streamBytes;
     const cells = bytes / this.cellBytes;
-    if (!Number.isInteger(cells) || cells < 0) throw new Error(`llama.cpp state size ${this.ctx.getStateSize()} does not match the calibration (cells ${cells})`);
+    if (!Number.isInteger(cells) || cells < 0)
+      throw new Error(
+        `llama.cpp state size ${this.ctx.getStateSize()} does not match the calibration (cells ${cells})`,
+      );
     return cells;
   }
 
@@ -266,7 +287,8 @@ export class LlamaCppBackend implements Backend {
 
   async prefill(seq: SeqId, tokens: readonly number[], positions: readonly number[]): Promise<Float32Array> {
     if (tokens.length === 0) throw new Error("prefill of no tokens");
-    if (positions.length !== tokens.length) throw new Error(`prefill: ${tokens.length} tokens but ${positions.length} positions`);
+    if (positions.length !== tokens.length)
+      throw new Error(`prefill: ${tokens.length} tokens but ${positions.length} positions`);
     const st = this.state(seq);
     this.checkAppend(seq, st, positions[0], tokens.length);
     for (let i = 1; i < positions.length; i++) {
@@ -282,7 +304,12 @@ export class LlamaCppBackend implements Backend {
       const to = Math.min(tokens.length, from + this.batchSize);
       const last = to === tokens.length;
       this.ctx.initBatch(to - from);
-      const idx = this.ctx.addToBatch(seq, positions[from], Uint32Array.from(tokens.slice(from, to)), last ? Uint32Array.of(to - from - 1) : new Uint32Array(0));
+      const idx = this.ctx.addToBatch(
+        seq,
+        positions[from],
+        Uint32Array.from(tokens.slice(from, to)),
+        last ? Uint32Array.of(to - from - 1) : new Uint32Array(0),
+      );
       await this.decodeOrThrow(`prefill of ${to - from} tokens at ${positions[from]} in sequence ${seq}`);
       this.addRun(st, positions[from], to - from);
       if (last) logits = (await this.logitsOf([{ index: idx[0], seq }]))[0];
@@ -293,7 +320,8 @@ export class LlamaCppBackend implements Backend {
 
   async decode(batch: readonly DecodeInput[]): Promise<Float32Array[]> {
     if (batch.length === 0) return [];
-    if (batch.length > this.batchSize) throw new Error(`decode batch of ${batch.length} exceeds batchSize ${this.batchSize}`);
+    if (batch.length > this.batchSize)
+      throw new Error(`decode batch of ${batch.length} exceeds batchSize ${this.batchSize}`);
     const seen = new Set<SeqId>();
     for (const b of batch) {
       if (seen.has(b.seq)) throw new Error(`decode: sequence ${b.seq} appears twice in one batch`);
@@ -326,7 +354,9 @@ export class LlamaCppBackend implements Backend {
     const header = !wasEmpty && nowEmpty ? this.streamBytes : 0;
     const freed = (before - after - header) / this.cellBytes;
     if (freed !== expected) {
-      throw new Error(`evict [${start}, ${end}) of sequence ${seq}: llama.cpp freed ${freed} cells, expected ${expected} (semantics changed?)`);
+      throw new Error(
+        `evict [${start}, ${end}) of sequence ${seq}: llama.cpp freed ${freed} cells, expected ${expected} (semantics changed?)`,
+      );
     }
     this.removeRange(st, start, end);
     this.check();
@@ -342,7 +372,10 @@ export class LlamaCppBackend implements Backend {
       throw new Error(`recompute: positions ${first}..${last} must be resident and contiguous in sequence ${seq}`);
     }
     const lastRun = st.runs[st.runs.length - 1];
-    if (lastRun[1] !== last + 1) throw new Error(`recompute: tokens after ${last} are resident in sequence ${seq}; llama.cpp can only rewrite the tail`);
+    if (lastRun[1] !== last + 1)
+      throw new Error(
+        `recompute: tokens after ${last} are resident in sequence ${seq}; llama.cpp can only rewrite the tail`,
+      );
     // After removing the recomputed tokens, llama.cpp accepts new tokens only right after the largest position left.
     let prevMax = -1;
     for (const [a, b] of st.runs) if (a < first) prevMax = Math.min(b, first) - 1;
@@ -390,10 +423,14 @@ export class LlamaCppBackend implements Backend {
     if (!Number.isInteger(first) || first < 0) throw new Error(`bad position ${first}`);
     const max = st.runs.length ? st.runs[st.runs.length - 1][1] - 1 : -1;
     if (max >= 0 && first !== max + 1) {
-      throw new Error(`sequence ${seq}: position ${first} does not continue its largest resident position ${max} (llama.cpp requires ${max + 1})`);
+      throw new Error(
+        `sequence ${seq}: position ${first} does not continue its largest resident position ${max} (llama.cpp requires ${max + 1})`,
+      );
     }
     if (st.resident + n > this.cellsPerSequence) {
-      throw new Error(`sequence ${seq} is full: ${st.resident} + ${n} cells > ${this.cellsPerSequence} cells per sequence`);
+      throw new Error(
+        `sequence ${seq} is full: ${st.resident} + ${n} cells > ${this.cellsPerSequence} cells per sequence`,
+      );
     }
   }
 
@@ -412,7 +449,8 @@ export class LlamaCppBackend implements Backend {
       rows.map(async ({ index, seq }) => {
         const res = await this.ctx.sampleToken(index, this.samplers[seq], false, false, true);
         const flat = res[3];
-        if (!flat || flat.length !== 2 * V) throw new Error(`llama.cpp returned ${flat ? flat.length / 2 : 0} logits, expected ${V}`);
+        if (!flat || flat.length !== 2 * V)
+          throw new Error(`llama.cpp returned ${flat ? flat.length / 2 : 0} logits, expected ${V}`);
         const out = new Float32Array(V);
         for (let i = 0; i < flat.length; i += 2) out[flat[i]] = flat[i + 1];
         return out;
@@ -450,12 +488,14 @@ export class LlamaCppBackend implements Backend {
   private check(): void {
     if (!this.verify) return;
     const measured = this.measuredResidentTokens();
-    if (measured !== this.totalResidentTokens) throw new Error(`llama.cpp holds ${measured} cells, the backend recorded ${this.totalResidentTokens}`);
+    if (measured !== this.totalResidentTokens)
+      throw new Error(`llama.cpp holds ${measured} cells, the backend recorded ${this.totalResidentTokens}`);
     for (const [seq, st] of this.seqs) {
       const { min, max } = this.positionRange(seq);
       const eMin = st.runs.length ? st.runs[0][0] : -1;
       const eMax = st.runs.length ? st.runs[st.runs.length - 1][1] - 1 : -1;
-      if (min !== eMin || max !== eMax) throw new Error(`sequence ${seq}: llama.cpp positions ${min}..${max}, recorded ${eMin}..${eMax}`);
+      if (min !== eMin || max !== eMax)
+        throw new Error(`sequence ${seq}: llama.cpp positions ${min}..${max}, recorded ${eMin}..${eMax}`);
     }
   }
 
