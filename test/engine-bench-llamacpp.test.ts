@@ -105,9 +105,12 @@ describe.skipIf(unavailable !== undefined)("bench engine on llama.cpp (tiny)", (
     expect(r.meanConcurrency.memento).toBeGreaterThan(r.meanConcurrency.vanilla);
     expect(r.idealRatio).toBeGreaterThan(1);
     expect(r.overhead.plainSecondsPerToken).toBeGreaterThan(0);
-    expect(r.batchCost.steps[0].batch).toBe(1);
-    expect(r.batchCost.steps.every((x) => x.ms > 0)).toBe(true);
-    expect(r.batchCost.throughputBound).toBeGreaterThan(0);
+    expect(r.batchCost.sweep[0].batch).toBe(1);
+    expect(r.batchCost.sweep.every((x) => x.ms > 0)).toBe(true);
+    // The run's step costs explain its throughput ratio: steps ratio / step cost ratio = throughput ratio.
+    const round = r.perRound[0];
+    expect(r.batchCost.stepCostRatio).toBeCloseTo(r.batchCost.stepMs.memento / r.batchCost.stepMs.vanilla, 10);
+    expect(r.stepsRatio / r.batchCost.stepCostRatio).toBeCloseTo(round.throughputRatio, 1);
     console.log(formatEngineBenchLlamaCpp(r));
     expect(formatEngineBenchLlamaCpp(r)).toMatch(/physical limit/);
     expect(readdirSync(cacheDir).filter((f) => f.endsWith(".gguf"))).toHaveLength(2);

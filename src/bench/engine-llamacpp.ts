@@ -61,7 +61,7 @@ export const LLAMACPP_BENCH_DEFAULTS = Object.freeze({
   scale: 0.15,
   rounds: 3,
   /** Engine and plain runs of the overhead measurement (best of each). */
-  overheadRepeats: 2,
+  overheadRepeats: 5,
   /** Most rows per llama_decode (prefill chunks). */
   batchSize: 512,
   seed: 1,
@@ -86,6 +86,8 @@ export interface LlamaCppEngineBenchOptions {
   /** Where the generated model is cached (default os.tmpdir()). */
   cacheDir?: string;
   overheadRepeats?: number;
+  /** Cells an admission must leave free beyond its need (the engine's admissionReserveTokens; default 16). */
+  admissionReserve?: number;
   seed?: number;
   onProgress?: (line: string) => void;
 }
@@ -132,10 +134,12 @@ export interface EngineOverhead {
 }
 
 export interface BatchCost {
+  /** Milliseconds per engine step in the run, median over rounds. */
+  stepMs: { memento: number; vanilla: number };
+  /** stepMs.memento / stepMs.vanilla. */
+  stepCostRatio: number;
   contextTokens: number;
-  steps: { batch: number; ms: number }[];
-  /** stepsRatio x interpolated stepMs at vanilla's mean concurrency / at memento's. */
-  throughputBound: number;
+  sweep: { batch: number; ms: number }[];
 }
 
 export interface LlamaCppEngineBenchResult {
@@ -192,10 +196,11 @@ export interface LlamaCppEngineBenchResult {
   overheadRatio: number;
   overhead: EngineOverhead;
   /**
-   * What one batched decode step costs on this machine by batch size (the backend called directly, every
-   * sequence holding `contextTokens` cells), and the throughput ratio that cost allows at the measured
-   * concurrencies: stepsRatio x stepMs(vanilla concurrency) / stepMs(memento concurrency). On a GPU a step costs
-   * about the same for 1 or 64 sequences and this bound is stepsRatio itself; on a CPU it is lower.
+   * Why the throughput ratio is what it is on this machine. The run's own cost of an engine step per mode
+   * (seconds / steps, median over rounds; a Memento step decodes more sequences at once), and the bound it sets:
+   * stepsRatio / stepCostRatio is the throughput ratio (up to rounding); on hardware where a step costs about the
+   * same for 1 or 64 sequences (a GPU) stepCostRatio is ~1 and the throughput ratio approaches stepsRatio. The
+   * sweep shows one decode step of the backend alone by batch size (every sequence holding contextTokens cells).
    */
   batchCost: BatchCost;
   perRound: LlamaCppBenchRound[];
@@ -236,12 +241,14 @@ async function runRequests(
   traces: readonly WorkloadTrace[],
   masking: Partial<MaskingConfig>,
   label: string,
+  admissionReserve?: number,
 ): Promise<{ seconds: number; results: CompletionResult[]; engine: ReturnType<typeof createEngine> }> {
   const engine = createEngine({
     backend: borrowed(backend),
     tokenizer: replayTokenizer(w),
     kvBudgetTokens: backend.kvCapacityTokens,
     maxRunning: backend.maxSequences,
+    admissionReserveTokens: admissionReserve,
   });
   const t0 = performance.now();
   const results = await Promise.all(
@@ -265,9 +272,14 @@ async function runRequests(
   return { seconds, results, engine };
 }
 
-async function runSide(backend: LlamaPoolBackend, w: Workload, label: Label): Promise<LlamaCppBenchSide> {
+async function runSide(
+  backend: LlamaPoolBackend,
+  w: Workload,
+  label: Label,
+  admissionReserve?: number,
+): Promise<LlamaCppBenchSide> {
   const masking = label === "memento" ? MEMENTO_MASKING : VANILLA_MASKING;
-  const { seconds, results, engine } = await runRequests(backend, w, w.requests, masking, label);
+  const { seconds, results, engine } = await runRequests(backend, w, w.requests, masking, label, admissionReserve);
   const s = engine.stats();
   const completionTokens = results.reduce((a, r) => a + r.stats.completionTokens, 0);
   return {
@@ -315,16 +327,23 @@ async function plainDecode(backend: LlamaPoolBackend, t: WorkloadTrace): Promise
 /**
  * Engine vs plain on one request alone, the workload's shortest trace, on the same backend (vanilla: no
  * evictions, so both compute the same attention). After an untimed warm-up (the first decodes of a fresh
- * context page the weights in), runs alternate, plain first; the best of each is kept.
+ * context page the weights in), runs alternate which goes first; the best of each is kept.
  */
 async function measureOverhead(backend: LlamaPoolBackend, w: Workload, repeats: number): Promise<EngineOverhead> {
   const t = w.traces.reduce((a, b) => (b.completionTokens.length < a.completionTokens.length ? b : a)); // shortest
   await plainDecode(backend, { ...t, completionTokens: t.completionTokens.slice(0, 32) }); // warm-up, untimed
   let engine = Infinity;
   let direct = Infinity;
+  const engineRun = async () => (await runRequests(backend, w, [t], VANILLA_MASKING, "overhead")).seconds;
   for (let r = 0; r < repeats; r++) {
-    direct = Math.min(direct, await plainDecode(backend, t));
-    engine = Math.min(engine, (await runRequests(backend, w, [t], VANILLA_MASKING, "overhead")).seconds);
+    // Alternating which goes first, so a drift in the machine's speed favours neither.
+    if (r % 2 === 0) {
+      direct = Math.min(direct, await plainDecode(backend, t));
+      engine = Math.min(engine, await engineRun());
+    } else {
+      engine = Math.min(engine, await engineRun());
+      direct = Math.min(direct, await plainDecode(backend, t));
+    }
   }
   const n = t.completionTokens.length;
   return {
@@ -342,7 +361,12 @@ async function measureOverhead(backend: LlamaPoolBackend, w: Workload, repeats: 
  * Milliseconds of one decode step of `batch` sequences, each holding `contextTokens` cells: the backend called
  * directly, the median of `steps` timed steps after one untimed step.
  */
-async function stepMs(backend: LlamaPoolBackend, batch: number, contextTokens: number, steps = 5): Promise<number> {
+async function decodeStepMs(
+  backend: LlamaPoolBackend,
+  batch: number,
+  contextTokens: number,
+  steps = 5,
+): Promise<number> {
   const seqs: number[] = [];
   try {
     const token = (i: number) => 1 + (i % (backend.vocabSize - 1)); // any in-vocabulary ids: the cost is the same
@@ -369,32 +393,23 @@ async function stepMs(backend: LlamaPoolBackend, batch: number, contextTokens: n
   }
 }
 
-/** Step cost by batch size (1, 2, 4, ... up to the largest mean concurrency, within the pool), and its bound. */
-async function measureBatchCost(
-  backend: LlamaPoolBackend,
-  rounds: LlamaCppBenchRound[],
-  stepsRatio: number,
-): Promise<BatchCost> {
-  const conc = (label: Label) => median(rounds.map((r) => r[label].meanConcurrency));
-  const most = Math.max(conc("memento"), conc("vanilla"));
-  const contextTokens = Math.max(16, Math.min(256, Math.floor(backend.kvCapacityTokens / (Math.ceil(most) + 1))));
-  const sizes: number[] = [];
-  for (let b = 1; b < most * 2 && b * (contextTokens + 8) <= backend.kvCapacityTokens; b *= 2) sizes.push(b);
-  const steps: { batch: number; ms: number }[] = [];
-  for (const batch of sizes) steps.push({ batch, ms: await stepMs(backend, batch, contextTokens) });
-  const at = (x: number) => interpolate(steps, x);
-  return { contextTokens, steps, throughputBound: (stepsRatio * at(conc("vanilla"))) / at(conc("memento")) };
-}
-
-/** Linear interpolation of step cost at batch x (clamped to the measured range). */
-function interpolate(steps: { batch: number; ms: number }[], x: number): number {
-  if (x <= steps[0].batch) return steps[0].ms;
-  for (let i = 1; i < steps.length; i++) {
-    const a = steps[i - 1];
-    const b = steps[i];
-    if (x <= b.batch) return a.ms + ((b.ms - a.ms) * (x - a.batch)) / (b.batch - a.batch);
-  }
-  return steps[steps.length - 1].ms;
+/** The run's cost per engine step by mode, and a sweep of decode step cost by batch size (1, 2, 4, ...). */
+async function measureBatchCost(backend: LlamaPoolBackend, rounds: LlamaCppBenchRound[]): Promise<BatchCost> {
+  const per = (label: Label, f: (x: LlamaCppBenchSide) => number) => median(rounds.map((r) => f(r[label])));
+  const stepMsOf = (label: Label) => per(label, (x) => (1000 * x.seconds) / x.steps);
+  const stepMs = { memento: stepMsOf("memento"), vanilla: stepMsOf("vanilla") };
+  const most = Math.max(
+    per("memento", (x) => x.meanConcurrency),
+    per("vanilla", (x) => x.meanConcurrency),
+  );
+  // Batches up to twice the larger concurrency, each sequence with the context that lets the largest fit.
+  const largest = 2 ** Math.ceil(Math.log2(Math.max(2, most * 2)));
+  const contextTokens = Math.max(16, Math.min(256, Math.floor(backend.kvCapacityTokens / largest) - 8));
+  const sweep: { batch: number; ms: number }[] = [];
+  const fits = (b: number) => b <= backend.maxSequences && b * (contextTokens + 8) <= backend.kvCapacityTokens;
+  for (let b = 1; b <= largest && fits(b); b *= 2)
+    sweep.push({ batch: b, ms: await decodeStepMs(backend, b, contextTokens) });
+  return { stepMs, stepCostRatio: stepMs.memento / stepMs.vanilla, contextTokens, sweep };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -412,13 +427,14 @@ async function runRounds(
   w: Workload,
   rounds: number,
   progress: (line: string) => void,
+  admissionReserve?: number,
 ): Promise<LlamaCppBenchRound[]> {
   const out: LlamaCppBenchRound[] = [];
   for (let r = 0; r < rounds; r++) {
     const order: Label[] = r % 2 === 0 ? ["memento", "vanilla"] : ["vanilla", "memento"];
     const sides: Partial<Record<Label, LlamaCppBenchSide>> = {};
     for (const label of order) {
-      const s = await runSide(backend, w, label);
+      const s = await runSide(backend, w, label, admissionReserve);
       sides[label] = s;
       progress(
         `round ${r + 1}/${rounds} ${label.padEnd(7)}: ${s.tokensPerSec.toFixed(1)} tok/s, ${s.seconds.toFixed(1)} s, ` +
@@ -527,12 +543,11 @@ export async function benchEngineLlamaCpp(opts: LlamaCppEngineBenchOptions = {})
       `overhead: engine ${(overhead.engineSecondsPerToken * 1e3).toFixed(2)} ms/token vs plain ` +
         `${(overhead.plainSecondsPerToken * 1e3).toFixed(2)} ms/token at one request`,
     );
-    const perRound = await runRounds(backend, w, rounds, progress);
-    const steps = (r: LlamaCppBenchRound) => r.vanilla.steps / r.memento.steps;
-    const batchCost = await measureBatchCost(backend, perRound, median(perRound.map(steps)));
+    const perRound = await runRounds(backend, w, rounds, progress, opts.admissionReserve);
+    const batchCost = await measureBatchCost(backend, perRound);
     progress(
       `decode step cost by batch (${batchCost.contextTokens} cells each): ` +
-        batchCost.steps.map((x) => `${x.batch}: ${x.ms.toFixed(1)} ms`).join(", "),
+        batchCost.sweep.map((x) => `${x.batch}: ${x.ms.toFixed(1)} ms`).join(", "),
     );
     return summarize({
       batchCost,
@@ -638,9 +653,12 @@ export function formatEngineBenchLlamaCpp(r: LlamaCppEngineBenchResult): string 
       `(min ${r.throughputRatioMin.toFixed(2)}x, max ${r.throughputRatioMax.toFixed(2)}x)`,
     `physical limit (mean resident KV, vanilla / memento, same requests): ${r.idealRatio.toFixed(2)}x`,
     `completion time ratio ${r.completionTimeRatio.toFixed(2)}x; engine steps ratio ${r.stepsRatio.toFixed(2)}x`,
-    `decode step cost on this machine by batch (${r.batchCost.contextTokens} cells each): ` +
-      r.batchCost.steps.map((x) => `${x.batch} -> ${x.ms.toFixed(1)} ms`).join(", ") +
-      `; at the measured concurrencies it allows ${r.batchCost.throughputBound.toFixed(2)}x`,
+    `what bounds it here: an engine step cost ${r.batchCost.stepMs.memento.toFixed(1)} ms with masking vs ` +
+      `${r.batchCost.stepMs.vanilla.toFixed(1)} ms without (${r.batchCost.stepCostRatio.toFixed(2)}x: on this CPU a ` +
+      `step's cost grows with the sequences it decodes); steps ratio / step cost ratio = ` +
+      `${(r.stepsRatio / r.batchCost.stepCostRatio).toFixed(2)}x`,
+    `decode step alone by batch (${r.batchCost.contextTokens} cells each): ` +
+      r.batchCost.sweep.map((x) => `${x.batch} -> ${x.ms.toFixed(1)} ms`).join(", "),
     `engine overhead at one request: ${ms(o.engineSecondsPerToken)} vs ${ms(o.plainSecondsPerToken)} plain ` +
       `(${o.baseline}): ${r.overheadRatio.toFixed(2)}x`,
     `(${r.seconds.toFixed(0)} s in all)`,

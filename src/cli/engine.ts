@@ -20,6 +20,7 @@ interface BenchEngineCliOptions {
   scale?: number;
   full?: boolean;
   threads?: number;
+  admissionReserve?: number;
   cacheDir?: string;
   referenceDir: string;
   synthetic?: boolean;
@@ -76,6 +77,7 @@ async function benchLlamaCpp(opts: BenchEngineCliOptions): Promise<void> {
     scale: opts.full ? 1 : opts.scale,
     rounds: opts.rounds,
     threads: opts.threads,
+    admissionReserve: opts.admissionReserve,
     cacheDir: opts.cacheDir === undefined ? undefined : resolve(opts.cacheDir),
     referenceDir: resolve(opts.referenceDir),
     synthetic: opts.synthetic,
@@ -160,6 +162,13 @@ export function register(program: Command): void {
       integerOption("--threads <n>", "llamacpp: llama.cpp threads (default: every core but one, as the server)", {
         min: 1,
       }),
+    )
+    .addOption(
+      integerOption(
+        "--admission-reserve <n>",
+        "llamacpp: cells an admission leaves free beyond its need (the engine's default: 16)",
+        { min: 1 },
+      ),
     )
     .addOption(
       pathOption("--cache-dir <dir>", "llamacpp: where the generated model is cached (default: the OS temp dir)"),
