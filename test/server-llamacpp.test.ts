@@ -105,6 +105,27 @@ describe.skipIf(!!unavailable)("memento serve --backend llamacpp", () => {
     }
   }, 60_000);
 
+  it("streams through the official client the same text as the non-streaming answer", async () => {
+    const req = { model: "toy-random", messages, temperature: 0, max_tokens: 24 };
+    const whole = (await client.chat.completions.create(req)).choices[0].message.content ?? "";
+    const stream = await client.chat.completions.create({
+      ...req,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = "";
+    let finish: string | null | undefined;
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? "";
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+      usage = chunk.usage ?? usage;
+    }
+    expect(text).toBe(whole);
+    expect(finish).toBe("length");
+    expect(usage?.completion_tokens).toBe(24);
+  }, 60_000);
+
   it("answers 400 to a request asking for restart mode", async () => {
     const r = await fetch(server.url + "/v1/chat/completions", {
       method: "POST",
