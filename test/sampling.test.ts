@@ -1,47 +1,14 @@
 /**
- * The sampler against a naive reference: every logit weighed, the candidates fully sorted, then min_p, top_k and
- * top_p applied in vLLM's order. Both must keep the same set of tokens and draw the same token from the same
- * uniform number (up to float summation order, which random logits never put on a boundary).
+ * The sampler against a naive reference (fullSortKept / fullSortSample in src/bench/sampler.ts, also the bench's
+ * baseline): every logit weighed, the candidates fully sorted, then min_p, top_k and top_p in vLLM's order. Both
+ * must keep the same tokens and draw the same token from the same uniform number (up to float summation order,
+ * which random logits never put on a boundary).
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { argmax, type KeptTokens, keptTokens, Sampler, sampleToken } from "../src/engine/sampling.js";
 import type { SamplingParams } from "../src/engine/types.js";
-import { benchSampler, formatSamplerBench } from "../src/bench/sampler.js";
-
-/** The kept tokens, best first, as a full sort finds them. */
-function naiveKept(logits: Float32Array, p: SamplingParams): { ids: number[]; weights: number[] } {
-  let max = -Infinity;
-  for (const l of logits) max = Math.max(max, l);
-  const w = Array.from(logits, (l) => Math.exp((l - max) / p.temperature));
-  let ids = w.map((_, i) => i).filter((i) => w[i] > 0 && w[i] >= Math.max(p.minP, 0));
-  const topK = Math.max(p.topK, 0);
-  const topP = p.topP > 0 && p.topP < 1 ? p.topP : 1;
-  if ((topK > 0 && topK < ids.length) || topP < 1) {
-    ids.sort((a, b) => w[b] - w[a] || a - b);
-    if (topK > 0) ids = ids.slice(0, topK);
-    if (topP < 1) {
-      const total = ids.reduce((s, i) => s + w[i], 0);
-      let acc = 0;
-      const keep = ids.findIndex((i) => {
-        acc += w[i];
-        return acc >= topP * total;
-      });
-      ids = ids.slice(0, keep < 0 ? ids.length : keep + 1);
-    }
-  }
-  return { ids, weights: ids.map((i) => w[i]) };
-}
-
-function naiveDraw(logits: Float32Array, p: SamplingParams, u: number): number {
-  const { ids, weights } = naiveKept(logits, p);
-  let r = u * weights.reduce((s, x) => s + x, 0);
-  for (let j = 0; j < ids.length; j++) {
-    r -= weights[j];
-    if (r < 0) return ids[j];
-  }
-  return ids[ids.length - 1];
-}
+import { benchSampler, formatSamplerBench, fullSortKept, fullSortSample } from "../src/bench/sampler.js";
 
 const params = fc.record({
   temperature: fc.constantFrom(0.3, 0.6, 1, 1.7),
@@ -68,7 +35,7 @@ describe("sampler", () => {
   it("draws the same token as a full sort would, for the same uniform number", () => {
     fc.assert(
       fc.property(logitsArb, params, fc.double({ min: 0, max: 0.999999, noNaN: true }), (logits, p, u) => {
-        expect(sampleToken(logits, p, () => u)).toBe(naiveDraw(logits, p, u));
+        expect(sampleToken(logits, p, () => u)).toBe(fullSortSample(logits, p, u));
       }),
       { numRuns: 400 },
     );
@@ -80,7 +47,7 @@ describe("sampler", () => {
         const kept = keptTokens(logits, p);
         expect(kept).not.toBeNull();
         const { ids, count } = kept as KeptTokens;
-        expect(Array.from(ids.subarray(0, count))).toEqual(naiveKept(logits, p).ids);
+        expect(Array.from(ids.subarray(0, count))).toEqual(fullSortKept(logits, p).ids);
       }),
       { numRuns: 400 },
     );

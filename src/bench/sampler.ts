@@ -47,8 +47,11 @@ function modelLikeLogits(vocab: number, rng: Rng): Float32Array {
   return out;
 }
 
-/** The pre-partial-selection sampler: every weight computed, every candidate sorted. */
-export function fullSortSample(logits: Float32Array, p: Readonly<SamplingParams>, u: number): number {
+/**
+ * The tokens a sampler that sorts every candidate keeps, best first when top-k or top-p cut (by id otherwise):
+ * the naive reference the engine's sampler is tested and measured against.
+ */
+export function fullSortKept(logits: Float32Array, p: Readonly<SamplingParams>): { ids: number[]; weights: number[] } {
   const n = logits.length;
   let max = -Infinity;
   for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
@@ -77,12 +80,18 @@ export function fullSortSample(logits: Float32Array, p: Readonly<SamplingParams>
       ids = ids.slice(0, keep);
     }
   }
+  return { ids, weights: ids.map((i) => weights[i]) };
+}
+
+/** One draw of the full-sort sampler with the uniform number `u` (the same walk as the engine's sampler). */
+export function fullSortSample(logits: Float32Array, p: Readonly<SamplingParams>, u: number): number {
+  const { ids, weights } = fullSortKept(logits, p);
   let total = 0;
-  for (const i of ids) total += weights[i];
+  for (const w of weights) total += w;
   let r = u * total;
-  for (const i of ids) {
-    r -= weights[i];
-    if (r < 0) return i;
+  for (let j = 0; j < ids.length; j++) {
+    r -= weights[j];
+    if (r < 0) return ids[j];
   }
   return ids[ids.length - 1];
 }
