@@ -298,6 +298,31 @@ describe.skipIf(!addon.ok)("llama.cpp backend over the shared-KV addon (LlamaPoo
     );
   }, 60_000);
 
+  it("c. forces <|block_end|> at maxBlockTokens and stops at a stop string on this backend", async () => {
+    const backend = await LlamaPoolBackend.create({ modelPath: gguf, sequences: 2, cells: 1024, threads: 1 });
+    const engine = createEngine({ backend, tokenizer: tok, kvBudgetTokens: 1024 });
+    try {
+      const prompt = tok.encode(renderSftPrompt("s=3714 k=5"));
+      const forced = await engine
+        .submit({ promptTokens: prompt, sampling: { ...GREEDY, maxTokens: 120 }, masking: { maxBlockTokens: 8 } })
+        .result();
+      expect(forced.stats.forcedBlockEnds).toBeGreaterThan(0);
+      // No block holds more than 8 tokens between its markers.
+      const blocks = forced.text.split("<|block_start|>").slice(1);
+      for (const b of blocks.map((x) => x.split("<|block_end|>")[0]))
+        expect(tok.encode(b).length).toBeLessThanOrEqual(8);
+      const stopped = await engine
+        .submit({ promptTokens: prompt, sampling: { ...GREEDY, maxTokens: 400, stop: ["<|summary_end|>"] } })
+        .result();
+      expect(stopped.finishReason).toBe("stop");
+      expect(stopped.stopReason).toBe("<|summary_end|>");
+      expect(stopped.text).toContain("<|summary_start|>");
+      expect(stopped.text).not.toContain("<|summary_end|>");
+    } finally {
+      await engine.close();
+    }
+  }, 60_000);
+
   it("d. loadServingModel picks the shared pool for llamacpp, and the server answers like the reference", async () => {
     const warnings: string[] = [];
     const m = await loadServingModel({
