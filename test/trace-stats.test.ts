@@ -55,6 +55,9 @@ describe("trace stats", () => {
     const table = runCli(["trace", "stats", samplePath]);
     expect(table.status).toBe(0);
     expect(table.stdout).toMatch(/sample-response\.txt\s+4\s/);
+    expect(table.stdout.split("\n")[0]).toMatch(/memento = keepLastNBlocks 0, vanilla/);
+    const keep1 = runCli(["trace", "stats", samplePath, "-k", "1", "--restart-mode"]);
+    expect(keep1.stdout.split("\n")[0]).toMatch(/memento = keepLastNBlocks 1, restartMode, vanilla/);
     const json = runCli(["trace", "stats", samplePath, "--json", "-a", "qwen3-32b"]);
     const obj = JSON.parse(json.stdout.trim());
     expect(obj.memento.peakGB).toBeCloseTo((obj.memento.peakTokens * 262144) / 1e9, 9);

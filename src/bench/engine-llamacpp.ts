@@ -642,7 +642,7 @@ export function formatEngineBenchLlamaCpp(r: LlamaCppEngineBenchResult): string 
   const traces = w.traces.map((t) => `${t.name} ${t.promptTokens}+${t.completionTokens}`).join(", ");
   const ms = (s: number) => `${(s * 1e3).toFixed(2)} ms/token`;
   return [
-    `engine bench on ${r.backend} (kv_unified ${r.kvUnified}), ${r.threads} threads`,
+    `engine bench on ${r.backend}, kv_unified ${r.kvUnified}, threads: ${r.threads}`,
     `model: random Qwen3, ${(r.modelParameters / 1e6).toFixed(1)}M parameters (hidden ${m.hiddenSize}, ` +
       `${m.layers} layers, ${m.heads}/${m.kvHeads} heads of ${m.headDim}, vocab ${m.vocab}, ${m.dtype})`,
     `workload: ${w.requests} requests at once, ${w.source} traces scaled x${w.scale} (${traces}), ` +
@@ -653,9 +653,9 @@ export function formatEngineBenchLlamaCpp(r: LlamaCppEngineBenchResult): string 
       `(min ${r.throughputRatioMin.toFixed(2)}x, max ${r.throughputRatioMax.toFixed(2)}x)`,
     `physical limit (mean resident KV, vanilla / memento, same requests): ${r.idealRatio.toFixed(2)}x`,
     `completion time ratio ${r.completionTimeRatio.toFixed(2)}x; engine steps ratio ${r.stepsRatio.toFixed(2)}x`,
-    `what bounds it here: an engine step cost ${r.batchCost.stepMs.memento.toFixed(1)} ms with masking vs ` +
-      `${r.batchCost.stepMs.vanilla.toFixed(1)} ms without (${r.batchCost.stepCostRatio.toFixed(2)}x: on this CPU a ` +
-      `step's cost grows with the sequences it decodes); steps ratio / step cost ratio = ` +
+    `cost per engine step: ${r.batchCost.stepMs.memento.toFixed(1)} ms with masking vs ` +
+      `${r.batchCost.stepMs.vanilla.toFixed(1)} ms without (${r.batchCost.stepCostRatio.toFixed(2)}x; a step decodes ` +
+      `every running sequence and prefills what preemptions made it recompute): steps ratio / step cost ratio = ` +
       `${(r.stepsRatio / r.batchCost.stepCostRatio).toFixed(2)}x`,
     `decode step alone by batch (${r.batchCost.contextTokens} cells each): ` +
       r.batchCost.sweep.map((x) => `${x.batch} -> ${x.ms.toFixed(1)} ms`).join(", "),

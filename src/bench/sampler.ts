@@ -97,7 +97,7 @@ export function fullSortSample(logits: Float32Array, p: Readonly<SamplingParams>
 }
 
 const CASES: { name: string; params: SamplingParams }[] = [
-  { name: "top-p 0.95 (no top-k)", params: { temperature: 0.6, topP: 0.95, topK: 0, minP: 0, maxTokens: 1 } },
+  { name: "T 0.6, top-p 0.95 (no top-k)", params: { temperature: 0.6, topP: 0.95, topK: 0, minP: 0, maxTokens: 1 } },
   {
     name: "paper: T 0.6, top-p 0.95, top-k 20",
     params: { temperature: 0.6, topP: 0.95, topK: 20, minP: 0, maxTokens: 1 },
@@ -152,7 +152,8 @@ export function formatSamplerBench(r: SamplerBenchResult): string {
     lines.push(
       `  ${c.name.padEnd(36)} ${c.msMin.toFixed(3)} / ${c.msMedian.toFixed(3)} ms` +
         `   full sort ${c.fullSortMsMin.toFixed(2)} / ${c.fullSortMsMedian.toFixed(2)} ms` +
-        `   ${c.speedup.toFixed(1)}x faster, same token ${(c.agreement * 100).toFixed(0)}%`,
+        `   ${c.speedup >= 1 ? `${c.speedup.toFixed(1)}x faster` : `${(1 / c.speedup).toFixed(1)}x slower`}, ` +
+        `same token ${(c.agreement * 100).toFixed(0)}%`,
     );
   }
   return `${lines.join("\n")}\n`;

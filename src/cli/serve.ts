@@ -53,7 +53,9 @@ async function listen(served: ServingModel, opts: Parameters<typeof startServer>
 }
 
 /** Loads the model and starts the server (exported for tests: `memento serve` without the signal handling). */
-export async function runServe(o: ServeCliOptions): Promise<StartedServer & { model: string }> {
+export async function runServe(
+  o: ServeCliOptions,
+): Promise<StartedServer & { model: string; backend: string; kvCells: number }> {
   const masking = maskingFromOptions(o);
   const port = parseInteger("--port", o.port, { min: 0, max: 65535 });
   const backend = parseChoice("--backend", o.backend, BACKENDS);
@@ -100,7 +102,7 @@ export async function runServe(o: ServeCliOptions): Promise<StartedServer & { mo
     host: o.host,
     port,
   });
-  return { ...server, model: name };
+  return { ...server, model: name, backend: served.engine.backend.name, kvCells: served.engine.stats().kvTotalTokens };
 }
 
 export function register(program: Command): void {
@@ -162,7 +164,10 @@ export function register(program: Command): void {
     .option("--log", "log every request (fastify's logger, JSON lines on stdout)")
     .action(async (o: ServeCliOptions) => {
       const server = await runServe(o);
-      process.stdout.write(`memento serve: model ${server.model} at ${server.baseURL}  (Ctrl-C to stop)\n`);
+      process.stdout.write(
+        `memento serve: model ${server.model} at ${server.baseURL} on ${server.backend}, ` +
+          `${server.kvCells.toLocaleString("en-US")} KV cells  (Ctrl-C to stop)\n`,
+      );
       await closeOnInterrupt(() => server.close());
     });
 }

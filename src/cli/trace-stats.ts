@@ -38,6 +38,6 @@ export function register(program: Command): void {
         for (const s of perTrace) writeJson(s);
         return;
       }
-      process.stdout.write(formatTraceStatsTable(perTrace, architecture.name) + "\n");
+      process.stdout.write(formatTraceStatsTable(perTrace, architecture.name, masking) + "\n");
     });
 }

@@ -1,5 +1,5 @@
 import { BlockTracker } from "../masking/tracker.js";
-import { resolveMasking, trackerIdsOf, type MaskingConfig } from "../masking/config.js";
+import { DEFAULT_MASKING, resolveMasking, trackerIdsOf, type MaskingConfig } from "../masking/config.js";
 import type { MementoTokenizer } from "../format/tokenizer.js";
 import { encodeChat } from "../format/chat.js";
 import { simulateKv, type KvSimulationResult } from "./simulate.js";
@@ -107,8 +107,23 @@ export function traceStats(input: TraceInput, options: TraceStatsOptions): Trace
   };
 }
 
+/** The masking settings that differ from the defaults, after keepLastNBlocks (e.g. "keepLastNBlocks 1, restartMode"). */
+function describeMasking(partial: Partial<MaskingConfig>): string {
+  const m = resolveMasking(partial);
+  const changed = (Object.keys(DEFAULT_MASKING) as (keyof MaskingConfig)[]).filter(
+    (k) => k !== "keepLastNBlocks" && m[k] !== DEFAULT_MASKING[k],
+  );
+  return [`keepLastNBlocks ${m.keepLastNBlocks}`, ...changed.map((k) => (m[k] === true ? k : `${k} ${m[k]}`))].join(
+    ", ",
+  );
+}
+
 /** A fixed-width table of per-trace statistics and the medians over all traces. */
-export function formatTraceStatsTable(stats: readonly TraceStats[], architecture: string): string {
+export function formatTraceStatsTable(
+  stats: readonly TraceStats[],
+  architecture: string,
+  masking: Partial<MaskingConfig> = {},
+): string {
   const head = [
     "trace",
     "blocks",
@@ -147,7 +162,7 @@ export function formatTraceStatsTable(stats: readonly TraceStats[], architecture
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
   const line = (r: string[]) => r.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join("  ");
   return [
-    `KV for ${architecture}; memento = keepLastNBlocks 0, vanilla = full attention`,
+    `KV for ${architecture}; memento = ${describeMasking(masking)}, vanilla = full attention`,
     line(head),
     ...rows.map(line),
   ].join("\n");

@@ -3,6 +3,9 @@ export * from "./config.js";
 export * from "./ops.js";
 export * from "./transformer.js";
 export * from "./kv-cache.js";
+export * from "./safetensors.js";
+export * from "./gguf.js";
+export * from "./add-tokens.js";
 
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
