@@ -17,7 +17,8 @@ import { optionalInteger, parseChoice, parseInteger, pathOption } from "./option
 import { closeOnInterrupt } from "./io.js";
 
 export interface ServeCliOptions {
-  model: string;
+  /** The model directory; absent: models/toy, or with --backend llamacpp --gguf FILE the GGUF alone. */
+  model?: string;
   host: string;
   port: string;
   kvBudget?: string;
@@ -72,8 +73,10 @@ export async function runServe(
       .map(([k]) => k);
     if (given.length > 0) throw new UserError(`${given.join(", ")}: only with --backend llamacpp`);
   }
+  // With --gguf and no --model, the GGUF alone gives the tokenizer, the name and the context length.
+  const modelDir = o.model ?? (backend === "llamacpp" && o.gguf !== undefined ? undefined : DEFAULT_MODEL_DIR);
   const served = await loadServingModel({
-    modelDir: o.model,
+    modelDir,
     backend,
     kvBudgetTokens: optionalInteger("--kv-budget", o.kvBudget, { min: 1 }),
     maxRunning: optionalInteger("--max-running", o.maxRunning, { min: 1 }),
@@ -93,7 +96,9 @@ export async function runServe(
     engine: served.engine,
     tokenizer: served.tokenizer,
     modelName: name,
-    aliases: [o.model, served.modelDir].filter((a) => a !== name),
+    aliases: [...new Set([modelDir ?? o.gguf, served.modelDir])].filter(
+      (a): a is string => a !== undefined && a !== name,
+    ),
     maxModelLen: served.maxModelLen,
     apiKey: o.apiKey ?? process.env.MEMENTO_API_KEY,
     backendName: backend,
@@ -116,16 +121,18 @@ export function register(program: Command): void {
         "reports blocks, evictions, peak and final KV tokens. Requests beyond --max-running wait in a queue of " +
         "--max-waiting; beyond it the answer is 429. --backend llamacpp serves the weights through llama.cpp " +
         "(node-llama-cpp's prebuilt library, CPU): --model still gives the tokenizer and name, --gguf the weights " +
-        "(else --model is exported to GGUF); it has no restart mode. Its KV is ONE pool of sequences x " +
-        "cells-per-sequence cells shared by all requests when memento's native addon (native/llama-pool) is " +
-        "built, else (with a warning) each sequence owns cells-per-sequence cells; either way the KV budget is " +
-        "min(--kv-budget, sequences x cells-per-sequence), the same memory.",
+        "(else --model is exported to GGUF); --gguf without --model serves the GGUF alone (tokenizer, chat " +
+        "template, name and context length from its metadata); it has no restart mode. Its KV is ONE pool of " +
+        "sequences x cells-per-sequence cells shared by all requests when memento's native addon " +
+        "(native/llama-pool) is built, else (with a warning) each sequence owns cells-per-sequence cells; either " +
+        "way the KV budget is min(--kv-budget, sequences x cells-per-sequence), the same memory.",
     )
     .addOption(
       pathOption(
         "--model <dir>",
-        "model directory (config.json, model.safetensors, tokenizer.json, tokenizer_config.json)",
-      ).default(DEFAULT_MODEL_DIR),
+        "model directory (config.json, model.safetensors, tokenizer.json, tokenizer_config.json) (default: " +
+          `${DEFAULT_MODEL_DIR}; with --backend llamacpp --gguf FILE and no --model, the GGUF alone)`,
+      ),
     )
     .option("--host <addr>", "address to bind", "127.0.0.1")
     .option("--port <n>", "port (0 = a free one)", "8080")

@@ -11,6 +11,10 @@
  *   - LlamaCppBackend (node-llama-cpp) otherwise, or when asked for (`sharedPool: "off"`): each sequence owns
  *     cellsPerSequence cells. Falling back on its own prints one warning line saying what is lost.
  * BACKEND_CAPABILITIES and ServingModel.capabilities always describe the implementation actually chosen.
+ *
+ * A GGUF alone (llamacpp with `gguf` and no `modelDir`) is enough too: the tokenizer and chat template come from
+ * its `tokenizer.*` metadata (src/model/gguf-tokenizer.ts), the name from `general.name` (else the file's name
+ * without .gguf), the context length from `<arch>.context_length`.
  */
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
@@ -32,6 +36,7 @@ import type { Backend, BackendCapabilities, BackendFeature, EngineTokenizer } fr
 import { loadTokenizer, type MementoTokenizer } from "../format/tokenizer.js";
 import type { MaskingConfig } from "../masking/config.js";
 import { exportCheckpointToGguf } from "../model/gguf.js";
+import { ggufServingInfo } from "../model/gguf-tokenizer.js";
 import { loadModel, parseQwen3Config, type Qwen3Config, type Qwen3Model } from "../model/index.js";
 
 export const BACKENDS = ["reference", "llamacpp"] as const;
@@ -105,8 +110,11 @@ export const DEFAULT_MAX_RUNNING = 32;
 export const DEFAULT_MAX_WAITING = 256;
 
 export interface ServingModelOptions {
-  /** Model directory (config.json, model.safetensors, tokenizer.json, tokenizer_config.json). */
-  modelDir: string;
+  /**
+   * Model directory (config.json, model.safetensors, tokenizer.json, tokenizer_config.json). Optional only with
+   * backend "llamacpp" and `llamacpp.gguf`: then the GGUF alone gives the tokenizer, the name and the context.
+   */
+  modelDir?: string;
   backend?: BackendName;
   /** KV cells shared by all running requests (default 65,536). */
   kvBudgetTokens?: number;
@@ -137,10 +145,11 @@ export interface LlamaCppServingOptions extends Omit<LlamaCppBackendOptions, "mo
 export interface ServingModel {
   engine: MementoEngine;
   tokenizer: MementoTokenizer;
-  /** The id clients send as `model` (the directory's name). */
+  /** The id clients send as `model` (the directory's name; a lone GGUF's general.name, else its file name). */
   name: string;
   /** Longest prompt + completion, in tokens (the model's max_position_embeddings). */
   maxModelLen: number;
+  /** The model directory, or the GGUF file when it was served alone. */
   modelDir: string;
   backend: BackendName;
   /** What the backend serves (= engine.capabilities); the engine refuses requests that need more. */
@@ -166,7 +175,6 @@ function requireFile(dir: string, file: string, hint: string): void {
 }
 
 export async function loadServingModel(opts: ServingModelOptions): Promise<ServingModel> {
-  const dir = resolve(resolveModelDir(opts.modelDir));
   const backend = opts.backend ?? "reference";
   if (!(BACKENDS as readonly string[]).includes(backend))
     throw new UserError(`--backend: expected one of ${BACKENDS.join(", ")}, got "${backend}"`);
@@ -179,6 +187,12 @@ export async function loadServingModel(opts: ServingModelOptions): Promise<Servi
         )
       : undefined;
   requireServable(backend, opts.masking, choice);
+  if (opts.modelDir === undefined) {
+    if (backend !== "llamacpp" || opts.llamacpp?.gguf === undefined)
+      throw new UserError("a model directory is needed (--model DIR) unless --backend llamacpp --gguf FILE is given");
+    return loadGgufOnly(opts, choice);
+  }
+  const dir = resolve(resolveModelDir(opts.modelDir));
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new UserError(
       `${dir}: model directory not found (expected config.json, model.safetensors, tokenizer.json, tokenizer_config.json)`,
@@ -188,14 +202,7 @@ export async function loadServingModel(opts: ServingModelOptions): Promise<Servi
   requireFile(dir, "tokenizer.json", "a Hugging Face tokenizer");
   const tokenizer = loadTokenizer(dir);
   const engineOf = (backendImpl: Backend, kvBudgetTokens: number, maxRunning: number): MementoEngine =>
-    createEngine({
-      backend: backendImpl,
-      tokenizer: lenientTokenizer(tokenizer),
-      kvBudgetTokens,
-      maxRunning,
-      maxWaiting: opts.maxWaiting ?? DEFAULT_MAX_WAITING,
-      masking: opts.masking,
-    });
+    engineOver(opts, tokenizer, backendImpl, kvBudgetTokens, maxRunning);
   const kvBudget = opts.kvBudgetTokens ?? DEFAULT_KV_BUDGET_TOKENS;
   const maxRunning = opts.maxRunning ?? DEFAULT_MAX_RUNNING;
 
@@ -211,37 +218,10 @@ export async function loadServingModel(opts: ServingModelOptions): Promise<Servi
         `${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model only ${config.vocab_size} embedding rows`,
       );
     }
-    const { gguf, sharedPool: _mode, ...given } = opts.llamacpp ?? {};
-    const llamaOpts = { ...given, threads: given.threads ?? defaultLlamaCppThreads() };
-    let modelPath: string;
-    if (gguf !== undefined) {
-      modelPath = resolve(gguf);
-      if (!existsSync(modelPath) || !statSync(modelPath).isFile())
-        throw new UserError(`--gguf: ${modelPath} not found`);
-    } else {
-      modelPath = cachedGgufExport(dir);
-    }
-    if (choice?.warning) (opts.onWarning ?? ((line) => process.stderr.write(`${line}\n`)))(choice.warning);
-    let llama: Backend & { kvCapacityTokens: number; close(): Promise<void> };
-    try {
-      llama = choice?.sharedPool
-        ? await createSharedPool(modelPath, llamaOpts)
-        : await (await import("./backends/llamacpp.js")).LlamaCppBackend.create({ ...llamaOpts, modelPath });
-    } catch (e) {
-      throw new UserError(`llamacpp backend: cannot load ${modelPath} (${(e as Error).message.split("\n")[0]})`);
-    }
-    if (llama.vocabSize < tokenizer.vocabSize) {
-      await llama.close();
-      throw new UserError(
-        `${modelPath}: ${llama.vocabSize} logits but the tokenizer of ${dir} has ${tokenizer.vocabSize} ids`,
-      );
-    }
-    const engine = engineOf(
-      llama,
-      Math.min(kvBudget, llama.kvCapacityTokens),
-      Math.min(maxRunning, llama.maxSequences),
-    );
-    return servingModel(engine, tokenizer, dir, config.max_position_embeddings, backend);
+    const gguf = opts.llamacpp?.gguf;
+    const modelPath = gguf !== undefined ? ggufPath(gguf) : cachedGgufExport(dir);
+    const engine = await llamaCppEngine(opts, choice, tokenizer, modelPath, `the tokenizer of ${dir}`);
+    return servingModel(engine, tokenizer, basename(dir), dir, config.max_position_embeddings, backend);
   }
 
   let model: Qwen3Model;
@@ -257,7 +237,77 @@ export async function loadServingModel(opts: ServingModelOptions): Promise<Servi
     );
   }
   const engine = engineOf(new ReferenceBackend(model), kvBudget, maxRunning);
-  return servingModel(engine, tokenizer, dir, model.config.max_position_embeddings, backend);
+  return servingModel(engine, tokenizer, basename(dir), dir, model.config.max_position_embeddings, backend);
+}
+
+function engineOver(
+  opts: ServingModelOptions,
+  tokenizer: MementoTokenizer,
+  backend: Backend,
+  kvBudgetTokens: number,
+  maxRunning: number,
+): MementoEngine {
+  return createEngine({
+    backend,
+    tokenizer: lenientTokenizer(tokenizer),
+    kvBudgetTokens,
+    maxRunning,
+    maxWaiting: opts.maxWaiting ?? DEFAULT_MAX_WAITING,
+    masking: opts.masking,
+  });
+}
+
+/** The absolute path of a `--gguf` file (a UserError when it is not a file). */
+function ggufPath(gguf: string): string {
+  const modelPath = resolve(gguf);
+  if (!existsSync(modelPath) || !statSync(modelPath).isFile()) throw new UserError(`--gguf: ${modelPath} not found`);
+  return modelPath;
+}
+
+/** The engine over a llama.cpp backend loaded from `modelPath` (the implementation `choice` picked). */
+async function llamaCppEngine(
+  opts: ServingModelOptions,
+  choice: LlamaCppChoice | undefined,
+  tokenizer: MementoTokenizer,
+  modelPath: string,
+  tokenizerWhat: string,
+): Promise<MementoEngine> {
+  const { gguf: _gguf, sharedPool: _mode, ...given } = opts.llamacpp ?? {};
+  const llamaOpts = { ...given, threads: given.threads ?? defaultLlamaCppThreads() };
+  if (choice?.warning) (opts.onWarning ?? ((line) => process.stderr.write(`${line}\n`)))(choice.warning);
+  let llama: Backend & { kvCapacityTokens: number; close(): Promise<void> };
+  try {
+    llama = choice?.sharedPool
+      ? await createSharedPool(modelPath, llamaOpts)
+      : await (await import("./backends/llamacpp.js")).LlamaCppBackend.create({ ...llamaOpts, modelPath });
+  } catch (e) {
+    throw new UserError(`llamacpp backend: cannot load ${modelPath} (${(e as Error).message.split("\n")[0]})`);
+  }
+  if (llama.vocabSize < tokenizer.vocabSize) {
+    await llama.close();
+    throw new UserError(`${modelPath}: ${llama.vocabSize} logits but ${tokenizerWhat} has ${tokenizer.vocabSize} ids`);
+  }
+  return engineOver(
+    opts,
+    tokenizer,
+    llama,
+    Math.min(opts.kvBudgetTokens ?? DEFAULT_KV_BUDGET_TOKENS, llama.kvCapacityTokens),
+    Math.min(opts.maxRunning ?? DEFAULT_MAX_RUNNING, llama.maxSequences),
+  );
+}
+
+/** Serving a GGUF alone: tokenizer, chat template, name and context length from its metadata. */
+async function loadGgufOnly(opts: ServingModelOptions, choice: LlamaCppChoice | undefined): Promise<ServingModel> {
+  const modelPath = ggufPath(opts.llamacpp!.gguf!);
+  const info = ggufServingInfo(modelPath);
+  if (info.vocabSize !== undefined && info.tokenizer.vocabSize > info.vocabSize) {
+    throw new UserError(
+      `${modelPath}: the tokenizer has ${info.tokenizer.vocabSize} ids but the model only ${info.vocabSize} ` +
+        "embedding rows",
+    );
+  }
+  const engine = await llamaCppEngine(opts, choice, info.tokenizer, modelPath, "its tokenizer");
+  return servingModel(engine, info.tokenizer, info.name, modelPath, info.contextLength, "llamacpp");
 }
 
 /** The shared-pool backend sized like the per-sequence one: sequences x cellsPerSequence cells in all. */
@@ -291,6 +341,7 @@ function requireServable(
 function servingModel(
   engine: MementoEngine,
   tokenizer: MementoTokenizer,
+  name: string,
   dir: string,
   maxModelLen: number,
   backend: BackendName,
@@ -299,7 +350,7 @@ function servingModel(
   return {
     engine,
     tokenizer,
-    name: basename(dir),
+    name,
     maxModelLen,
     modelDir: dir,
     backend,
