@@ -17,6 +17,7 @@ import { Qwen3Model, toyConfig } from "../src/model/index.js";
 import { buildServer } from "../src/server/index.js";
 import { UserError } from "../src/errors.js";
 import { runServe } from "../src/cli/serve.js";
+import { ONE_LAYER_CONFIG } from "./helpers/random-model.js";
 import { tempDir } from "./helpers/tmp.js";
 
 const unavailable = await llamaCppUnavailableReason();
@@ -40,15 +41,7 @@ function sameIds(a: MementoTokenizer, b: MementoTokenizer, texts: readonly strin
 
 /** A tiny random Qwen3-architecture model with `tok`'s vocabulary, exported to GGUF. */
 function qwenVocabGguf(tok: MementoTokenizer, name: string): string {
-  const cfg = toyConfig({
-    vocab_size: Math.ceil(tok.vocabSize / 64) * 64,
-    hidden_size: 16,
-    intermediate_size: 32,
-    num_hidden_layers: 1,
-    num_attention_heads: 2,
-    num_key_value_heads: 1,
-    head_dim: 8,
-  });
+  const cfg = toyConfig({ ...ONE_LAYER_CONFIG, vocab_size: Math.ceil(tok.vocabSize / 64) * 64 });
   const path = join(dir, name);
   exportModelToGguf(
     Qwen3Model.random(cfg, { seed: 3 }),

@@ -30,7 +30,7 @@ import {
   THINK_START,
 } from "../format/tokens.js";
 import { simulateKv } from "../kv/simulate.js";
-import { resolveMasking, type MaskingConfig, type TrackerTokenIds } from "../masking/config.js";
+import { resolveMasking, trackerIdsOf, type MaskingConfig, type TrackerTokenIds } from "../masking/config.js";
 import { UserError } from "../errors.js";
 import { QWEN3_SPECIAL_IDS, VocabRemap, loadReferenceReplays, type ReplayTrace } from "./replay.js";
 import { QWEN3_MEMENTO_IDS, syntheticMementoStream } from "./synthetic.js";
@@ -157,18 +157,6 @@ function simulate(
   return { peak: r.peakTokens, auc: r.aucTokens };
 }
 
-function trackerIds(s: SpecialTokenIds): TrackerTokenIds {
-  const ids: TrackerTokenIds = {
-    blockStart: s.blockStart,
-    blockEnd: s.blockEnd,
-    summaryStart: s.summaryStart,
-    summaryEnd: s.summaryEnd,
-  };
-  if (s.imStart !== undefined) ids.imStart = s.imStart;
-  if (s.assistant !== undefined) ids.assistant = s.assistant;
-  return ids;
-}
-
 /** Qwen3's special ids, with `<|endoftext|>` as the pad token (as in its tokenizer_config.json). */
 const QWEN3_IDS: SpecialTokenIds = { ...QWEN3_SPECIAL_IDS, pad: 151643 };
 
@@ -189,7 +177,7 @@ export function buildWorkload(opts: WorkloadOptions): Workload {
   const { traces: raw, source } = loadTraces(opts);
   const { traces: vocabTraces, special } = inVocabulary(raw, opts.vocabSize);
   const structural = structuralIds(special);
-  const ids = trackerIds(special);
+  const ids = trackerIdsOf({ specialTokens: special });
   const traces = vocabTraces.map((t) => {
     const s = scaleTrace(t, opts.scale, structural);
     return { ...s, memento: simulate(s, ids, MEMENTO_MASKING), vanilla: simulate(s, ids, VANILLA_MASKING) };

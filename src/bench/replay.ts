@@ -164,26 +164,21 @@ export class VocabRemap {
   }
 }
 
+/** KV figures of one replay, measured by the engine or simulated (same fields). */
+export interface ReplayKv {
+  peakTokens: number;
+  finalTokens: number;
+  aucTokens: number;
+  compactions: [number, number][];
+  blocks: number;
+  evictedTokens: number;
+}
+
 export interface EngineReplayReport {
   /** Measured by the engine on the backend's resident cells. */
-  engine: {
-    peakTokens: number;
-    finalTokens: number;
-    aucTokens: number;
-    compactions: [number, number][];
-    blocks: number;
-    evictedTokens: number;
-    seconds: number;
-  };
+  engine: ReplayKv & { seconds: number };
   /** `simulateKv` on the same tokens and masking. */
-  simulated: {
-    peakTokens: number;
-    finalTokens: number;
-    aucTokens: number;
-    compactions: [number, number][];
-    blocks: number;
-    evictedTokens: number;
-  };
+  simulated: ReplayKv;
   /** Peak, AUC and compactions agree. */
   match: boolean;
   model: string;
