@@ -391,9 +391,9 @@ describe("engine: cancellation, stops, sampling", () => {
   });
 
   it("scheduler: preempts the newest, aborts a lone request, admits in order only after no preemption", () => {
-    const s = (arrival: number, residentTokens: number, admissionNeed = 0): Schedulable => ({
+    const s = (arrival: number, claimedTokens: number, admissionNeed = 0): Schedulable => ({
       arrival,
-      residentTokens,
+      claimedTokens,
       admissionNeed,
     });
     const sched = new Scheduler(new KvBudget(100, 10), 8);

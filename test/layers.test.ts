@@ -22,6 +22,7 @@ const LAYERS: Record<string, number> = {
   eval: 7,
   report: 8,
   bench: 8,
+  analyze: 8,
   demo: 8,
   server: 9,
   cli: 10,

@@ -298,6 +298,49 @@ describe.skipIf(!addon.ok)("llama.cpp backend over the shared-KV addon (LlamaPoo
     );
   }, 60_000);
 
+  it("c. chunked prefill: one llama_decode per engine step; a small step budget ends every request as a big one", async () => {
+    const problems = ["s=3714 k=5", "s=1234 k=4", "s=9051 k=4", "s=2718 k=5"];
+    const run = async (cells: number, maxStepTokens?: number) => {
+      const backend = await LlamaPoolBackend.create({
+        modelPath: gguf,
+        sequences: problems.length,
+        cells,
+        threads: 1,
+        kvCacheType: "F32",
+        flashAttention: false,
+      });
+      const engine = createEngine({ backend, tokenizer: tok, kvBudgetTokens: cells, maxStepTokens });
+      try {
+        const results = await Promise.all(
+          problems.map((p) =>
+            engine
+              .submit({ promptTokens: tok.encode(renderSftPrompt(p)), sampling: { ...GREEDY, maxTokens: 400 } })
+              .result(),
+          ),
+        );
+        const st = engine.stats();
+        return { results, steps: st.steps, preemptions: st.preemptions, calls: backend.decodeCalls };
+      } finally {
+        await engine.close();
+      }
+    };
+    const wide = await run(4096);
+    const chunked = await run(4096, 8); // prompts of ~20 tokens: 2-3 chunks each, beside the others' decode rows
+    const tight = await run(256, 8); // and preemptions, rebuilt in chunks with their evictions in between
+    expect(wide.calls).toBe(wide.steps);
+    expect(chunked.calls).toBe(chunked.steps);
+    expect(chunked.steps).toBeGreaterThan(wide.steps);
+    expect(tight.preemptions).toBeGreaterThan(0);
+    for (let i = 0; i < problems.length; i++) {
+      expect(chunked.results[i].tokens).toEqual(wide.results[i].tokens);
+      expect(tight.results[i].finishReason, tight.results[i].message).toBe(wide.results[i].finishReason);
+      expect(tight.results[i].tokens).toEqual(wide.results[i].tokens);
+    }
+    console.log(
+      `chunked prefill on the pool: ${wide.steps} steps (budget 512), ${chunked.steps} (budget 8), ${tight.steps} with ${tight.preemptions} preemptions (256 cells)`,
+    );
+  }, 60_000);
+
   it("c. forces <|block_end|> at maxBlockTokens and stops at a stop string on this backend", async () => {
     const backend = await LlamaPoolBackend.create({ modelPath: gguf, sequences: 2, cells: 1024, threads: 1 });
     const engine = createEngine({ backend, tokenizer: tok, kvBudgetTokens: 1024 });

@@ -5,24 +5,32 @@
  * A request whose masking needs a feature the backend declares it lacks (`backend.capabilities`) is refused at
  * submit with UnsupportedFeatureError, never half-run; so are such masking defaults when the engine is built.
  *
- * Order inside a step:
+ * There is no prefill phase and decode phase, only requests whose computed tokens catch up with their tokens
+ * so far (vLLM's v1 scheduler has the same idea). Order inside a step:
  *   1. finish requests cancelled while the previous backend call was in flight;
  *   2. preempt (free KV, back to waiting) / abort what the budget cannot hold;
- *   3. admit: prefill a new prompt (its last logits give the first completion token), or rebuild a preempted
- *      request's KV: its computed tokens are prefilled in chunks that end at each eviction trigger, the
- *      evictions (and restart recomputes) applied in between, so the cache is the one it had, never larger;
- *   4. decode one token for every request that was running, as one batch; for each: measure cells (peak),
- *      tracker.push -> evict (-> restart: recompute the memento at its logical positions, whose last logits
- *      then replace the decode's), then pick the next token (replayed, forced `<|block_end|>`, or sampled).
+ *   3. admit: give each admitted request a backend sequence and a fresh tracker; it is now catching up;
+ *   4. plan the step's tokens under the per-step budget (maxStepTokens): one row for every request that has
+ *      caught up (its pending token), then one chunk for each request catching up, oldest first: the next
+ *      tokens of its prompt, or after a preemption of its tokens so far, each chunk ending right after a token
+ *      that triggers evictions, so a rebuilt cache is the one it had, never larger;
+ *   5. ONE forward pass for all of it (forwardStep: a single backend call where the backend has `step`);
+ *      logits are asked for only where a token will be sampled (not for replayed tokens, not inside prompts);
+ *   6. decode rows, each: measure cells (peak), tracker.push -> evict (-> restart: recompute the memento at its
+ *      logical positions, whose last logits then replace the decode's), then pick the next token (replayed,
+ *      forced `<|block_end|>`, or sampled); chunks, each: apply the evictions it ended on (and restart
+ *      recomputes); the chunk that ends a prompt gives the first completion token.
  */
 import { BlockTracker } from "../masking/tracker.js";
 import { resolveMasking, type MaskingConfig, type TrackerTokenIds } from "../masking/config.js";
 import { RequestChannel } from "./handle.js";
+import { forwardStep } from "./forward.js";
 import { KvBudget } from "./kv-budget.js";
 import { Scheduler } from "./scheduler.js";
-import { Sequence, type Finish } from "./sequence.js";
+import { Sequence, type CatchUpChunk, type Finish } from "./sequence.js";
 import { capabilitiesOf, missingFeature } from "./backends/capabilities.js";
 import {
+  DEFAULT_MAX_STEP_TOKENS,
   EngineError,
   UnsupportedFeatureError,
   type Backend,
@@ -33,6 +41,7 @@ import {
   type EngineStats,
   type RequestHandle,
   type SamplingParams,
+  type StepInput,
 } from "./types.js";
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
@@ -47,6 +56,8 @@ export class MementoEngine implements Engine {
   private readonly markers: TrackerTokenIds;
   private readonly baseStopIds: number[];
   private readonly maxWaiting: number;
+  /** Tokens one step computes at most (decode rows first, then catch-up chunks). */
+  readonly maxStepTokens: number;
   private readonly running: Sequence[] = [];
   private readonly waiting: Sequence[] = [];
   private readonly frees = new Set<Promise<void>>();
@@ -70,9 +81,18 @@ export class MementoEngine implements Engine {
     this.capabilities = capabilitiesOf(config.backend);
     const total = Math.min(config.kvBudgetTokens, config.backend.kvCapacityTokens ?? Infinity);
     this.budget = new KvBudget(total, config.admissionReserveTokens ?? 16);
+    const stepTokens = config.maxStepTokens ?? DEFAULT_MAX_STEP_TOKENS;
+    if (!Number.isInteger(stepTokens) || stepTokens < 1)
+      throw new RangeError(`maxStepTokens must be a positive integer, got ${stepTokens}`);
+    this.maxStepTokens = Math.min(stepTokens, config.backend.maxStepTokens ?? Infinity);
     const maxRunning =
       config.maxRunning ?? (Number.isFinite(config.backend.maxSequences) ? config.backend.maxSequences : 256);
-    this.scheduler = new Scheduler(this.budget, Math.max(1, Math.min(maxRunning, config.backend.maxSequences)));
+    // A step holds one row per decoding request, so at most maxStepTokens run: a request that is catching up
+    // is then never shut out of a step by the decode rows alone.
+    this.scheduler = new Scheduler(
+      this.budget,
+      Math.max(1, Math.min(maxRunning, config.backend.maxSequences, this.maxStepTokens)),
+    );
     this.maxWaiting = config.maxWaiting ?? 1024;
     const st = config.tokenizer.specialTokens;
     this.markers = {
@@ -97,8 +117,17 @@ export class MementoEngine implements Engine {
         `prompt of ${req.promptTokens.length} tokens does not fit the KV budget of ${this.budget.total} tokens (with a reserve of ${this.budget.reserve})`,
       );
     }
-    if (this.waiting.length >= this.maxWaiting)
-      throw new EngineError("queue_full", `${this.waiting.length} requests are already waiting`);
+    // The limit is on requests held (running + waiting), not on the waiting queue alone: a request submitted into
+    // a free running slot waits only for the next step, so a burst gets exactly maxRunning + maxWaiting accepted,
+    // whenever the step runs.
+    const maxRunning = this.scheduler.maxRunning;
+    if (this.running.length + this.waiting.length >= maxRunning + this.maxWaiting) {
+      throw new EngineError(
+        "queue_full",
+        `${this.running.length} requests running and ${this.waiting.length} waiting, the most it holds ` +
+          `(max running ${maxRunning} + max waiting ${this.maxWaiting})`,
+      );
+    }
     const arrival = this.arrivals++;
     const id = req.id ?? `req-${arrival}`;
     let seqRef: Sequence | undefined;
@@ -261,13 +290,31 @@ export class MementoEngine implements Engine {
           message: `KV budget exhausted: the request holds ${s.residentTokens} of ${this.budget.total} cells and cannot grow`,
         });
       }
-      for (const s of plan.admit) {
-        if (s.status !== "waiting") continue;
-        await this.admit(s);
-      }
+      for (const s of plan.admit) if (s.status === "waiting") await this.admit(s);
       this.counters.peakRunning = Math.max(this.counters.peakRunning, this.running.length);
-      const batch = plan.decode.filter((s) => s.status === "running" && !s.cancelRequested);
-      if (batch.length > 0) await this.decode(batch);
+      const decoding = plan.decode.filter((s) => s.status === "running" && !s.cancelRequested && !s.catchingUp);
+      const chunks = this.planCatchUp(this.maxStepTokens - decoding.length);
+      if (decoding.length + chunks.length > 0) {
+        const inputs: StepInput[] = decoding.map((s) => ({
+          seq: s.seq as number,
+          tokens: [s.pendingToken],
+          position: s.computed,
+          logits: !s.isReplay, // a replayed request's next token is recorded, not sampled
+        }));
+        for (const { s, chunk } of chunks) {
+          inputs.push({
+            seq: s.seq as number,
+            tokens: s.tokens.slice(chunk.from, chunk.to),
+            position: chunk.from,
+            logits: chunk.logits,
+          });
+        }
+        const logits = await forwardStep(this.backend, inputs);
+        this.observeUsage();
+        await this.afterDecode(decoding, logits);
+        for (let i = 0; i < chunks.length; i++)
+          await this.afterChunk(chunks[i].s, chunks[i].chunk, logits[decoding.length + i]);
+      }
       for (const s of [...this.running]) if (s.cancelRequested) this.finish(s, { reason: "cancelled" });
       this.counters.steps++;
     } catch (err) {
@@ -284,6 +331,7 @@ export class MementoEngine implements Engine {
     const seq = s.seq;
     s.seq = undefined;
     s.status = "waiting";
+    s.cached = 0;
     s.measure(0);
     s.stats.preemptions++;
     this.counters.preemptions++;
@@ -293,57 +341,70 @@ export class MementoEngine implements Engine {
     if (seq !== undefined) await this.backend.free(seq);
   }
 
+  /** A backend sequence and a fresh tracker: the request is running and starts catching up (planCatchUp). */
   private async admit(s: Sequence): Promise<void> {
     this.remove(this.waiting, s);
     this.running.push(s);
     s.status = "running";
-    const seq = await this.backend.allocate();
-    s.seq = seq;
+    s.seq = await this.backend.allocate();
+    s.cached = 0;
+    s.tracker = new BlockTracker(s.masking, s.markers);
     if (!s.started) {
       s.started = true;
       s.stats.queueMs = performance.now() - s.submittedAt;
-      const prompt = s.tokens.slice(0, s.promptLength);
-      const logits = await this.backend.prefill(seq, prompt, range(0, prompt.length));
-      for (const t of prompt) s.tracker.push(t, true); // prompt tokens never trigger evictions
-      s.computed = prompt.length;
-      s.measure(this.backend.residentTokens(seq));
-      s.stats.blocks = s.tracker.blocks.length;
-      this.observeUsage();
-      if (s.cancelRequested) return this.finish(s, { reason: "cancelled" });
-      this.advance(s, logits);
-      return;
     }
-    // Recompute after a preemption: same tokens, same positions, same evictions, chunk by chunk.
-    s.tracker = new BlockTracker(s.masking, s.markers);
-    let from = 0;
-    for (let i = 0; i < s.computed; i++) {
-      const evictions = s.tracker.push(s.tokens[i], i < s.promptLength);
-      if (evictions.length === 0) continue;
-      await this.backend.prefill(seq, s.tokens.slice(from, i + 1), range(from, i + 1));
-      from = i + 1;
-      this.observeUsage();
-      for (const e of evictions) {
-        await this.backend.evict(seq, e.start, e.end);
-        if (s.masking.restartMode && e.recomputeFrom !== undefined) {
-          await this.backend.recompute(
-            seq,
-            s.tokens.slice(e.recomputeFrom, e.trigger + 1),
-            range(e.recomputeFrom, e.trigger + 1),
-          );
-        }
-      }
-    }
-    if (from < s.computed) await this.backend.prefill(seq, s.tokens.slice(from, s.computed), range(from, s.computed));
-    s.stats.recomputedTokens += s.computed;
-    s.measure(this.backend.residentTokens(seq));
-    this.observeUsage();
-    if (s.cancelRequested) this.finish(s, { reason: "cancelled" });
   }
 
-  private async decode(batch: Sequence[]): Promise<void> {
-    const inputs = batch.map((s) => ({ seq: s.seq as number, token: s.pendingToken, position: s.computed }));
-    const logits = await this.backend.decode(inputs);
+  /**
+   * This step's catch-up chunks within `budgetTokens`: one per request catching up, oldest first, each as long
+   * as the budget left allows (and no longer than up to its next eviction trigger).
+   */
+  private planCatchUp(budgetTokens: number): { s: Sequence; chunk: CatchUpChunk }[] {
+    const out: { s: Sequence; chunk: CatchUpChunk }[] = [];
+    let left = budgetTokens;
+    const catchingUp = this.running.filter((s) => s.catchingUp && !s.cancelRequested);
+    catchingUp.sort((a, b) => a.arrival - b.arrival);
+    for (const s of catchingUp) {
+      if (left <= 0) break;
+      const chunk = s.nextChunk(left);
+      left -= chunk.to - chunk.from;
+      out.push({ s, chunk });
+    }
+    return out;
+  }
+
+  /**
+   * A catch-up chunk's KV is computed: apply the evictions it ended on (a rebuild repeats what the request did
+   * before its preemption, so no events and no counters), and when it ends the prompt, pick the first token.
+   */
+  private async afterChunk(s: Sequence, chunk: CatchUpChunk, logits: Float32Array | undefined): Promise<void> {
+    if (s.status !== "running") return;
+    if (s.cancelRequested) return this.finish(s, { reason: "cancelled" });
+    const seq = s.seq as number;
+    s.stats.recomputedTokens += Math.max(0, Math.min(chunk.to, s.computed) - chunk.from);
+    s.cached = chunk.to;
+    s.measure(this.backend.residentTokens(seq));
+    for (const e of chunk.evictions) {
+      await this.backend.evict(seq, e.start, e.end);
+      if (s.masking.restartMode && e.recomputeFrom !== undefined) {
+        await this.backend.recompute(
+          seq,
+          s.tokens.slice(e.recomputeFrom, e.trigger + 1),
+          range(e.recomputeFrom, e.trigger + 1),
+        );
+      }
+    }
+    if (chunk.evictions.length > 0) s.measure(this.backend.residentTokens(seq));
     this.observeUsage();
+    if (!chunk.logits) return;
+    // The prompt is in: its last logits give the first completion token.
+    s.computed = s.promptLength;
+    s.stats.blocks = s.tracker.blocks.length;
+    this.advance(s, logits as Float32Array);
+  }
+
+  /** The decode rows' KV is computed (logits[i] for batch[i], undefined where not asked for). */
+  private async afterDecode(batch: Sequence[], logits: (Float32Array | undefined)[]): Promise<void> {
     for (let i = 0; i < batch.length; i++) {
       const s = batch[i];
       if (s.status !== "running") continue;
@@ -354,6 +415,7 @@ export class MementoEngine implements Engine {
       const seq = s.seq as number;
       const token = s.pendingToken;
       s.computed++;
+      s.cached++;
       s.measure(this.backend.residentTokens(seq));
       let next = logits[i];
       for (const e of s.tracker.push(token, false)) {
@@ -371,7 +433,6 @@ export class MementoEngine implements Engine {
       }
       s.measure(this.backend.residentTokens(seq));
       s.afterCompletionToken();
-      this.counters.generatedTokens++;
       if (s.cancelRequested) {
         this.finish(s, { reason: "cancelled" });
         continue;
@@ -381,15 +442,19 @@ export class MementoEngine implements Engine {
   }
 
   /** Picks and accepts the token after the last computed one, or finishes the request. */
-  private advance(s: Sequence, logits: Float32Array): void {
+  private advance(s: Sequence, logits: Float32Array | undefined): void {
     if (s.isReplay) {
       const r = s.nextReplay();
-      if ("token" in r) s.accept(r.token);
-      else this.finish(s, r);
+      if ("token" in r) {
+        s.accept(r.token);
+        this.counters.generatedTokens++;
+      } else this.finish(s, r);
       return;
     }
-    const { token, forced } = s.choose(logits);
+    const { token, forced } = s.choose(logits as Float32Array);
     const finish = s.accept(token, forced);
+    // Counted when accepted, as usage.completion_tokens counts it: the last token is never decoded.
+    this.counters.generatedTokens++;
     if (finish) this.finish(s, finish);
   }
 

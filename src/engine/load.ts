@@ -122,6 +122,8 @@ export interface ServingModelOptions {
   maxRunning?: number;
   /** Most requests queued beyond the running ones; more are answered 429 (default 256). */
   maxWaiting?: number;
+  /** Tokens one engine step computes at most: decode rows, then prompt chunks (default DEFAULT_MAX_STEP_TOKENS). */
+  maxStepTokens?: number;
   /** Server-wide masking defaults (requests may override them with `block_masking`). */
   masking?: Partial<MaskingConfig>;
   /** Options of the llama.cpp backend (ignored by the reference backend). */
@@ -253,6 +255,7 @@ function engineOver(
     kvBudgetTokens,
     maxRunning,
     maxWaiting: opts.maxWaiting ?? DEFAULT_MAX_WAITING,
+    ...(opts.maxStepTokens !== undefined ? { maxStepTokens: opts.maxStepTokens } : {}),
     masking: opts.masking,
   });
 }

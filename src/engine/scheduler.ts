@@ -10,16 +10,21 @@
  *  3. If nobody was preempted, waiting requests are admitted in arrival order while their need (prompt, or for a
  *     preempted request the peak it reached, which bounds its recompute) plus the reserve fits; the first that
  *     does not fit stops admission (no overtaking, so a large request cannot starve).
- *  4. Requests admitted in this step are prefilled (their first token comes from the prefill) and join the
- *     decode batch from the next step.
+ *  4. Admitted requests start catching up: the engine computes their prompt (or, after a preemption, their
+ *     tokens so far) in chunks under its per-step token budget, mixed into the decode steps of the others; a
+ *     request joins the decode batch the step after its catch-up ends (the prompt's last logits give its first
+ *     token). Until then it counts for the cells its admission promised, so nobody is admitted into them.
  */
 import type { KvBudget } from "./kv-budget.js";
 
 export interface Schedulable {
   /** Arrival order: smaller = older. */
   readonly arrival: number;
-  /** Cells resident now (running requests). */
-  readonly residentTokens: number;
+  /**
+   * Cells a running request counts for: those resident now, or while its prefill is still catching up (in
+   * chunks, over several steps) the cells its admission promised it.
+   */
+  readonly claimedTokens: number;
   /** Cells an admission must be able to hold (waiting requests). */
   readonly admissionNeed: number;
 }
@@ -43,16 +48,16 @@ export class Scheduler {
     const waiting = [...waitingIn].sort((a, b) => a.arrival - b.arrival);
     const plan: StepPlan<S> = { preempt: [], abort: [], admit: [], decode: [] };
     let used = 0;
-    for (const s of running) used += s.residentTokens;
+    for (const s of running) used += s.claimedTokens;
 
     while (running.length > 1 && !this.budget.fitsDecode(used, running.length)) {
       const victim = running.pop() as S;
-      used -= victim.residentTokens;
+      used -= victim.claimedTokens;
       plan.preempt.push(victim);
     }
     if (running.length === 1 && !this.budget.fitsDecode(used, 1)) {
       const lone = running.pop() as S;
-      used -= lone.residentTokens;
+      used -= lone.claimedTokens;
       plan.abort.push(lone);
     }
     plan.decode = running;

@@ -4,7 +4,7 @@
  * sampler, its text stream, and its counters. The engine moves it between waiting, running and finished and
  * performs the backend calls; this class only keeps the books and decides what the next token is.
  */
-import { BlockTracker } from "../masking/tracker.js";
+import { BlockTracker, type Eviction } from "../masking/tracker.js";
 import type { MaskingConfig, TrackerTokenIds } from "../masking/config.js";
 import { Sampler } from "./sampling.js";
 import { TextStream } from "./text.js";
@@ -34,6 +34,16 @@ export interface SequenceInit {
   channel: RequestChannel;
 }
 
+/** One step's share of a request's catch-up: tokens[from, to) at positions from..to-1. */
+export interface CatchUpChunk {
+  from: number;
+  to: number;
+  /** What the tracker returned for the chunk's last token (apply once the chunk's KV is computed). */
+  evictions: readonly Eviction[];
+  /** Whether the last token's logits are needed (it ends the prompt: they give the first completion token). */
+  logits: boolean;
+}
+
 export interface Finish {
   reason: FinishReason;
   stopReason?: string | number;
@@ -46,8 +56,16 @@ export class Sequence {
   readonly promptLength: number;
   /** Prompt then completion; `tokens[i]` sits at logical position i. */
   readonly tokens: number[];
-  /** tokens[0, computed) have KV computed (in the backend, or to be recomputed after a preemption). */
+  /**
+   * tokens[0, computed) have KV computed (in the backend, or to be recomputed after a preemption); 0 until the
+   * prompt's prefill has finished, then promptLength, then one more per decoded token.
+   */
   computed = 0;
+  /**
+   * tokens[0, cached) have KV in the backend in this residency (0 while waiting). While cached < catchUpGoal the
+   * request is catching up (prompt prefill, or the rebuild after a preemption), one chunk per step.
+   */
+  cached = 0;
   tracker: BlockTracker;
   readonly masking: MaskingConfig;
   readonly markers: TrackerTokenIds;
@@ -93,6 +111,46 @@ export class Sequence {
     // The rebuild runs chunk by chunk with the evictions in between, so it never holds more than the peak: the
     // logical length (evicted tokens included) may exceed the whole budget and must not be asked for.
     return this.started ? Math.max(this.stats.peakKvTokens, this.promptLength) : this.promptLength;
+  }
+
+  /** Tokens whose KV must be in the backend before this request decodes: the prompt, or all computed ones. */
+  get catchUpGoal(): number {
+    return Math.max(this.computed, this.promptLength);
+  }
+
+  /** Running, but its prompt prefill (or its rebuild after a preemption) is not finished. */
+  get catchingUp(): boolean {
+    return this.status === "running" && this.cached < this.catchUpGoal;
+  }
+
+  /**
+   * Cells the scheduler counts for a running request: those it holds, or while it catches up those its
+   * admission promised it (the chunks still to come will fill them).
+   */
+  get claimedTokens(): number {
+    return this.catchingUp ? Math.max(this.residentTokens, this.admissionNeed) : this.residentTokens;
+  }
+
+  /**
+   * The next catch-up chunk: tokens[cached, to) with at most `maxTokens` of them, ending early right after a
+   * token that triggers evictions (they must be applied before anything later is computed). Feeds the chunk's
+   * tokens to the tracker, so call it once per chunk, in order, and compute the chunk before the next.
+   */
+  nextChunk(maxTokens: number): CatchUpChunk {
+    const from = this.cached;
+    const goal = this.catchUpGoal;
+    let to = from;
+    let evictions: readonly Eviction[] = [];
+    while (to < goal && to - from < maxTokens) {
+      const found = this.tracker.push(this.tokens[to], to < this.promptLength);
+      to++;
+      if (found.length > 0) {
+        evictions = found;
+        break;
+      }
+    }
+    // Logits only for the prompt's last token: a rebuild's next token was chosen before the preemption.
+    return { from, to, evictions, logits: to === goal && this.computed < this.promptLength };
   }
 
   get completionLength(): number {

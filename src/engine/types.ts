@@ -197,6 +197,12 @@ export interface EngineConfig {
   maxRunning?: number;
   /** Most requests waiting; beyond it submit() throws EngineError "queue_full" (default 1024). */
   maxWaiting?: number;
+  /**
+   * Tokens one engine step computes at most (default DEFAULT_MAX_STEP_TOKENS, capped to backend.maxStepTokens):
+   * one per decoding request first, then prompt/rebuild chunks of requests catching up, oldest first. A long
+   * prompt is prefilled over several steps while the others keep decoding.
+   */
+  maxStepTokens?: number;
   /** Cells a new request must leave free beyond its prompt to be admitted (default 16, at least 1). */
   admissionReserveTokens?: number;
   /** Masking defaults for every request (over DEFAULT_MASKING). */
@@ -204,6 +210,13 @@ export interface EngineConfig {
   /** Extra token ids that end every request (the tokenizer's eos always does). */
   stopTokenIds?: number[];
 }
+
+/**
+ * Per-step token budget when neither the caller nor the backend sets one: vLLM's long-standing default for
+ * chunked prefill (max_num_batched_tokens 512) and llama.cpp's default n_batch, so on llama.cpp a step is one
+ * llama_decode.
+ */
+export const DEFAULT_MAX_STEP_TOKENS = 512;
 
 export interface EngineStats {
   running: number;
@@ -278,6 +291,16 @@ export interface DecodeInput {
   position: number;
 }
 
+/** One sequence's share of a step: `tokens` at consecutive logical positions from `position`. */
+export interface StepInput {
+  seq: SeqId;
+  tokens: readonly number[];
+  /** Logical position of tokens[0]; the others follow one by one (contiguous, past the resident ones). */
+  position: number;
+  /** Whether the caller needs the last token's logits (false: the backend may skip computing or copying them). */
+  logits: boolean;
+}
+
 /** Request features a backend may lack; each is a MaskingConfig field a request can switch on. */
 export type BackendFeature = "restartMode";
 
@@ -326,6 +349,15 @@ export interface Backend {
   prefill(seq: SeqId, tokens: readonly number[], positions: readonly number[]): Promise<Float32Array>;
   /** One token for each listed sequence, in one batch; returns each one's logits, in input order. */
   decode(batch: readonly DecodeInput[]): Promise<Float32Array[]>;
+  /**
+   * Optional: one forward pass over several sequences at once, decode rows and prefill chunks mixed (each
+   * sequence at most once). Returns per input the last token's logits when it asked for them, else undefined;
+   * the arrays may be views valid only until the next call. Backends without it are driven through prefill
+   * (one call per chunk) and decode (the one-token rows, as one batch).
+   */
+  step?(inputs: readonly StepInput[]): Promise<(Float32Array | undefined)[]>;
+  /** Most tokens one `step` call can take (llama.cpp's n_batch); the engine's per-step budget is capped to it. */
+  readonly maxStepTokens?: number;
   /** Frees the sequence's cells with logical position in [start, end); later positions do not move. Returns cells freed. */
   evict(seq: SeqId, start: number, end: number): Promise<number>;
   /**

@@ -14,12 +14,13 @@
  *     block (restart mode) does not, hence `capabilities.restartMode` false;
  *   - resident cells are the addon's record (stats().perSequence), refreshed after every call that changes
  *     them; `verifyCells` cross-checks it against llama.cpp's own per-sequence state size and position range;
- *   - one llama_decode per call, on the addon's worker thread (the event loop stays free): `decode` puts one
- *     row per listed sequence in one multi-sequence batch; `prefill` sends chunks of at most batchSize rows,
- *     logits only for the last row;
- *   - decode copies its logit rows (off the main thread) into ONE preallocated Float32Array and returns
- *     subarray views of it: they are valid until the next `decode` (the engine consumes them before its next
- *     backend call). `prefill` returns a fresh array.
+ *   - one llama_decode per call, on the addon's worker thread (the event loop stays free): `step` puts a whole
+ *     engine step (decode rows and prefill chunks of many sequences, at most batchSize rows) in one
+ *     multi-sequence batch and asks logits only for the rows that want them; `decode` is the one-row-per-
+ *     sequence case; `prefill` sends one sequence's chunks of at most batchSize rows, logits for the last row;
+ *   - step and decode copy their logit rows (off the main thread) into ONE preallocated Float32Array and return
+ *     subarray views of it: they are valid until the next `step` or `decode` (the engine consumes them before
+ *     its next forward call). `prefill` returns a fresh array.
  */
 import { availableParallelism } from "node:os";
 import {
@@ -28,7 +29,7 @@ import {
   type LlamaPoolContext,
   type LlamaPoolModel,
 } from "../../../native/llama-pool/index.mjs";
-import type { Backend, BackendCapabilities, DecodeInput, SeqId } from "../types.js";
+import type { Backend, BackendCapabilities, DecodeInput, SeqId, StepInput } from "../types.js";
 import { LLAMACPP_CAPABILITIES } from "./capabilities.js";
 import type { LlamaCppCommonOptions } from "./llamacpp.js";
 
@@ -65,7 +66,7 @@ export function llamaPoolAvailability(): { ok: true } | { ok: false; reason: str
   return reason === undefined ? { ok: true } : { ok: false, reason };
 }
 
-/** Reusable input arrays of one decode batch (one row per sequence at most). */
+/** Reusable input arrays of one llama_decode (batchSize rows). */
 class DecodeRows {
   readonly tokens: Int32Array;
   readonly positions: Int32Array;
@@ -76,7 +77,7 @@ class DecodeRows {
     this.tokens = new Int32Array(capacity);
     this.positions = new Int32Array(capacity);
     this.seqIds = new Int32Array(capacity);
-    this.logits = new Uint8Array(capacity).fill(1);
+    this.logits = new Uint8Array(capacity);
   }
 }
 
@@ -118,6 +119,10 @@ export class LlamaPoolBackend implements Backend {
   readonly kvCapacityTokens: number;
   /** Most rows per llama_decode (llama.cpp's n_batch, after its clamping). */
   readonly batchSize: number;
+  /** The engine's per-step token budget is capped to one llama_decode. */
+  readonly maxStepTokens: number;
+  /** llama_decode calls made (each step, decode and prefill chunk is one). */
+  decodeCalls = 0;
   /** Most cells the pool held at once (measured after every call that adds cells). */
   peakUsedCells = 0;
   private readonly freeIds: SeqId[] = [];
@@ -125,7 +130,7 @@ export class LlamaPoolBackend implements Backend {
   /** Cells each sequence holds (the addon's record, refreshed after every change). */
   private readonly resident: Float64Array;
   private readonly rows: DecodeRows;
-  /** decode's logit rows, one per sequence: [maxSequences x vocabSize]. */
+  /** step's and decode's logit rows, at most one per sequence: [min(sequences, batchSize) x vocabSize]. */
   private readonly out: Float32Array;
   private used = 0;
   private closed = false;
@@ -140,10 +145,10 @@ export class LlamaPoolBackend implements Backend {
     this.maxSequences = info.sequences;
     this.kvCapacityTokens = info.cells;
     this.batchSize = info.batchSize;
+    this.maxStepTokens = info.batchSize;
     this.resident = new Float64Array(info.sequences);
-    const rowsPerDecode = Math.min(info.sequences, info.batchSize);
-    this.rows = new DecodeRows(rowsPerDecode);
-    this.out = new Float32Array(rowsPerDecode * info.vocabSize);
+    this.rows = new DecodeRows(info.batchSize);
+    this.out = new Float32Array(Math.min(info.sequences, info.batchSize) * info.vocabSize);
     for (let s = info.sequences - 1; s >= 0; s--) this.freeIds.push(s);
   }
 
@@ -244,6 +249,7 @@ export class LlamaPoolBackend implements Backend {
       const chunk = Int32Array.from({ length: n }, (_, i) => tokens[from + i]);
       const pos = Int32Array.from({ length: n }, (_, i) => positions[from + i]);
       try {
+        this.decodeCalls++;
         await this.ctx.decode(chunk, pos, new Int32Array(n).fill(seq), flags, last ? logits : undefined);
       } finally {
         this.refresh();
@@ -253,12 +259,59 @@ export class LlamaPoolBackend implements Backend {
     return logits;
   }
 
+  async step(inputs: readonly StepInput[]): Promise<(Float32Array | undefined)[]> {
+    if (inputs.length === 0) return [];
+    this.requireOpen();
+    let n = 0;
+    for (const input of inputs) n += input.tokens.length;
+    if (n > this.batchSize) throw new Error(`step of ${n} tokens exceeds batchSize ${this.batchSize}`);
+    const { tokens, positions, seqIds, logits } = this.rows;
+    const seen = new Set<SeqId>();
+    let row = 0;
+    for (const input of inputs) {
+      this.requireLive(input.seq);
+      if (seen.has(input.seq)) throw new Error(`step: sequence ${input.seq} appears twice in one batch`);
+      seen.add(input.seq);
+      if (input.tokens.length === 0) throw new Error(`step: no tokens for sequence ${input.seq}`);
+      this.checkContinues(input.seq, input.position);
+      for (let k = 0; k < input.tokens.length; k++, row++) {
+        tokens[row] = input.tokens[k];
+        positions[row] = input.position + k;
+        seqIds[row] = input.seq;
+        logits[row] = input.logits && k === input.tokens.length - 1 ? 1 : 0;
+      }
+    }
+    try {
+      this.decodeCalls++;
+      await this.ctx.decode(
+        tokens.subarray(0, n),
+        positions.subarray(0, n),
+        seqIds.subarray(0, n),
+        logits.subarray(0, n),
+        this.out,
+      );
+    } finally {
+      this.refresh();
+    }
+    this.check();
+    const V = this.vocabSize;
+    let k = 0; // the k-th row that asked for logits is the k-th row of `out`
+    return inputs.map((input) => {
+      if (!input.logits) return undefined;
+      const view = this.out.subarray(k * V, (k + 1) * V);
+      k++;
+      return view;
+    });
+  }
+
   async decode(batch: readonly DecodeInput[]): Promise<Float32Array[]> {
     if (batch.length === 0) return [];
     this.requireOpen();
     const n = batch.length;
-    if (n > this.rows.tokens.length)
-      throw new Error(`decode batch of ${n} exceeds ${this.rows.tokens.length} rows (sequences / batchSize)`);
+    if (n > Math.min(this.maxSequences, this.batchSize))
+      throw new Error(
+        `decode batch of ${n} exceeds ${Math.min(this.maxSequences, this.batchSize)} rows (sequences / batchSize)`,
+      );
     const { tokens, positions, seqIds, logits } = this.rows;
     for (let i = 0; i < n; i++) {
       const b = batch[i];
@@ -269,8 +322,10 @@ export class LlamaPoolBackend implements Backend {
       tokens[i] = b.token;
       positions[i] = b.position;
       seqIds[i] = b.seq;
+      logits[i] = 1;
     }
     try {
+      this.decodeCalls++;
       await this.ctx.decode(
         tokens.subarray(0, n),
         positions.subarray(0, n),
