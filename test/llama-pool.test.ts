@@ -18,8 +18,8 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { loadLlamaPool } from "../native/llama-pool/index.mjs";
-import { LlamaPoolBackend } from "../src/engine/backends/llama-pool.js";
+import { loadGpuBackends, loadLlamaPool } from "../native/llama-pool/index.mjs";
+import { chooseLlamaPoolDevice, LlamaPoolBackend } from "../src/engine/backends/llama-pool.js";
 import { NODE_LLAMA_CPP_VERSION } from "../src/engine/backends/llamacpp.js";
 import { ReferenceBackend } from "../src/engine/backends/reference.js";
 import { createEngine } from "../src/engine/engine.js";
@@ -462,6 +462,52 @@ describe.skipIf(!addon.ok)("llama.cpp backend over the shared-KV addon (LlamaPoo
       m.dispose();
     }
   });
+});
+
+describe.skipIf(!addon.ok)("gpu auto: node-llama-cpp's GPU build when the machine has one", () => {
+  it("tries CUDA then Vulkan; without a GPU the layers stay on the CPU and say why; with one, all go to it", async () => {
+    const off = chooseLlamaPoolDevice({ gpu: false });
+    expect(off).toEqual({ device: "CPU", gpuLayers: 0 });
+    const auto = chooseLlamaPoolDevice({ gpu: "auto" });
+    const found = loadGpuBackends();
+    expect(found.tried[0]?.backend).toBe("cuda"); // then vulkan, unless CUDA found a GPU
+    if (found.gpuDevices.length === 0) {
+      // This machine (CI: no GPU): each GPU backend's dlopen failure is the reason, in one line, off stderr.
+      expect(auto).toMatchObject({ device: "CPU", gpuLayers: 0 });
+      expect(auto.noGpuReason).toMatch(/^cuda: .+; vulkan: .+$/);
+      expect(auto.noGpuReason).not.toContain("load_backend");
+      expect(auto.noGpuReason).not.toContain("\n");
+      console.log(`gpu auto here: CPU (${auto.noGpuReason})`);
+    } else {
+      expect(auto.gpuLayers).toBe(-1);
+      expect(auto.device).not.toBe("CPU");
+      console.log(`gpu auto here: ${auto.device}`);
+    }
+    // Either way the backend serves, and greedy tokens match the CPU-only backend's (toy model, F32 KV).
+    const greedy = async (gpu: false | "auto") => {
+      const backend = await LlamaPoolBackend.create({
+        modelPath: cachedGgufExport(bundledModelDir()),
+        sequences: 1,
+        cells: 512,
+        threads: 1,
+        kvCacheType: "F32",
+        gpu,
+      });
+      const engine = createEngine({ backend, tokenizer: tok, kvBudgetTokens: 512 });
+      try {
+        const r = await engine
+          .submit({ promptTokens: tok.encode(renderSftPrompt("s=3714 k=5")), sampling: { ...GREEDY, maxTokens: 200 } })
+          .result();
+        return { tokens: r.tokens, device: backend.device };
+      } finally {
+        await engine.close();
+      }
+    };
+    const [cpu, picked] = [await greedy(false), await greedy("auto")];
+    expect(cpu.device).toBe("CPU");
+    expect(picked.device).toBe(auto.device);
+    expect(picked.tokens).toEqual(cpu.tokens);
+  }, 60_000);
 });
 
 describe("choosing the llama.cpp implementation", () => {

@@ -99,8 +99,17 @@ export interface LlamaPoolRuntime {
   devices: string[];
 }
 
+export interface LlamaPoolDevice {
+  name: string;
+  description: string;
+  /** A discrete or integrated GPU. */
+  gpu: boolean;
+}
+
 export interface LlamaPoolBinding {
   init(libDir?: string): LlamaPoolRuntime;
+  /** Registers one more ggml backend library; `loaded` false when dlopen failed, with ggml's `reason`. */
+  loadBackend(path: string): { loaded: boolean; reason?: string; devices: LlamaPoolDevice[] };
   loadModel(path: string, options?: { gpuLayers?: number }): Promise<LlamaPoolModel>;
   setLogLevel(level: "debug" | "info" | "warn" | "error" | "none"): void;
 }
@@ -122,3 +131,15 @@ export type LlamaPoolLoadResult =
   | { ok: false; reason: string };
 
 export function loadLlamaPool(): LlamaPoolLoadResult;
+
+export interface LlamaPoolGpuResult {
+  /** GPU devices registered (empty: serve on the CPU). */
+  gpuDevices: LlamaPoolDevice[];
+  /** Each GPU backend tried, in order (CUDA, then Vulkan), and why one did not load. */
+  tried: { backend: "cuda" | "vulkan"; library?: string; loaded: boolean; reason?: string }[];
+  /** Every device registered after the attempt. */
+  devices: LlamaPoolDevice[];
+}
+
+/** Registers node-llama-cpp's CUDA or Vulkan ggml backend when one loads here (once per process). */
+export function loadGpuBackends(): LlamaPoolGpuResult;

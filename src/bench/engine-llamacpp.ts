@@ -34,7 +34,14 @@
  */
 import { createEngine } from "../engine/engine.js";
 import { LlamaPoolBackend, defaultLlamaCppThreads } from "../engine/backends/llama-pool.js";
-import type { Backend, CompletionResult, EngineTokenizer } from "../engine/types.js";
+import { DEFAULT_LLAMACPP_GPU } from "../engine/backends/llamacpp.js";
+import {
+  DEFAULT_MAX_STEP_TOKENS,
+  type Backend,
+  type CompletionResult,
+  type EngineTokenizer,
+  type StepInput,
+} from "../engine/types.js";
 import type { MaskingConfig } from "../masking/config.js";
 import { countParameters, parseQwen3Config, type Qwen3Config } from "../model/config.js";
 import { UserError } from "../errors.js";
@@ -88,6 +95,10 @@ export interface LlamaCppEngineBenchOptions {
   overheadRepeats?: number;
   /** Cells an admission must leave free beyond its need (the engine's admissionReserveTokens; default 16). */
   admissionReserve?: number;
+  /** Tokens per engine step (the engine's maxStepTokens; default DEFAULT_MAX_STEP_TOKENS). */
+  maxStepTokens?: number;
+  /** "auto" (default): node-llama-cpp's GPU build when the machine has a GPU; false: the CPU. */
+  gpu?: false | "auto";
   seed?: number;
   onProgress?: (line: string) => void;
 }
@@ -145,7 +156,13 @@ export interface BatchCost {
 export interface LlamaCppEngineBenchResult {
   backend: string;
   kvUnified: boolean;
+  /** Where the weights ran: "CPU", or the GPU gpu "auto" found. */
+  device: string;
+  /** gpu "auto" found no GPU: why (each GPU backend tried). */
+  noGpuReason?: string;
   threads: number;
+  /** The engine's per-step token budget (decode rows, then prefill chunks). */
+  maxStepTokens: number;
   model: {
     path: string;
     reused: boolean;
@@ -224,6 +241,11 @@ function borrowed(b: Backend): Backend {
     vocabSize: b.vocabSize,
     maxSequences: b.maxSequences,
     kvCapacityTokens: b.kvCapacityTokens,
+    maxStepTokens: b.maxStepTokens,
+    device: b.device,
+    ...(b.step
+      ? { step: (inputs: readonly StepInput[]) => (b.step as NonNullable<Backend["step"]>).call(b, inputs) }
+      : {}),
     allocate: () => b.allocate(),
     prefill: (s, t, p) => b.prefill(s, t, p),
     decode: (batch) => b.decode(batch),
@@ -234,6 +256,9 @@ function borrowed(b: Backend): Backend {
   };
 }
 
+/** Engine settings the benchmark passes through (each undefined: the engine's default). */
+type EngineKnobs = Pick<LlamaCppEngineBenchOptions, "admissionReserve" | "maxStepTokens">;
+
 /** Replays `traces` as concurrent requests through a fresh engine on `backend`; every request must finish. */
 async function runRequests(
   backend: LlamaPoolBackend,
@@ -241,14 +266,15 @@ async function runRequests(
   traces: readonly WorkloadTrace[],
   masking: Partial<MaskingConfig>,
   label: string,
-  admissionReserve?: number,
+  knobs: EngineKnobs = {},
 ): Promise<{ seconds: number; results: CompletionResult[]; engine: ReturnType<typeof createEngine> }> {
   const engine = createEngine({
     backend: borrowed(backend),
     tokenizer: replayTokenizer(w),
     kvBudgetTokens: backend.kvCapacityTokens,
     maxRunning: backend.maxSequences,
-    admissionReserveTokens: admissionReserve,
+    admissionReserveTokens: knobs.admissionReserve,
+    maxStepTokens: knobs.maxStepTokens,
   });
   const t0 = performance.now();
   const results = await Promise.all(
@@ -258,6 +284,7 @@ async function runRequests(
           id: `${label}-${i}`,
           promptTokens: t.promptTokens,
           replayTokens: t.completionTokens,
+          replayLogits: true, // every row pays the lm_head and the logit copy, as when generating
           sampling: { temperature: 0, topP: 1, topK: 0, minP: 0, maxTokens: Math.max(1, t.completionTokens.length) },
           masking,
         })
@@ -276,10 +303,10 @@ async function runSide(
   backend: LlamaPoolBackend,
   w: Workload,
   label: Label,
-  admissionReserve?: number,
+  knobs: EngineKnobs,
 ): Promise<LlamaCppBenchSide> {
   const masking = label === "memento" ? MEMENTO_MASKING : VANILLA_MASKING;
-  const { seconds, results, engine } = await runRequests(backend, w, w.requests, masking, label, admissionReserve);
+  const { seconds, results, engine } = await runRequests(backend, w, w.requests, masking, label, knobs);
   const s = engine.stats();
   const completionTokens = results.reduce((a, r) => a + r.stats.completionTokens, 0);
   return {
@@ -427,14 +454,14 @@ async function runRounds(
   w: Workload,
   rounds: number,
   progress: (line: string) => void,
-  admissionReserve?: number,
+  knobs: EngineKnobs,
 ): Promise<LlamaCppBenchRound[]> {
   const out: LlamaCppBenchRound[] = [];
   for (let r = 0; r < rounds; r++) {
     const order: Label[] = r % 2 === 0 ? ["memento", "vanilla"] : ["vanilla", "memento"];
     const sides: Partial<Record<Label, LlamaCppBenchSide>> = {};
     for (const label of order) {
-      const s = await runSide(backend, w, label, admissionReserve);
+      const s = await runSide(backend, w, label, knobs);
       sides[label] = s;
       progress(
         `round ${r + 1}/${rounds} ${label.padEnd(7)}: ${s.tokensPerSec.toFixed(1)} tok/s, ${s.seconds.toFixed(1)} s, ` +
@@ -531,11 +558,13 @@ export async function benchEngineLlamaCpp(opts: LlamaCppEngineBenchOptions = {})
     sequences: Math.min(w.requests.length, 256),
     batchSize: LLAMACPP_BENCH_DEFAULTS.batchSize,
     threads,
+    gpu: opts.gpu ?? DEFAULT_LLAMACPP_GPU,
   });
   try {
     progress(
       `pool: ${backend.kvCapacityTokens} KV cells shared by up to ${backend.maxSequences} sequences ` +
-        `(${backend.name}), ${threads} threads; ${w.requests.length} requests (${w.source} traces x ${w.scale})`,
+        `(${backend.name}) on ${backend.device}, ${threads} threads; ${w.requests.length} requests ` +
+        `(${w.source} traces x ${w.scale})`,
     );
     const repeats = positive("overheadRepeats", opts.overheadRepeats, LLAMACPP_BENCH_DEFAULTS.overheadRepeats);
     const overhead = await measureOverhead(backend, w, repeats);
@@ -543,7 +572,11 @@ export async function benchEngineLlamaCpp(opts: LlamaCppEngineBenchOptions = {})
       `overhead: engine ${(overhead.engineSecondsPerToken * 1e3).toFixed(2)} ms/token vs plain ` +
         `${(overhead.plainSecondsPerToken * 1e3).toFixed(2)} ms/token at one request`,
     );
-    const perRound = await runRounds(backend, w, rounds, progress, opts.admissionReserve);
+    const maxStepTokens = positive("maxStepTokens", opts.maxStepTokens, DEFAULT_MAX_STEP_TOKENS);
+    const perRound = await runRounds(backend, w, rounds, progress, {
+      admissionReserve: opts.admissionReserve,
+      maxStepTokens,
+    });
     const batchCost = await measureBatchCost(backend, perRound);
     progress(
       `decode step cost by batch (${batchCost.contextTokens} cells each): ` +
@@ -553,7 +586,10 @@ export async function benchEngineLlamaCpp(opts: LlamaCppEngineBenchOptions = {})
       batchCost,
       backend: backend.name,
       kvUnified: backend.capabilities.unifiedKvPool,
+      device: backend.device,
+      ...(backend.deviceChoice.noGpuReason ? { noGpuReason: backend.deviceChoice.noGpuReason } : {}),
       threads,
+      maxStepTokens: Math.min(maxStepTokens, backend.maxStepTokens),
       model: modelSummary(config, file),
       modelParameters: countParameters(config),
       kvCells: backend.kvCapacityTokens,
@@ -642,7 +678,8 @@ export function formatEngineBenchLlamaCpp(r: LlamaCppEngineBenchResult): string 
   const traces = w.traces.map((t) => `${t.name} ${t.promptTokens}+${t.completionTokens}`).join(", ");
   const ms = (s: number) => `${(s * 1e3).toFixed(2)} ms/token`;
   return [
-    `engine bench on ${r.backend}, kv_unified ${r.kvUnified}, threads: ${r.threads}`,
+    `engine bench on ${r.backend}, kv_unified ${r.kvUnified}, device ${r.device}, threads: ${r.threads}, ` +
+      `${r.maxStepTokens} tokens per step at most`,
     `model: random Qwen3, ${(r.modelParameters / 1e6).toFixed(1)}M parameters (hidden ${m.hiddenSize}, ` +
       `${m.layers} layers, ${m.heads}/${m.kvHeads} heads of ${m.headDim}, vocab ${m.vocab}, ${m.dtype})`,
     `workload: ${w.requests} requests at once, ${w.source} traces scaled x${w.scale} (${traces}), ` +

@@ -10,6 +10,8 @@ import { parseKvSimulateInput } from "../kv/simulate.js";
 import { engineReplay } from "../bench/replay.js";
 
 const BENCH_BACKENDS = ["llamacpp", "reference"] as const;
+const GPU_CHOICES = ["auto", "off"] as const;
+type GpuChoice = (typeof GPU_CHOICES)[number];
 type BenchBackend = (typeof BENCH_BACKENDS)[number];
 
 interface BenchEngineCliOptions {
@@ -21,6 +23,8 @@ interface BenchEngineCliOptions {
   full?: boolean;
   threads?: number;
   admissionReserve?: number;
+  maxStepTokens?: number;
+  gpu?: GpuChoice;
   cacheDir?: string;
   referenceDir: string;
   synthetic?: boolean;
@@ -48,7 +52,16 @@ function pickBackend(asked: BenchBackend | undefined): { backend: BenchBackend; 
 }
 
 async function benchReference(opts: BenchEngineCliOptions, fallback: string | undefined): Promise<void> {
-  for (const flag of ["concurrency", "scale", "full", "threads", "cacheDir"] as const)
+  for (const flag of [
+    "concurrency",
+    "scale",
+    "full",
+    "threads",
+    "cacheDir",
+    "gpu",
+    "maxStepTokens",
+    "admissionReserve",
+  ] as const)
     if (opts[flag] !== undefined) throw new UserError(`--${kebab(flag)} applies to the llama.cpp backend only`);
   const hidden = opts.hidden ?? 64;
   const r = await benchEngine({
@@ -78,6 +91,8 @@ async function benchLlamaCpp(opts: BenchEngineCliOptions): Promise<void> {
     rounds: opts.rounds,
     threads: opts.threads,
     admissionReserve: opts.admissionReserve,
+    maxStepTokens: opts.maxStepTokens,
+    gpu: opts.gpu === "off" ? false : "auto",
     cacheDir: opts.cacheDir === undefined ? undefined : resolve(opts.cacheDir),
     referenceDir: resolve(opts.referenceDir),
     synthetic: opts.synthetic,
@@ -168,6 +183,20 @@ export function register(program: Command): void {
         "--admission-reserve <n>",
         "llamacpp: cells an admission leaves free beyond its need (the engine's default: 16)",
         { min: 1 },
+      ),
+    )
+    .addOption(
+      integerOption(
+        "--max-step-tokens <n>",
+        "tokens one engine step computes at most: decode rows, then prompt chunks (the engine's default: 512)",
+        { min: 1 },
+      ),
+    )
+    .addOption(
+      choiceOption(
+        "--gpu <mode>",
+        "llamacpp: auto = node-llama-cpp's CUDA/Vulkan build when a GPU loads (default), off = the CPU",
+        GPU_CHOICES,
       ),
     )
     .addOption(

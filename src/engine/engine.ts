@@ -142,6 +142,7 @@ export class MementoEngine implements Engine {
       tokenizer: this.config.tokenizer,
       stopIds: new Set([...this.baseStopIds, ...(sampling.stopTokenIds ?? [])]),
       replay: req.replayTokens ? [...req.replayTokens] : undefined,
+      replayLogits: req.replayLogits === true,
       skipSpecialTokens: req.skipSpecialTokens ?? false,
       channel,
     });
@@ -299,7 +300,7 @@ export class MementoEngine implements Engine {
           seq: s.seq as number,
           tokens: [s.pendingToken],
           position: s.computed,
-          logits: !s.isReplay, // a replayed request's next token is recorded, not sampled
+          logits: s.decodeLogits, // a replayed request's next token is recorded, not sampled
         }));
         for (const { s, chunk } of chunks) {
           inputs.push({

@@ -24,7 +24,7 @@ import { fileURLToPath } from "node:url";
 import { UserError } from "../errors.js";
 import { createEngine, type MementoEngine } from "./engine.js";
 import { ReferenceBackend } from "./backends/reference.js";
-import type { LlamaCppBackendOptions } from "./backends/llamacpp.js";
+import { DEFAULT_LLAMACPP_GPU, type LlamaCppBackendOptions } from "./backends/llamacpp.js";
 import { LLAMACPP_CAPABILITIES, REFERENCE_CAPABILITIES, missingFeature } from "./backends/capabilities.js";
 import {
   defaultLlamaCppThreads,
@@ -276,7 +276,11 @@ async function llamaCppEngine(
   tokenizerWhat: string,
 ): Promise<MementoEngine> {
   const { gguf: _gguf, sharedPool: _mode, ...given } = opts.llamacpp ?? {};
-  const llamaOpts = { ...given, threads: given.threads ?? defaultLlamaCppThreads() };
+  const llamaOpts = {
+    ...given,
+    threads: given.threads ?? defaultLlamaCppThreads(),
+    gpu: given.gpu ?? DEFAULT_LLAMACPP_GPU,
+  };
   if (choice?.warning) (opts.onWarning ?? ((line) => process.stderr.write(`${line}\n`)))(choice.warning);
   let llama: Backend & { kvCapacityTokens: number; close(): Promise<void> };
   try {

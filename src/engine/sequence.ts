@@ -30,6 +30,8 @@ export interface SequenceInit {
   tokenizer: EngineTokenizer;
   stopIds: ReadonlySet<number>;
   replay?: readonly number[];
+  /** Replay: have the backend compute logits anyway (EngineRequest.replayLogits). */
+  replayLogits?: boolean;
   skipSpecialTokens: boolean;
   channel: RequestChannel;
 }
@@ -99,6 +101,7 @@ export class Sequence {
     this.sampling = init.sampling;
     this.channel = init.channel;
     this.replay = init.replay;
+    this.decodeLogits = init.replay === undefined || init.replayLogits === true;
     this.stopIds = init.stopIds;
     this.tracker = new BlockTracker(init.masking, init.markers);
     this.sampler = new Sampler(init.sampling);
@@ -160,6 +163,9 @@ export class Sequence {
   get isReplay(): boolean {
     return this.replay !== undefined;
   }
+
+  /** Whether a decode row of this request asks the backend for logits: always, unless a replay skips them. */
+  readonly decodeLogits: boolean;
 
   /** The token whose KV the next decode step computes. */
   get pendingToken(): number {

@@ -48,6 +48,11 @@ export interface EngineRequest {
    * "stop" after the last recorded token's KV has been computed (or "length" at maxTokens).
    */
   replayTokens?: number[];
+  /**
+   * Replay only: still have the backend compute each replayed row's logits, as generation would (and discard
+   * them). For benchmarks that replay recorded token shapes at generation's per-token cost; default false.
+   */
+  replayLogits?: boolean;
   /** Decode token text without special tokens (default false: markers appear in the text). */
   skipSpecialTokens?: boolean;
 }
@@ -338,6 +343,8 @@ export interface Backend {
   readonly vocabSize: number;
   /** Most sequences alive at once (a llama.cpp context's sequence count); Infinity when unbounded. */
   readonly maxSequences: number;
+  /** Where the weights run, for banners and health checks ("CPU", a GPU's name); absent: in this process's JS. */
+  readonly device?: string;
   /** Physical KV cells the backend can hold over all sequences, if fixed (the engine caps its budget to it). */
   readonly kvCapacityTokens?: number;
   /** A new, empty sequence. */

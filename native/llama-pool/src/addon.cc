@@ -19,10 +19,17 @@ namespace llama_pool {
 // Logging: llama.cpp and ggml log through one callback (possibly from worker threads). Keep warnings and errors.
 
 static int g_minLogLevel = GGML_LOG_LEVEL_WARN;
+static const std::thread::id g_mainThread = std::this_thread::get_id();
+// While loadBackend runs (main thread), warnings and errors go here instead of stderr: they become its reason.
+static std::string* g_capture = nullptr;
 
 static void LogCallback(enum ggml_log_level level, const char* text, void* /*user*/) {
   if (level == GGML_LOG_LEVEL_CONT) {
     return;  // continuation of a line we may have dropped; keep the filter simple
+  }
+  if (g_capture != nullptr && std::this_thread::get_id() == g_mainThread) {
+    if (level >= GGML_LOG_LEVEL_WARN) g_capture->append(text);
+    return;
   }
   if (static_cast<int>(level) >= g_minLogLevel) {
     fputs(text, stderr);
@@ -97,6 +104,41 @@ static Napi::Value Init(const Napi::CallbackInfo& info) {
 
 static void RequireInit(Napi::Env env) {
   if (!g_initialized) throw Napi::Error::New(env, "llama-pool: call init(libDir) first");
+}
+
+// Every registered device as "name (description)" and whether it is a GPU (discrete or integrated).
+static Napi::Array DeviceList(Napi::Env env) {
+  Napi::Array devs = Napi::Array::New(env);
+  for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+    ggml_backend_dev_t d = ggml_backend_dev_get(i);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", ggml_backend_dev_name(d));
+    o.Set("description", ggml_backend_dev_description(d));
+    enum ggml_backend_dev_type t = ggml_backend_dev_type(d);
+    o.Set("gpu", t == GGML_BACKEND_DEVICE_TYPE_GPU || t == GGML_BACKEND_DEVICE_TYPE_IGPU);
+    devs.Set(static_cast<uint32_t>(i), o);
+  }
+  return devs;
+}
+
+// loadBackend(path): registers one more ggml backend library (a GPU one of node-llama-cpp's CUDA or Vulkan
+// package: it needs only libggml-base, the same file in every package). Returns whether it loaded, and if not
+// why (dlopen fails for want of a driver or runtime; ggml's message, kept off stderr), and the devices then.
+static Napi::Value LoadBackend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireInit(env);
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "loadBackend(path: string)");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string why;
+  g_capture = &why;
+  ggml_backend_reg_t reg = ggml_backend_load(path.c_str());
+  g_capture = nullptr;
+  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loaded", reg != nullptr);
+  if (reg == nullptr) out.Set("reason", why.empty() ? std::string("dlopen failed") : why);
+  out.Set("devices", DeviceList(env));
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -289,6 +331,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   Model::Init(env, exports, data);
   Context::Init(env, exports, data);
   exports.Set("init", Napi::Function::New<Init>(env, "init"));
+  exports.Set("loadBackend", Napi::Function::New<LoadBackend>(env, "loadBackend"));
   exports.Set("loadModel", Napi::Function::New<LoadModel>(env, "loadModel"));
   exports.Set("setLogLevel", Napi::Function::New<SetLogLevel>(env, "setLogLevel"));
   return exports;

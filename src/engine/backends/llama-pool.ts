@@ -24,6 +24,7 @@
  */
 import { availableParallelism } from "node:os";
 import {
+  loadGpuBackends,
   loadLlamaPool,
   type LlamaPoolBinding,
   type LlamaPoolContext,
@@ -139,6 +140,8 @@ export class LlamaPoolBackend implements Backend {
     private readonly model: LlamaPoolModel,
     private readonly ctx: LlamaPoolContext,
     private readonly probe: CellProbe | undefined,
+    /** Where the weights run (gpu "auto" found a GPU, or the CPU and why). */
+    readonly deviceChoice: LlamaPoolDeviceChoice,
   ) {
     const info = ctx.info();
     this.vocabSize = info.vocabSize;
@@ -165,7 +168,8 @@ export class LlamaPoolBackend implements Backend {
     // Errors only, as the node-llama-cpp backend logs: llama.cpp warns that a unified pool's n_ctx_seq (all of
     // the pool) exceeds the model's training context, but positions are bounded by the server's maxModelLen.
     loaded.binding.setLogLevel("error");
-    const model = await loadModel(loaded.binding, opts);
+    const choice = chooseLlamaPoolDevice(opts);
+    const model = await loadModel(loaded.binding, opts, choice.gpuLayers);
     let ctx: LlamaPoolContext | undefined;
     try {
       ctx = await model.createContext({
@@ -178,12 +182,17 @@ export class LlamaPoolBackend implements Backend {
         ...(opts.kvCacheType ? { kvType: opts.kvCacheType === "F32" ? ("f32" as const) : ("f16" as const) } : {}),
       });
       const probe = opts.verifyCells ? await CellProbe.calibrate(ctx) : undefined;
-      return new LlamaPoolBackend(model, ctx, probe);
+      return new LlamaPoolBackend(model, ctx, probe, choice);
     } catch (e) {
       ctx?.dispose();
       model.dispose();
       throw e;
     }
+  }
+
+  /** "CPU", or the GPU device(s) the layers were offloaded to. */
+  get device(): string {
+    return this.deviceChoice.device;
   }
 
   /** Sequences alive. */
@@ -456,7 +465,35 @@ export class LlamaPoolBackend implements Backend {
   }
 }
 
-async function loadModel(binding: LlamaPoolBinding, opts: LlamaPoolBackendOptions): Promise<LlamaPoolModel> {
-  const gpuLayers = opts.gpu === "auto" ? opts.gpuLayers : 0;
-  return binding.loadModel(opts.modelPath, gpuLayers !== undefined ? { gpuLayers } : {});
+/** Where the weights run: "CPU", or the GPU devices `gpu: "auto"` found; why not a GPU, when one was sought. */
+export interface LlamaPoolDeviceChoice {
+  device: string;
+  gpuLayers: number;
+  /** gpu "auto" found no GPU: each GPU backend tried and why it did not load. */
+  noGpuReason?: string;
+}
+
+/**
+ * `gpu: "auto"`: offload every layer (or `gpuLayers`) to the GPU when node-llama-cpp's CUDA or Vulkan backend
+ * loads here and finds one; otherwise, and with `gpu` false, every layer stays on the CPU.
+ */
+export function chooseLlamaPoolDevice(opts: Pick<LlamaPoolBackendOptions, "gpu" | "gpuLayers">): LlamaPoolDeviceChoice {
+  if (opts.gpu !== "auto") return { device: "CPU", gpuLayers: 0 };
+  const g = loadGpuBackends();
+  if (g.gpuDevices.length === 0) {
+    const why = g.tried.map((t) => `${t.backend}: ${t.reason ?? "no GPU device"}`).join("; ");
+    return { device: "CPU", gpuLayers: 0, noGpuReason: why || "no GPU backend package installed" };
+  }
+  return {
+    device: g.gpuDevices.map((d) => `${d.name} (${d.description})`).join(", "),
+    gpuLayers: opts.gpuLayers ?? -1, // llama.cpp: -1 = every layer
+  };
+}
+
+async function loadModel(
+  binding: LlamaPoolBinding,
+  opts: LlamaPoolBackendOptions,
+  gpuLayers: number,
+): Promise<LlamaPoolModel> {
+  return binding.loadModel(opts.modelPath, { gpuLayers });
 }

@@ -83,6 +83,9 @@ interface NativeBindings {
   AddonSampler: new (model: unknown) => NativeSampler;
 }
 
+/** Serving's GPU choice for both llama.cpp backends: a GPU when the machine has one. */
+export const DEFAULT_LLAMACPP_GPU = "auto" as const;
+
 /** The node-llama-cpp package version this backend was written and measured against. */
 export const NODE_LLAMA_CPP_VERSION = "3.22.1";
 
@@ -96,7 +99,11 @@ export interface LlamaCppCommonOptions {
   batchSize?: number;
   /** CPU threads (default: node-llama-cpp's choice; the pool: defaultLlamaCppThreads()). */
   threads?: number;
-  /** "auto" lets llama.cpp offload to a GPU it was built for; false keeps every layer on the CPU (default). */
+  /**
+   * "auto": use node-llama-cpp's CUDA or Vulkan build when one loads here and finds a GPU (every layer offloaded
+   * unless gpuLayers says otherwise), else the CPU; false: the CPU (the backends' default; serving defaults to
+   * DEFAULT_LLAMACPP_GPU).
+   */
   gpu?: false | "auto";
   /** Layers to offload when `gpu` is "auto" (default: llama.cpp's choice, all). */
   gpuLayers?: number;
@@ -234,6 +241,12 @@ export class LlamaCppBackend implements Backend {
       throw e;
     }
     return backend;
+  }
+
+  /** "CPU", or the GPU kind node-llama-cpp loaded its build for (gpu "auto" on a machine with one). */
+  get device(): string {
+    const gpu = (this.loaded.llama as { gpu?: unknown }).gpu;
+    return typeof gpu === "string" ? gpu : "CPU";
   }
 
   /** Sequences alive. */
