@@ -275,7 +275,7 @@ describe("engine: preemption and recompute", () => {
   });
 
   it("rejects a prompt larger than the budget, bad input, and a full queue", () => {
-    const { engine } = makeEngine({ kvBudgetTokens: 50, maxWaiting: 1 });
+    const { engine } = makeEngine({ kvBudgetTokens: 50, maxRunning: 1, maxWaiting: 1 });
     const big = { promptTokens: new Array(60).fill(20), sampling: GREEDY };
     expect(() => engine.submit(big)).toThrow(EngineError);
     try {
@@ -296,7 +296,8 @@ describe("engine: preemption and recompute", () => {
     expect(bad({ promptTokens: [20], sampling: { ...GREEDY, maxTokens: 0 } })).toBe("invalid_request");
     expect(bad({ promptTokens: [20], sampling: { ...GREEDY, temperature: -1 } })).toBe("invalid_request");
     expect(bad({ promptTokens: [20], sampling: GREEDY, masking: { keepLastNBlocks: "x" } })).toBe("invalid_request");
-    expect(bad({ promptTokens: [20], sampling: GREEDY })).toBe("accepted");
+    expect(bad({ promptTokens: [20], sampling: GREEDY })).toBe("accepted"); // one to run
+    expect(bad({ promptTokens: [20], sampling: GREEDY })).toBe("accepted"); // one to wait
     expect(bad({ promptTokens: [20], sampling: GREEDY })).toBe("queue_full");
     return engine.close();
   });

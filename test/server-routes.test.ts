@@ -19,6 +19,8 @@ import {
 } from "../src/engine/types.js";
 import { buildServer } from "../src/server/app.js";
 import { ServerLifecycle } from "../src/server/lifecycle.js";
+import { clientHost, exposedWithoutKey, isLoopbackHost, urlHost } from "../src/server/bind.js";
+import { EventEmitter } from "node:events";
 import { healthReport } from "../src/server/routes/health.js";
 import { ServedModel } from "../src/server/served-model.js";
 import { toyMementoTokenizer } from "./helpers/random-model.js";
@@ -44,6 +46,8 @@ const ENGINE_STATS: EngineStats = {
   peakKvUsedTokens: 0,
   peakRunning: 0,
   steps: 0,
+  decodedTokens: 0,
+  prefillTokens: 0,
 };
 
 /** An engine that records submissions and leaves their endings to the test (or throws `refusal`). */
@@ -150,7 +154,12 @@ describe("completions over a fake engine", () => {
     const r = await pending;
     expect([r.statusCode, r.json().error]).toEqual([
       503,
-      { message: "the server is shutting down", type: "service_unavailable", param: null, code: "cancelled" },
+      {
+        message: "the server is shutting down; the request was cancelled before it finished",
+        type: "service_unavailable",
+        param: null,
+        code: "cancelled",
+      },
     ]);
     expect(engine.closed).toBe(true);
   });
@@ -268,5 +277,50 @@ describe("shared pieces", () => {
     life.close();
     expect([life.closing, cancelled]).toEqual([true, ["b"]]);
     expect(() => life.requireOpen()).toThrow("the server is shutting down");
+  });
+
+  it("ServerLifecycle: an exchange lasts until its response closes; drain refuses new ones, cuts nothing", async () => {
+    const life = new ServerLifecycle();
+    const cancelled: string[] = [];
+    const channel = (id: string): RequestChannel => {
+      const c: RequestChannel = new RequestChannel(id, () => {
+        cancelled.push(id);
+        c.emit({ type: "done", finishReason: "cancelled", stats: STATS });
+      });
+      return c;
+    };
+    const res = new EventEmitter();
+    const a = channel("a");
+    const b = channel("b");
+    life.track(a, { streaming: true, response: res });
+    life.track(b);
+    expect(life.drain()).toEqual({ requests: 2, streams: 1 });
+    expect(() => life.requireOpen()).toThrow("the server is shutting down");
+    expect(cancelled).toEqual([]);
+    let settled = false;
+    void life.settled().then(() => (settled = true));
+    a.emit({ type: "done", finishReason: "length", stats: STATS });
+    await a.result();
+    await new Promise((r) => setImmediate(r));
+    expect([life.counts(), settled]).toEqual([{ requests: 2, streams: 1 }, false]); // a's answer is still open
+    res.emit("close");
+    await new Promise((r) => setImmediate(r));
+    expect(life.cutAll()).toEqual({ requests: 1, streams: 0 });
+    expect(cancelled).toEqual(["b"]);
+    await life.settled();
+    expect([life.inFlight, settled]).toEqual([0, true]);
+  });
+
+  it("bind: loopback hosts are 127/8, ::1 and localhost; a wildcard is reached at 127.0.0.1; IPv6 is bracketed", () => {
+    const hosts = ["127.0.0.1", "127.8.9.1", "::1", "localhost", "::ffff:127.0.0.1", "0.0.0.0", "::", "10.0.0.2"];
+    expect(hosts.map(isLoopbackHost)).toEqual([true, true, true, true, true, false, false, false]);
+    expect([exposedWithoutKey("0.0.0.0", undefined), exposedWithoutKey("0.0.0.0", "k")]).toEqual([true, false]);
+    expect(exposedWithoutKey("127.0.0.1", undefined)).toBe(false);
+    expect([clientHost("0.0.0.0"), urlHost("::"), urlHost("::1"), urlHost("10.0.0.2")]).toEqual([
+      "127.0.0.1",
+      "[::]",
+      "[::1]",
+      "10.0.0.2",
+    ]);
   });
 });

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import type { DoneEvent, EngineEvent, RequestStats } from "../src/engine/types.js";
 import { cancelOnDisconnect } from "../src/server/disconnect.js";
 import { EventStream, pipeCompletion, SSE_HEADERS, type SseTarget } from "../src/server/sse.js";
+import { ApiError } from "../src/server/errors.js";
 
 class FakeResponse implements SseTarget {
   writes: string[] = [];
@@ -149,6 +150,23 @@ describe("pipeCompletion", () => {
     });
     expect(res.events().length).toBe(1);
     expect(finished).toBe(1);
+  });
+
+  it("a request the server cancelled ends with the caller's error event, then [DONE]; no final chunk", async () => {
+    const res = new FakeResponse();
+    const handle = fakeHandle([token("a"), done({ finishReason: "cancelled" })]);
+    await pipeCompletion(new EventStream(res), handle, {
+      endpoint: "completions",
+      head,
+      includeUsage: true,
+      cancelledError: () => new ApiError(503, "the server is shutting down", "cancelled"),
+    });
+    expect(res.events().slice(1)).toEqual([
+      {
+        error: { message: "the server is shutting down", type: "service_unavailable", param: null, code: "cancelled" },
+      },
+      "[DONE]",
+    ]);
   });
 
   it("a failure while iterating is an internal error event, then [DONE]; the request is cancelled", async () => {

@@ -316,7 +316,7 @@ async function runSide(
     tokensPerSec: completionTokens / seconds,
     meanCompletionSeconds: results.reduce((a, r) => a + r.stats.totalMs, 0) / results.length / 1000,
     steps: s.steps,
-    meanConcurrency: s.generatedTokens / Math.max(1, s.steps),
+    meanConcurrency: s.decodedTokens / Math.max(1, s.steps),
     peakRunning: s.peakRunning,
     peakKvCells: s.peakKvUsedTokens,
     preemptions: s.preemptions,

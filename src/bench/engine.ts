@@ -167,7 +167,7 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Engine
       peakKvTokens: s.peakKvUsedTokens,
       maxRequestPeakKvTokens: Math.max(...results.map((r) => r.stats.peakKvTokens)),
       peakRunning: s.peakRunning,
-      meanConcurrency: s.generatedTokens / Math.max(1, s.steps),
+      meanConcurrency: s.decodedTokens / Math.max(1, s.steps),
       steps: s.steps,
       preemptions: s.preemptions,
       recomputedTokens: results.reduce((a, r) => a + r.stats.recomputedTokens, 0),

@@ -1,20 +1,37 @@
+/**
+ * `memento serve`: loads the model, starts the OpenAI-compatible server and runs until SIGINT/SIGTERM.
+ *  1. The banner (stdout) names the address actually bound; binding a non-loopback address without an API key
+ *     adds one warning line (stderr).
+ *  2. The first SIGINT/SIGTERM drains (src/server/shutdown.ts): new requests get a 503, the ones in flight run on
+ *     for up to --shutdown-timeout seconds, then are cut (a stream: an error event and [DONE]; otherwise a 503
+ *     reply); a second signal cuts at once. One stderr line per phase, with counts; then exit 0.
+ */
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import {
   BACKENDS,
   DEFAULT_KV_BUDGET_TOKENS,
   DEFAULT_MAX_RUNNING,
+  DEFAULT_MAX_STEP_TOKENS,
   DEFAULT_MAX_WAITING,
   DEFAULT_MODEL_DIR,
   SHARED_POOL_MODES,
   loadServingModel,
   type ServingModel,
 } from "../engine/index.js";
-import { startServer, type StartedServer } from "../server/index.js";
+import {
+  DEFAULT_SHUTDOWN_TIMEOUT_SECONDS,
+  exposedWithoutKey,
+  startServer,
+  type ShutdownPhase,
+  type StartedServer,
+} from "../server/index.js";
 import { listenError } from "./listen-errors.js";
 import { addMaskingOptions, maskingFromOptions } from "./masking-options.js";
-import { optionalInteger, parseChoice, parseInteger, pathOption } from "./options.js";
-import { closeOnInterrupt } from "./io.js";
+import { optionalInteger, optionalNumber, parseChoice, parseInteger, pathOption } from "./options.js";
+
+/** `--gpu`: auto (a GPU when one loads, the default) or off (the CPU). */
+const GPU_MODES = ["auto", "off"] as const;
 
 export interface ServeCliOptions {
   /** The model directory; absent: models/toy, or with --backend llamacpp --gguf FILE the GGUF alone. */
@@ -24,6 +41,7 @@ export interface ServeCliOptions {
   kvBudget?: string;
   maxRunning?: string;
   maxWaiting?: string;
+  maxStepTokens?: string;
   /** The masking flags (src/cli/masking-options.ts); `keep` is the alias of --keep-last-n-blocks. */
   keepLastNBlocks?: string;
   keep?: string;
@@ -38,9 +56,12 @@ export interface ServeCliOptions {
   cellsPerSequence?: string;
   threads?: string;
   sharedPool?: string;
+  gpu?: string;
   servedModelName?: string;
   apiKey?: string;
   log?: boolean;
+  /** Seconds requests in flight may run on after SIGINT/SIGTERM (default DEFAULT_SHUTDOWN_TIMEOUT_SECONDS). */
+  shutdownTimeout?: string;
 }
 
 /** startServer; when it cannot listen, the loaded engine is closed and a fixable cause becomes a UserError. */
@@ -54,11 +75,22 @@ async function listen(served: ServingModel, opts: Parameters<typeof startServer>
 }
 
 /** Loads the model and starts the server (exported for tests: `memento serve` without the signal handling). */
-export async function runServe(
-  o: ServeCliOptions,
-): Promise<StartedServer & { model: string; backend: string; kvCells: number }> {
+export async function runServe(o: ServeCliOptions): Promise<
+  StartedServer & {
+    model: string;
+    backend: string;
+    /** Where the weights run (llama.cpp: "CPU" or the GPU); absent for the reference backend. */
+    device?: string;
+    kvCells: number;
+    apiKey?: string;
+    shutdownTimeoutMs: number;
+  }
+> {
   const masking = maskingFromOptions(o);
   const port = parseInteger("--port", o.port, { min: 0, max: 65535 });
+  const shutdownTimeoutSeconds =
+    optionalNumber("--shutdown-timeout", o.shutdownTimeout, { min: 0, max: 86_400 }) ??
+    DEFAULT_SHUTDOWN_TIMEOUT_SECONDS;
   const backend = parseChoice("--backend", o.backend, BACKENDS);
   const llamaFlags = {
     "--gguf": o.gguf,
@@ -66,6 +98,7 @@ export async function runServe(
     "--cells-per-sequence": o.cellsPerSequence,
     "--threads": o.threads,
     "--shared-pool": o.sharedPool,
+    "--gpu": o.gpu,
   };
   if (backend !== "llamacpp") {
     const given = Object.entries(llamaFlags)
@@ -81,6 +114,7 @@ export async function runServe(
     kvBudgetTokens: optionalInteger("--kv-budget", o.kvBudget, { min: 1 }),
     maxRunning: optionalInteger("--max-running", o.maxRunning, { min: 1 }),
     maxWaiting: optionalInteger("--max-waiting", o.maxWaiting, { min: 0 }),
+    maxStepTokens: optionalInteger("--max-step-tokens", o.maxStepTokens, { min: 1 }),
     masking,
     llamacpp: {
       gguf: o.gguf,
@@ -89,9 +123,11 @@ export async function runServe(
       threads: optionalInteger("--threads", o.threads, { min: 1 }),
       sharedPool:
         o.sharedPool === undefined ? undefined : parseChoice("--shared-pool", o.sharedPool, SHARED_POOL_MODES),
+      ...(o.gpu !== undefined ? { gpu: parseChoice("--gpu", o.gpu, GPU_MODES) === "off" ? false : "auto" } : {}),
     },
   });
   const name = o.servedModelName ?? served.name;
+  const apiKey = o.apiKey ?? process.env.MEMENTO_API_KEY;
   const server = await listen(served, {
     engine: served.engine,
     tokenizer: served.tokenizer,
@@ -100,14 +136,108 @@ export async function runServe(
       (a): a is string => a !== undefined && a !== name,
     ),
     maxModelLen: served.maxModelLen,
-    apiKey: o.apiKey ?? process.env.MEMENTO_API_KEY,
+    apiKey,
     backendName: backend,
     ownsEngine: true,
     logger: o.log ?? false,
     host: o.host,
     port,
   });
-  return { ...server, model: name, backend: served.engine.backend.name, kvCells: served.engine.stats().kvTotalTokens };
+  return {
+    ...server,
+    model: name,
+    backend: served.engine.backend.name,
+    ...(served.engine.backend.device !== undefined ? { device: served.engine.backend.device } : {}),
+    kvCells: served.engine.stats().kvTotalTokens,
+    ...(apiKey !== undefined ? { apiKey } : {}),
+    shutdownTimeoutMs: shutdownTimeoutSeconds * 1000,
+  };
+}
+
+/** Seconds with one decimal: "20 s", "1.3 s". */
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(1))} s`;
+}
+
+/** "1 request", "2 requests". */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+/** The one log line of a shutdown phase (clause 2). */
+export function shutdownLine(p: ShutdownPhase, signal: string): string {
+  switch (p.phase) {
+    case "draining":
+      return (
+        `memento serve: ${signal}: new requests get 503; draining ${count(p.requests, "request")} in flight ` +
+        `(${count(p.streams, "stream")}) for up to ${seconds(p.timeoutMs)}`
+      );
+    case "drained": {
+      const cut =
+        `${count(p.cutRequests, "request")} cut (${count(p.cutStreams, "stream")} ended with an error event ` +
+        `and [DONE], ${p.cutRequests - p.cutStreams} answered 503)`;
+      if (p.end === "drained")
+        return `memento serve: drained: ${count(p.ended, "request")} ended in ${seconds(p.elapsedMs)}`;
+      const why = p.end === "deadline" ? "shutdown deadline reached" : "second signal";
+      return `memento serve: ${why} after ${seconds(p.elapsedMs)}: ${count(p.ended, "request")} ended, ${cut}`;
+    }
+    case "closed":
+      return `memento serve: closed after ${seconds(p.elapsedMs)}; exiting`;
+  }
+}
+
+/** The warning of clause 1, or undefined when the server is not exposed. */
+export function exposureWarning(host: string, port: number, apiKey: string | undefined): string | undefined {
+  if (!exposedWithoutKey(host, apiKey)) return undefined;
+  return (
+    `memento serve: warning: listening on ${host}, which other machines can reach, without an API key: anyone ` +
+    `who reaches port ${port} can use this server (set --api-key or MEMENTO_API_KEY)`
+  );
+}
+
+/** Resolves with the first SIGINT/SIGTERM's name; each later one aborts the returned signal `again`. */
+function shutdownSignals(): { first: Promise<string>; again: AbortSignal; stop: () => void } {
+  const again = new AbortController();
+  let received: string | undefined;
+  let resolveFirst: (name: string) => void = () => undefined;
+  const first = new Promise<string>((resolve) => (resolveFirst = resolve));
+  const on = (name: NodeJS.Signals) => {
+    if (received === undefined) {
+      received = name;
+      resolveFirst(name);
+    } else again.abort();
+  };
+  process.on("SIGINT", on);
+  process.on("SIGTERM", on);
+  return {
+    first,
+    again: again.signal,
+    stop: () => {
+      process.off("SIGINT", on);
+      process.off("SIGTERM", on);
+    },
+  };
+}
+
+/**
+ * Runs until the first signal of `signals`, then shuts down gracefully, printing one stderr line per phase.
+ * The handlers must be in place before the banner is out: a client that signals on seeing it would otherwise
+ * race their installation and meet the default action (killed, no drain).
+ */
+async function serveUntilSignalled(
+  server: Awaited<ReturnType<typeof runServe>>,
+  signals: ReturnType<typeof shutdownSignals>,
+): Promise<void> {
+  try {
+    const signal = await signals.first;
+    await server.shutdown({
+      timeoutMs: server.shutdownTimeoutMs,
+      cut: signals.again,
+      onPhase: (p) => process.stderr.write(`${shutdownLine(p, signal)}\n`),
+    });
+  } finally {
+    signals.stop();
+  }
 }
 
 export function register(program: Command): void {
@@ -141,7 +271,16 @@ export function register(program: Command): void {
       `KV cells (token slots) shared by all requests (default ${DEFAULT_KV_BUDGET_TOKENS})`,
     )
     .option("--max-running <n>", `most requests decoded together (default ${DEFAULT_MAX_RUNNING})`)
-    .option("--max-waiting <n>", `most requests queued; more get 429 (default ${DEFAULT_MAX_WAITING})`);
+    .option(
+      "--max-waiting <n>",
+      `most requests queued beyond the running ones: a burst gets --max-running + --max-waiting accepted, the ` +
+        `rest 429 (default ${DEFAULT_MAX_WAITING})`,
+    )
+    .option(
+      "--max-step-tokens <n>",
+      "tokens one engine step computes at most: one per decoding request, then chunks of prompts still being " +
+        `prefilled, so a long prompt never stalls the streams (default ${DEFAULT_MAX_STEP_TOKENS})`,
+    );
   addMaskingOptions(serve);
   serve
     .option("--backend <name>", `inference backend: ${BACKENDS.join(", ")}`, "reference")
@@ -162,6 +301,11 @@ export function register(program: Command): void {
       "llamacpp: CPU threads (default: all cores but one; llama.cpp decodes off the event loop's thread)",
     )
     .option(
+      "--gpu <mode>",
+      `llamacpp: ${GPU_MODES.join(", ")} (auto, the default: node-llama-cpp's CUDA or Vulkan build when a GPU ` +
+        "loads here, every layer offloaded; off: the CPU)",
+    )
+    .option(
       "--shared-pool <mode>",
       `llamacpp: the shared-KV-pool addon: ${SHARED_POOL_MODES.join(", ")} (auto: when it loads, else ` +
         "per-sequence KV with a warning; on: fail without it; off: node-llama-cpp's per-sequence KV)",
@@ -169,12 +313,22 @@ export function register(program: Command): void {
     .option("--served-model-name <name>", "model id in the API (default: the model directory's name)")
     .option("--api-key <key>", "require Authorization: Bearer KEY on /v1/* (default: $MEMENTO_API_KEY, none if unset)")
     .option("--log", "log every request (fastify's logger, JSON lines on stdout)")
+    .option(
+      "--shutdown-timeout <seconds>",
+      "on SIGINT/SIGTERM, how long requests in flight may run on before they are cut (an error event and " +
+        `[DONE] in a stream, else a 503); new ones get 503 meanwhile; a second signal cuts at once (default ` +
+        `${DEFAULT_SHUTDOWN_TIMEOUT_SECONDS})`,
+    )
     .action(async (o: ServeCliOptions) => {
       const server = await runServe(o);
+      const signals = shutdownSignals();
       process.stdout.write(
-        `memento serve: model ${server.model} at ${server.baseURL} on ${server.backend}, ` +
+        `memento serve: model ${server.model} at ${server.listenURL}/v1 on ${server.backend}` +
+          `${server.device !== undefined ? ` (${server.device})` : ""}, ` +
           `${server.kvCells.toLocaleString("en-US")} KV cells  (Ctrl-C to stop)\n`,
       );
-      await closeOnInterrupt(() => server.close());
+      const warning = exposureWarning(server.host, server.port, server.apiKey);
+      if (warning !== undefined) process.stderr.write(`${warning}\n`);
+      await serveUntilSignalled(server, signals);
     });
 }

@@ -73,6 +73,8 @@ export class MementoEngine implements Engine {
     finishedRequests: 0,
     peakRunning: 0,
     steps: 0,
+    decodedTokens: 0,
+    prefillTokens: 0,
   };
 
   constructor(config: EngineConfig) {
@@ -167,6 +169,8 @@ export class MementoEngine implements Engine {
       peakKvUsedTokens: this.budget.peakUsed,
       peakRunning: c.peakRunning,
       steps: c.steps,
+      decodedTokens: c.decodedTokens,
+      prefillTokens: c.prefillTokens,
     };
   }
 
@@ -384,6 +388,7 @@ export class MementoEngine implements Engine {
     const seq = s.seq as number;
     s.stats.recomputedTokens += Math.max(0, Math.min(chunk.to, s.computed) - chunk.from);
     s.cached = chunk.to;
+    this.counters.prefillTokens += chunk.to - chunk.from;
     s.measure(this.backend.residentTokens(seq));
     for (const e of chunk.evictions) {
       await this.backend.evict(seq, e.start, e.end);
@@ -417,6 +422,7 @@ export class MementoEngine implements Engine {
       const token = s.pendingToken;
       s.computed++;
       s.cached++;
+      this.counters.decodedTokens++;
       s.measure(this.backend.residentTokens(seq));
       let next = logits[i];
       for (const e of s.tracker.push(token, false)) {

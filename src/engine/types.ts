@@ -200,7 +200,10 @@ export interface EngineConfig {
   kvBudgetTokens: number;
   /** Most requests decoded together (default: backend.maxSequences, else 256). */
   maxRunning?: number;
-  /** Most requests waiting; beyond it submit() throws EngineError "queue_full" (default 1024). */
+  /**
+   * Requests waiting beyond the running ones: submit() throws EngineError "queue_full" once running + waiting
+   * reach the most running + maxWaiting (default 1024).
+   */
   maxWaiting?: number;
   /**
    * Tokens one engine step computes at most (default DEFAULT_MAX_STEP_TOKENS, capped to backend.maxStepTokens):
@@ -232,14 +235,19 @@ export interface EngineStats {
   preemptions: number;
   evictions: number;
   evictedTokens: number;
+  /** Completion tokens accepted so far (running requests too): once they finish, the sum of their completionTokens. */
   generatedTokens: number;
   finishedRequests: number;
   /** Most cells in use at once since start. */
   peakKvUsedTokens: number;
   /** Most requests running at once since start. */
   peakRunning: number;
-  /** Engine steps (one decode batch each). */
+  /** Engine steps (one forward pass each: decode rows and catch-up chunks). */
   steps: number;
+  /** Decode rows computed (one per decoding request per step): decodedTokens / steps is the mean batch. */
+  decodedTokens: number;
+  /** Catch-up tokens computed: prompts, and rebuilds after preemptions. */
+  prefillTokens: number;
 }
 
 export interface Engine {

@@ -16,9 +16,14 @@
  * chunk carrying `finish_reason` always has a top-level `memento` object with the same statistics (sse.ts).
  *
  * Overload policy: the engine runs up to `maxRunning` requests at once (and fewer when their KV does not fit
- * the budget: admission control, preemption with recompute); the rest wait in a FIFO queue of at most
- * `maxWaiting` requests. A request arriving when the queue is full is answered at once with 429
- * (`rate_limit_error`, code `queue_full`, header `Retry-After: 1`); nothing is dropped once accepted.
+ * the budget: admission control, preemption with recompute); the rest wait in a FIFO queue. The engine holds
+ * at most `maxRunning + maxWaiting` requests, running or waiting, so a burst gets exactly that many accepted; a
+ * request beyond it is answered at once with 429 (`rate_limit_error`, code `queue_full`, header
+ * `Retry-After: 1`); nothing is dropped once accepted.
+ *
+ * Shutdown (shutdown.ts): `StartedServer.shutdown` drains (new requests 503, the ones in flight go on) up to a
+ * deadline, then cuts what is left (a stream gets an error event and [DONE], a plain request a 503), then closes;
+ * `close()` is the same with no drain. Closing the fastify app directly cancels what is in flight first.
  *
  * A client that disconnects (closes the socket, aborts the fetch) cancels its request: the engine frees its
  * KV at once (or right after the backend call in flight) (disconnect.ts). Every error is answered with an
@@ -39,6 +44,8 @@ import { registerHealthRoute } from "./routes/health.js";
 import { registerMetricsRoute } from "./routes/metrics.js";
 import { registerModelRoutes } from "./routes/models.js";
 import { ServedModel } from "./served-model.js";
+import { shutdownServer, type ShutdownOptions } from "./shutdown.js";
+import { boundAddress, clientHost, urlHost } from "./bind.js";
 
 export interface ServerOptions {
   engine: Engine;
@@ -71,6 +78,11 @@ function parseEveryBodyAsJson(app: FastifyInstance): void {
 }
 
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  return (await assemble(opts)).app;
+}
+
+/** The app and the lifecycle its routes share (startServer's shutdown drives the lifecycle). */
+async function assemble(opts: ServerOptions): Promise<{ app: FastifyInstance; lifecycle: ServerLifecycle }> {
   const ctx: ServerContext = {
     engine: opts.engine,
     tokenizer: opts.tokenizer,
@@ -83,6 +95,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     logger: opts.logger ?? false,
     bodyLimit: opts.bodyLimit ?? 8 * 1024 * 1024,
     forceCloseConnections: true,
+    // While closing, requests still reach the routes, which refuse them with an OpenAI-shaped 503.
+    return503OnClosing: false,
   });
   parseEveryBodyAsJson(app);
   registerErrorReplies(app, ctx.metrics);
@@ -95,27 +109,42 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   registerMetricsRoute(app, ctx.metrics);
   registerModelRoutes(app, ctx.model);
   registerCompletionRoutes(app, ctx);
-  return app;
+  return { app, lifecycle: ctx.lifecycle };
 }
 
 export interface StartedServer {
   app: FastifyInstance;
-  /** e.g. http://127.0.0.1:8080 */
+  /** The URL a client on this machine connects to, e.g. http://127.0.0.1:8080 (also when bound to 0.0.0.0). */
   url: string;
   /** The OpenAI base URL: `${url}/v1`. */
   baseURL: string;
+  /** The address actually bound, as the socket reports it (e.g. 0.0.0.0, ::, 127.0.0.1). */
+  host: string;
+  /** The URL of the bound address, e.g. http://0.0.0.0:8080 (what `memento serve` prints). */
+  listenURL: string;
   port: number;
+  /** Drains up to `timeoutMs`, cuts what is left (error event / 503), then closes (shutdown.ts). */
+  shutdown(opts: ShutdownOptions): Promise<void>;
+  /** shutdown with no drain: requests in flight are cut at once, each told so. */
   close(): Promise<void>;
 }
 
 /** Builds the server and listens (port 0 = a free one). */
 export async function startServer(opts: ServerOptions & { host?: string; port?: number }): Promise<StartedServer> {
-  const app = await buildServer(opts);
-  const host = opts.host ?? "127.0.0.1";
-  await app.listen({ host, port: opts.port ?? 8080 });
-  const addr = app.server.address();
-  const port = typeof addr === "object" && addr ? addr.port : (opts.port ?? 8080);
-  const shown = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host;
-  const url = `http://${shown}:${port}`;
-  return { app, url, baseURL: `${url}/v1`, port, close: () => app.close() };
+  const { app, lifecycle } = await assemble(opts);
+  const asked = { host: opts.host ?? "127.0.0.1", port: opts.port ?? 8080 };
+  await app.listen(asked);
+  const { host, port } = boundAddress(app.server, asked);
+  const url = `http://${urlHost(clientHost(host))}:${port}`;
+  const shutdown = (o: ShutdownOptions) => shutdownServer(app, lifecycle, o);
+  return {
+    app,
+    url,
+    baseURL: `${url}/v1`,
+    host,
+    listenURL: `http://${urlHost(host)}:${port}`,
+    port,
+    shutdown,
+    close: () => shutdown({ timeoutMs: 0 }),
+  };
 }

@@ -35,4 +35,14 @@ export {
   type EngineErrorContext,
 } from "./errors.js";
 export { ServerMetrics } from "./metrics.js";
+export {
+  shutdownServer,
+  DEFAULT_SHUTDOWN_TIMEOUT_SECONDS,
+  CUT_GRACE_MS,
+  type ShutdownOptions,
+  type ShutdownPhase,
+  type DrainEnd,
+} from "./shutdown.js";
+export { ServerLifecycle, type InFlightCounts, type TrackOptions, type TrackedResponse } from "./lifecycle.js";
+export { boundAddress, isLoopbackHost, exposedWithoutKey, clientHost, urlHost } from "./bind.js";
 export { chatRequestSchema, completionRequestSchema, MAX_TOKENS_LIMIT } from "./schema.js";

@@ -8,8 +8,10 @@
  *   memento_num_requests_running, memento_num_requests_waiting   engine queue now
  *   memento_kv_cache_usage_perc                                  KV cells in use / budget (a fraction, as vLLM's)
  *   memento_num_preemptions_total                                requests preempted for lack of KV (recomputed)
- *   memento_prompt_tokens_total, memento_generation_tokens_total prompt tokens of finished requests; tokens
- *                                                                decoded by the engine (all requests)
+ *   memento_prompt_tokens_total, memento_generation_tokens_total prompt tokens of finished requests; completion
+ *                                                                tokens produced so far (all requests, running
+ *                                                                too): once they finish, the sum of their
+ *                                                                usage.completion_tokens
  *   memento_time_to_first_token_seconds                          histogram, submit to first token
  *   memento_inter_token_latency_seconds                          histogram, between consecutive output tokens
  *   memento_e2e_request_latency_seconds                          histogram, submit to end
@@ -99,7 +101,7 @@ export class ServerMetrics {
     );
     mirror(
       "memento_generation_tokens_total",
-      "Tokens decoded by the engine (all requests).",
+      "Completion tokens produced by the engine so far (all requests, finished or not).",
       () => stats().generatedTokens,
     );
 

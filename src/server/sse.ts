@@ -1,8 +1,9 @@
 /**
  * Streaming a completion as Server-Sent Events: `data: {chunk}\n\n` per piece of text, then the chunk with
  * finish_reason (and the Memento statistics), the usage chunk when asked for, and `data: [DONE]`. An error
- * after the headers are sent can only be reported in the stream: an error object, then [DONE]. A cancelled
- * request (client gone, server closing) just ends the stream. Writes to a closed socket are dropped.
+ * after the headers are sent can only be reported in the stream: an error object, then [DONE]. A request
+ * cancelled by its client just ends the stream (nobody reads it); one cancelled by the server (shutdown deadline)
+ * ends with the error the caller gives (`cancelledError`), then [DONE]. Writes to a closed socket are dropped.
  */
 import type { DoneEvent, EngineEvent, RequestHandle } from "../engine/types.js";
 import { ApiError } from "./errors.js";
@@ -56,6 +57,8 @@ export interface CompletionStreamOptions {
   includeUsage: boolean;
   /** Called with the request's done event, whatever the ending (metrics). */
   onDone?: (done: DoneEvent) => void;
+  /** For a cancelled request: the error to send before [DONE], or undefined to just end (client gone). */
+  cancelledError?: () => ApiError | undefined;
 }
 
 /**
@@ -74,8 +77,8 @@ export async function pipeCompletion(
         if (ev.text) stream.send(textChunk(o.endpoint, o.head, ev.text));
       } else if (ev.type === "done") {
         o.onDone?.(ev);
-        if (ev.finishReason === "cancelled") break;
-        sendEnding(stream, ev, o);
+        if (ev.finishReason === "cancelled") sendCancelled(stream, o);
+        else sendEnding(stream, ev, o);
       }
     }
   } catch (e) {
@@ -83,6 +86,14 @@ export async function pipeCompletion(
     stream.done();
     handle.cancel();
   }
+}
+
+/** The tail of a cancelled stream: the caller's error and [DONE], or nothing. */
+function sendCancelled(stream: EventStream, o: CompletionStreamOptions): void {
+  const error = o.cancelledError?.();
+  if (error === undefined) return;
+  stream.send(error.toBody());
+  stream.done();
 }
 
 /** The tail of a finished stream: held-back text, then finish_reason (or the error), usage, [DONE]. */

@@ -6,7 +6,8 @@
  * Checks run in a fixed order, each answering its own error: body shape (400), model (404), prompt (400),
  * server closing (503), context length (400), masking (400), then the engine's refusals (invalid 400,
  * unsupported feature 400, too large 400, queue full 429). Once accepted, a request always ends: a client that
- * disconnects cancels it (its KV is freed at once), a closing server cancels it (503, or the stream just ends).
+ * disconnects cancels it (its KV is freed at once); a closing server lets it finish until its shutdown deadline,
+ * then cancels it: a 503 error reply, or in a stream an error event and then [DONE] (lifecycle.ts, shutdown.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { RequestHandle } from "../../engine/types.js";
@@ -48,8 +49,11 @@ async function textCompletions(ctx: ServerContext, req: FastifyRequest, reply: F
   return answer(ctx, req, reply, p, body.model);
 }
 
-/** Hands the request to the engine; its refusals become HTTP errors naming the field at fault. */
-function submit(ctx: ServerContext, p: PreparedRequest): RequestHandle {
+/**
+ * Hands the request to the engine; its refusals become HTTP errors naming the field at fault. The exchange is
+ * tracked until `response` has closed, so a shutdown waits for the answer itself, not only the engine.
+ */
+function submit(ctx: ServerContext, p: PreparedRequest, response: FastifyReply["raw"]): RequestHandle {
   let handle: RequestHandle;
   try {
     handle = ctx.engine.submit(p.request);
@@ -61,19 +65,19 @@ function submit(ctx: ServerContext, p: PreparedRequest): RequestHandle {
       backendName: ctx.backendName,
     });
   }
-  ctx.lifecycle.track(handle);
+  ctx.lifecycle.track(handle, { streaming: p.stream, response });
   return handle;
 }
 
 /** The error of a request cancelled before its end: by the server closing (503) or by its client (499). */
 function cancelled(closing: boolean): ApiError {
   return closing
-    ? new ApiError(503, "the server is shutting down", "cancelled")
+    ? new ApiError(503, "the server is shutting down; the request was cancelled before it finished", "cancelled")
     : new ApiError(499, "request cancelled", "cancelled");
 }
 
 async function answer(ctx: ServerContext, req: FastifyRequest, reply: FastifyReply, p: PreparedRequest, model: string) {
-  const handle = submit(ctx, p);
+  const handle = submit(ctx, p, reply.raw);
   const head: ResponseHead = { id: p.id, created: Math.floor(Date.now() / 1000), model };
   if (p.stream) return streamAnswer(ctx, req, reply, p, handle, head);
   const stopWatching = cancelOnDisconnect(req.raw, reply.raw, handle);
@@ -106,6 +110,8 @@ async function streamAnswer(
       head,
       includeUsage: p.includeUsage,
       onDone: (done) => ctx.metrics.finished(p.endpoint, done.finishReason, done.stats),
+      // A client that went away reads nothing; a stream cut by the shutdown is told why.
+      cancelledError: () => (ctx.lifecycle.closing ? cancelled(true) : undefined),
     });
   } finally {
     stopWatching();
