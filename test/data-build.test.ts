@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { syntheticTraceRecord } from "../src/bench/traces.js";
 import { startFakeOpenAI, stopFakeOpenAI, type FakeOpenAI } from "./helpers/fake-openai.js";
-import { runCli, runCliAsync } from "./helpers/cli.js";
+import { runCli, runCliAsync, runInProcess } from "./helpers/cli.js";
 import { describeWithReference, referencePath, repoRoot } from "./helpers/reference.js";
 import { loadTokenizer } from "../src/format/tokenizer.js";
 import { validateResponse } from "../src/format/validate.js";
@@ -89,6 +89,37 @@ describe("memento data build (offline)", () => {
       expect(r.status, args.join(" ")).toBe(2);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
     }
+  });
+});
+
+describe("memento data build --lenient", () => {
+  function inputWithCorruptLine(): string {
+    const path = join(dir, "input.jsonl");
+    const good = [0, 1, 2].map((i) => JSON.stringify(syntheticTraceRecord(i)));
+    // Line 2 was cut off mid-record, line 4 is not an object.
+    writeFileSync(path, [good[0], good[1].slice(0, 40), good[1], "[1, 2]", good[2]].join("\n") + "\n");
+    return path;
+  }
+
+  it("without it a malformed input line stops the build in one line naming FILE:LINE", async () => {
+    const input = inputWithCorruptLine();
+    const r = await runInProcess(["data", "build", "-i", input, "-o", join(dir, "out")]);
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split("\n")).toEqual([expect.stringMatching(/^memento: .*input\.jsonl:2: invalid JSON/)]);
+  });
+
+  it("with it malformed lines are skipped, each reported, counted in the seed report and the manifest", async () => {
+    const input = inputWithCorruptLine();
+    const out = join(dir, "out");
+    const r = await runInProcess(["data", "build", "-i", input, "-o", out, "--lenient"]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/^skipped .*input\.jsonl:2: invalid JSON/m);
+    expect(r.err).toMatch(/^skipped .*input\.jsonl:4: expected a JSON object, got an array/m);
+    expect(r.err).toMatch(/done: 3 completed, 0 failed/);
+    expect(r.err).toMatch(/skipped lines: 2/);
+    expect(JSON.parse(readFileSync(join(out, "seed-report.json"), "utf8")).skippedLines).toBe(2);
+    expect(JSON.parse(readFileSync(join(out, "manifest.json"), "utf8")).skippedLines).toBe(2);
+    expect(readJsonl(join(out, "openmementos.jsonl"))).toHaveLength(3);
   });
 });
 

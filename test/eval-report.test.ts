@@ -32,8 +32,9 @@ import {
 } from "../src/report/report.js";
 import type { Generation, RunManifest } from "../src/eval/types.js";
 import { PAPER_SAMPLING } from "../src/eval/types.js";
+import { formatInKvUnit, formatKvBytes, pickKvUnit } from "../src/eval/kv-units.js";
 import { hasReference, referencePath, repoRoot } from "./helpers/reference.js";
-import { runCli } from "./helpers/cli.js";
+import { runCli, runInProcess } from "./helpers/cli.js";
 import { hasChromium, noChromiumReason, openPage, saveScreenshot, seriesPointCounts } from "./helpers/browser.js";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -332,7 +333,8 @@ describe("the HTML report", () => {
     expect(html).toContain("full attention (simulated, memento)");
     for (const id of ["cdf", "majk", "scatter"]) expect(html).toContain(`<figure id="${id}">`);
     expect(html).toMatch(/memento \(n=\d+\)/);
-    expect((/<figure id="scatter">[\s\S]*?<\/figure>/.exec(html)![0].match(/class="point"/g) ?? []).length).toBe(3);
+    // Accuracy vs KV: base, memento, and memento's simulated full-attention twin.
+    expect((/<figure id="scatter">[\s\S]*?<\/figure>/.exec(html)![0].match(/data-series=/g) ?? []).length).toBe(3);
   });
 
   it("a single run compares with its own full-attention KV", () => {
@@ -381,7 +383,7 @@ describe.skipIf(!hasChromium)("the report in headless Chromium", () => {
       // The base run has no blocks: only the memento run has a compression CDF.
       expect((await seriesPointCounts(p.page, "#cdf")).length).toBe(1);
       expect((await seriesPointCounts(p.page, "#majk")).every((c) => c === N)).toBe(true);
-      expect(await p.page.locator("#scatter circle.point").count()).toBe(3);
+      expect(await p.page.locator("#scatter path.series").count()).toBe(3);
       // The charts are laid out with a real size.
       const box = await p.page.locator("figure.sawtooth svg").first().boundingBox();
       expect(box!.width).toBeGreaterThan(200);
@@ -399,3 +401,148 @@ if (!hasChromium) {
     it.skip(noChromiumReason, () => {});
   });
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Small runs written by hand: a tiny model's KV (kilobytes), one sample per problem, failed generations.
+
+interface TinyRunSpec {
+  label: string;
+  problems: number;
+  n: number;
+  /** Generations (problem index, sample) that failed with a transport error. */
+  failed?: [number, number][];
+  /** Which (problem, sample) are correct; default all. */
+  correct?: (p: number, s: number) => boolean;
+}
+
+/** A run of a ~1M-parameter model: peak KV of a few hundred tokens at ~100 bytes each (tens of kB). */
+function writeTinyRun(dir: string, spec: TinyRunSpec): string {
+  mkdirSync(dir, { recursive: true });
+  const m = { ...manifest(spec.label, spec.problems), n: spec.n, architecture: "toy" };
+  writeFileSync(join(dir, "run.json"), JSON.stringify(m));
+  const gens: Generation[] = [];
+  for (let p = 0; p < spec.problems; p++) {
+    for (let s = 0; s < spec.n; s++) {
+      if (spec.failed?.some(([fp, fs]) => fp === p && fs === s)) {
+        gens.push({ problemId: `q${p}`, sample: s, status: "error", error: "HTTP 404: model not found" });
+        continue;
+      }
+      const correct = spec.correct ? spec.correct(p, s) : true;
+      const peak = 180 + p;
+      gens.push({
+        problemId: `q${p}`,
+        sample: s,
+        status: "ok",
+        response: "<think>x</think> 1",
+        extracted: correct ? "1" : "2",
+        voteKey: correct ? "1" : "2",
+        correct,
+        kv: {
+          promptTokens: 20,
+          outputTokens: 400,
+          blocks: 5,
+          compression: 0.2,
+          blockTokens: [60, 60, 60, 60, 60],
+          mementoTokens: [12, 12, 12, 12, 12],
+          memento: { peakTokens: peak, aucTokens: 60_000, peakGB: peak * 96e-9, aucGBxKtok: 0.0058 },
+          vanilla: { peakTokens: 420, aucTokens: 90_000, peakGB: 420 * 96e-9, aucGBxKtok: 0.0087 },
+        },
+      });
+    }
+  }
+  writeFileSync(join(dir, "generations.jsonl"), gens.map((g) => JSON.stringify(g)).join("\n") + "\n");
+  return dir;
+}
+
+const table1Of = (html: string) => /<table class="table1">[\s\S]*?<\/table>/.exec(html)![0];
+const headersOf = (table: string) => [...table.matchAll(/<th[^>]*>([^<]*)<\/th>/g)].map((m) => m[1]);
+const figureOf = (html: string, id: string) => new RegExp(`<figure id="${id}">[\\s\\S]*?</figure>`).exec(html)![0];
+
+describe("failed generations in the report", () => {
+  it("a problem is scored over its completed generations: a failed one is not a wrong answer", () => {
+    // q0: 1 of 2 failed, the other right; q1: both right. Counting the failure as wrong would give 75%.
+    const dir = writeTinyRun(join(tmp, "tiny-failed"), { label: "t", problems: 2, n: 2, failed: [[0, 1]] });
+    const s = summariseRun(loadRun(dir));
+    expect(s).toMatchObject({ errors: 1, scoredProblems: 2, pass1: 1 });
+    expect(s.perProblem.find((p) => p.id === "q0")).toMatchObject({ samples: 2, completed: 1, correct: 1 });
+  });
+
+  it("a run with failures is marked in the table and warned about", () => {
+    const ok = writeTinyRun(join(tmp, "tiny-ok"), { label: "ok", problems: 3, n: 1 });
+    const bad = writeTinyRun(join(tmp, "tiny-bad"), { label: "bad", problems: 3, n: 1, failed: [[2, 0]] });
+    const html = renderReport([loadRun(ok), loadRun(bad)]);
+    expect(table1Of(html)).toContain("⚠ 1 of 3 failed");
+    expect(html).toMatch(/<div class="warn">[^<]*bad: 1 of 3 generations failed and are not scored/);
+  });
+});
+
+describe("comparing runs that do not cover the same ground", () => {
+  it("warns when runs cover other problems or sample counts, and pairs Δ pass@1 over the common problems", async () => {
+    // 10 problems, half wrong, against 2 problems both right: unpaired, that reads +50 points.
+    const wide = writeTinyRun(join(tmp, "wide"), { label: "wide", problems: 10, n: 1, correct: (p) => p % 2 === 1 });
+    const narrow = writeTinyRun(join(tmp, "narrow"), { label: "narrow", problems: 2, n: 4 });
+    const out = join(tmp, "cmp.html");
+    const r = writeReport([wide, narrow], out);
+    expect(r.warnings.some((w) => /narrow covers 2 problems and wide 10, 2 in common/.test(w))).toBe(true);
+    expect(r.warnings.some((w) => /samples per problem differ \(wide 1, narrow 4\)/.test(w))).toBe(true);
+    // The two common problems: q0 wrong, q1 right in `wide`; both right in `narrow` -> +50 paired.
+    expect(table1Of(readFileSync(out, "utf8"))).toMatch(/\+50\.0 ± \d+\.\d/);
+    const cli = await runInProcess(["eval", "report", wide, narrow, "--out", join(tmp, "cmp-cli.html")]);
+    expect(cli.code, cli.err).toBe(0);
+    expect(cli.err).toMatch(/^warning: narrow covers 2 problems/m);
+    expect(cli.err).toMatch(/^warning: samples per problem differ/m);
+  });
+
+  it("a run compared with itself gives no warning", () => {
+    const a = writeTinyRun(join(tmp, "same-a"), { label: "a", problems: 3, n: 2 });
+    const b = writeTinyRun(join(tmp, "same-b"), { label: "b", problems: 3, n: 2 });
+    expect(writeReport([a, b], join(tmp, "same.html")).warnings).toEqual([]);
+  });
+});
+
+describe("KV units (src/eval/kv-units.ts)", () => {
+  it("picks the largest decimal unit in which the value is at least 1, with three significant digits", () => {
+    expect(pickKvUnit(2.5)).toBe("GB");
+    expect(pickKvUnit(0.38)).toBe("MB");
+    expect(pickKvUnit(17.4e-6)).toBe("kB");
+    expect(pickKvUnit(5e-10)).toBe("B");
+    expect(formatKvBytes(17.376e-6)).toBe("17.4 kB");
+    expect(formatKvBytes(0.38)).toBe("380 MB");
+    expect(formatInKvUnit(0.0012, "MB")).toBe("1.20");
+    expect(formatInKvUnit(0, "GB")).toBe("0");
+  });
+});
+
+describe("the report's units and labels with a small model", () => {
+  const tinyDir = () => writeTinyRun(join(tmp, "tiny-units"), { label: "toy", problems: 3, n: 1 });
+
+  it("KV sizes are in the unit that fits (kB for a toy model), never 0.000 GB", () => {
+    const html = renderReport([loadRun(tinyDir())]);
+    const headers = headersOf(table1Of(html));
+    expect(headers).toContain("peak KV (kB)");
+    expect(headers).toContain("KV AUC (MB·ktok)");
+    expect(table1Of(html)).not.toMatch(/>0\.000</);
+    expect(table1Of(html)).toMatch(/>17\.4</); // (180 + 181 + 182) / 3 tokens x 96 bytes = 17.4 kB
+  });
+
+  it("with one sample per problem pass@1 is one column, not three (maj@1 and pass@1 again)", () => {
+    const headers = headersOf(table1Of(renderReport([loadRun(tinyDir())])));
+    expect(headers.filter((h) => /^(pass|maj)@1\b/.test(h))).toEqual(["pass@1 (%) ± SE"]);
+  });
+
+  it("maj@k with one sample is a note, not a lone point", () => {
+    const majk = figureOf(renderReport([loadRun(tinyDir())]), "majk");
+    expect(majk).not.toContain('data-points="1"');
+    expect(majk).toMatch(/maj@k needs more than one sample per problem: toy has one/);
+  });
+
+  it("every name in the accuracy-vs-KV chart stays inside it", () => {
+    const long = writeTinyRun(join(tmp, "tiny-long"), { label: "memento-toy", problems: 3, n: 1 });
+    const scatter = figureOf(renderReport([loadRun(long)]), "scatter");
+    const width = Number(/<svg[^>]* width="(\d+)"/.exec(scatter)![1]);
+    const texts = [...scatter.matchAll(/<text[^>]* x="([\d.]+)"[^>]*>([^<]*)<\/text>/g)];
+    expect(texts.some((t) => t[2].includes("full attention (sim.)"))).toBe(true);
+    // 6.2 px per character at 11 px: the legend's own estimate (src/util/charts.ts).
+    for (const [, x, text] of texts) expect(Number(x) + text.length * 6.2, text).toBeLessThanOrEqual(width);
+  });
+});

@@ -4,7 +4,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startFakeChat, type FakeChat } from "./helpers/fake-chat.js";
-import { runCli, runCliAsync } from "./helpers/cli.js";
+import { runCli, runCliAsync, runInProcess } from "./helpers/cli.js";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { repoRoot } from "./helpers/reference.js";
 import { loadBenchmark } from "../src/eval/benchmark.js";
 import { runEval, type EvalRunOptions } from "../src/eval/runner.js";
@@ -191,5 +193,97 @@ describe("runEval in process", () => {
     const keys = lines(join(out, "generations.jsonl")).map((l) => `${JSON.parse(l).problemId}#${JSON.parse(l).sample}`);
     expect(new Set(keys).size).toBe(6);
     expect(keys).toHaveLength(6);
+  });
+});
+
+/** An OpenAI-compatible endpoint that knows no model: every request gets 404, like vLLM for a wrong `-m`. */
+async function startNoModelServer(): Promise<{ baseURL: string; requests: () => number; close: () => Promise<void> }> {
+  let requests = 0;
+  const server = createServer((req, res) => {
+    requests++;
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { message: "The model `wrongmodel` does not exist.", type: "NotFoundError" } }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return {
+    baseURL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+    requests: () => requests,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+describe("failed generations are failures, not wrong answers", () => {
+  afterEach(() => {
+    process.exitCode = undefined; // the CLI's verdict, set in this process by runInProcess
+  });
+
+  it("a run whose every request fails exits 1 with one line, scores nothing, and a rerun retries them", async () => {
+    const bench = benchmark(2);
+    const out = join(dir, "run");
+    const down = await startNoModelServer();
+    try {
+      const args = ["eval", "run", "-b", bench, "-e", down.baseURL, "-m", "wrongmodel", "-o", out, "-n", "2"];
+      const r = await runInProcess(args);
+      expect(r.code).toBe(1);
+      const verdict = r.err.split("\n").filter((l) => l.startsWith("memento: "));
+      expect(verdict).toHaveLength(1);
+      expect(verdict[0]).toMatch(/^memento: 4 of 4 generations failed \(first: .*404.*\); .*rerun/);
+      const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
+      expect(results).toMatchObject({ generations: 4, completed: 0, errors: 4 });
+      expect(r.out).not.toMatch(/\b0\.0\b/); // no "pass@1 0.0": nothing was scored
+      const gens = lines(join(out, "generations.jsonl")).map((l) => JSON.parse(l));
+      expect(gens.map((g) => g.status)).toEqual(["error", "error", "error", "error"]);
+      expect(gens.every((g) => g.correct === undefined)).toBe(true);
+      expect(down.requests()).toBe(4);
+      const rerun = await runInProcess(args);
+      expect(rerun.code).toBe(1);
+      expect(down.requests()).toBe(8); // every failed generation asked again
+    } finally {
+      await down.close();
+    }
+    // The same directory against a working endpoint: only the endpoint differs, so this is a new identity.
+    const retried = await runInProcess(["eval", "run", "-b", bench, "-e", fake.baseURL, "-m", "wrongmodel", "-o", out]);
+    expect(retried.code).toBe(2);
+    expect(retried.err).toMatch(/--endpoint http:\/\/127\.0\.0\.1:\d+\/v1 \(now http/);
+  });
+
+  it("a run with some failures scores only the completed ones and a rerun retries just the failed", async () => {
+    const bench = benchmark(3);
+    const out = join(dir, "run");
+    const base = {
+      problems: await loadBenchmark(bench),
+      benchmark: bench,
+      outDir: out,
+      endpoint: fake.baseURL,
+      model: "fake",
+      label: "t",
+      n: 2,
+      sampling: { temperature: 0.6, top_p: 0.95, top_k: 20, max_tokens: 100 },
+      concurrency: 1,
+      tokenizer: loadTokenizer(),
+      architecture: resolveArchitecture("qwen3-8b"),
+      timeoutMs: 5_000,
+      attempts: 1,
+    } satisfies EvalRunOptions;
+    // Checking fails for problem p1 only (its KV replay throws): 2 errors among 6.
+    let calls = 0;
+    const flaky = Object.assign(Object.create(base.tokenizer), {
+      encode: (text: string) => {
+        calls++;
+        if (text.includes("3 + 3")) throw new Error("replay failed");
+        return base.tokenizer.encode(text);
+      },
+    });
+    const first = await runEval({ ...base, tokenizer: flaky });
+    expect(calls).toBeGreaterThan(0);
+    expect(first.summary).toMatchObject({ generations: 6, completed: 4, errors: 2, pass1: 1 });
+    expect(first.firstError).toBe("replay failed");
+    const again = await runEval(base);
+    expect(again.progress).toMatchObject({ resumed: 4, completed: 6, failed: 0 });
+    expect(fake.bodies).toHaveLength(8);
+    expect(again.summary).toMatchObject({ completed: 6, errors: 0 });
   });
 });

@@ -1,3 +1,9 @@
+/**
+ * `memento data build`: parses the options, builds the provider, runs `buildDataset` (src/data/runner.ts) with a
+ * progress bar, and prints the summary. Rerunning the same command resumes; a rerun with options that change the
+ * rows is refused in one line (`--force-new` moves the old directory aside). `--lenient` skips malformed input
+ * lines, printing the first MAX_SKIPPED_LINES_SHOWN and the count.
+ */
 import { Option, type Command } from "commander";
 import { UserError } from "../errors.js";
 import { ensureOutputDir } from "../io/files.js";
@@ -6,9 +12,13 @@ import { createProvider, type ProviderOptions } from "../data/providers/index.js
 import { OpenAIProvider } from "../data/providers/openai.js";
 import { parseFieldMapping, formatSeedReport, DEFAULT_MIN_CHARS } from "../data/seed.js";
 import { buildDataset } from "../data/runner.js";
+import type { ReadIssue } from "../data/readers.js";
 import { dataCommand } from "./data-segment.js";
 import { ProgressReporter } from "./progress.js";
 import { choiceOption, integerOption, numberOption, parseInteger, pathOption } from "./options.js";
+
+/** Malformed lines printed one by one under --lenient; past this only the count is printed. */
+export const MAX_SKIPPED_LINES_SHOWN = 20;
 
 interface BuildCliOptions {
   input: string;
@@ -35,6 +45,8 @@ interface BuildCliOptions {
   schema: "full" | "default";
   parquet?: boolean;
   retryFailed?: boolean;
+  lenient?: boolean;
+  forceNew?: boolean;
   rpm?: number;
   tpm?: number;
   timeout: number;
@@ -128,6 +140,12 @@ export function register(program: Command): void {
     .addOption(choiceOption("--schema <s>", "columns of the outputs", ["full", "default"]).default("full"))
     .option("--parquet", "also write openmementos.parquet")
     .option("--retry-failed", "process again the traces that failed in an earlier run")
+    .option("--lenient", "skip malformed input lines (each reported) instead of stopping at the first")
+    .option(
+      "--force-new",
+      "the output directory holds a build with other options: move it aside to DIR.prev-<time> and start over " +
+        "(without it such a resume is refused, naming the options that differ)",
+    )
     .addOption(numberOption("--rpm <n>", "requests per minute limit", { above: 0 }))
     .addOption(numberOption("--tpm <n>", "tokens per minute limit", { min: 1 }))
     .addOption(numberOption("--timeout <s>", "per-request timeout in seconds", { above: 0 }).default(180))
@@ -149,6 +167,11 @@ export function register(program: Command): void {
       process.once("SIGINT", onSignal);
       process.once("SIGTERM", onSignal);
       const progress = new ProgressReporter(`data build (${provider.name}${provider.heuristic ? ", heuristic" : ""})`);
+      let skipped = 0;
+      const reportSkipped = (issue: ReadIssue) => {
+        if (++skipped <= MAX_SKIPPED_LINES_SHOWN)
+          process.stderr.write(`skipped ${issue.file}:${issue.line}: ${issue.message}\n`);
+      };
       try {
         const summary = await buildDataset({
           input: o.input,
@@ -167,6 +190,11 @@ export function register(program: Command): void {
           schema: o.schema,
           parquet: o.parquet,
           retryFailed: o.retryFailed,
+          lenient: o.lenient,
+          onSkipLine: (issue) => reportSkipped(issue),
+          providerOptions: { "--temperature": o.temperature, "--json-mode": o.jsonMode },
+          forceNew: o.forceNew,
+          onMovedAside: (path) => process.stderr.write(`--force-new: moved the earlier build to ${path}\n`),
           signal: controller.signal,
           cost: provider instanceof OpenAIProvider ? () => provider.costUsd() : undefined,
           onProgress: (p) => progress.update(p),
@@ -184,6 +212,10 @@ export function register(program: Command): void {
           `done: ${summary.completed} completed, ${summary.failed} failed (of ${summary.total}; ${summary.resumed} from an earlier run); ` +
             `seeds read ${summary.seedReport.read}, kept ${summary.seedReport.kept}\n`,
         );
+        if (skipped > MAX_SKIPPED_LINES_SHOWN)
+          err.write(`skipped ${skipped} malformed input lines in all (the first ${MAX_SKIPPED_LINES_SHOWN} shown)\n`);
+        if (summary.adopted)
+          err.write(`note: ${o.outputDir} had no recorded options; this build's options are recorded from now on\n`);
         err.write(`seed selection: ${formatSeedReport(summary.seedReport).join("; ")}\n`);
         for (const path of summary.outputs) err.write(`wrote ${path}\n`);
         if (provider.heuristic)

@@ -1,3 +1,8 @@
+/**
+ * `memento eval report RUN...`: one self-contained HTML report of evaluation runs (src/report/report.ts). Prints
+ * a line per run and, on stderr, one `warning: ...` line for each thing that makes the comparison shaky (failed
+ * generations, other problems, other sample counts). Also creates the `eval` command group.
+ */
 import type { Command } from "commander";
 import { ensureOutputFile } from "../io/files.js";
 import { writeReport } from "../report/report.js";
@@ -5,6 +10,7 @@ import { loadTokenizer } from "../format/tokenizer.js";
 import { resolveArchitecture } from "../kv/resolve.js";
 import { ARCHITECTURE_PRESETS } from "../kv/architecture.js";
 import { integerOption, pathOption } from "./options.js";
+import { formatKvBytes } from "../eval/kv-units.js";
 import { commandGroup } from "./group.js";
 
 /** The `eval` command group, shared by `eval run` and `eval report` (whichever registers first creates it). */
@@ -69,9 +75,11 @@ export function register(program: Command): void {
       });
       const lines = r.runs.map(
         (s) =>
-          `  ${s.label}: pass@1 ${(s.pass1 * 100).toFixed(1)}% ± ${(s.pass1StdErr * 100).toFixed(1)} over ${s.problems} problems x ${s.n}, ` +
-          `peak KV ${Math.round(s.kv.peakTokens)} tok (${s.kv.peakGB.toFixed(3)} GB, ${s.kvMode === "full" ? "full attention" : "block masking"})`,
+          `  ${s.label}: pass@1 ${s.scoredProblems > 0 ? `${(s.pass1 * 100).toFixed(1)}% ± ${(s.pass1StdErr * 100).toFixed(1)}` : "-"} over ${s.problems} problems x ${s.n}` +
+          `${s.errors > 0 ? ` (${s.errors} failed generations not scored)` : ""}, ` +
+          `peak KV ${Math.round(s.kv.peakTokens)} tok (${formatKvBytes(s.kv.peakGB)}, ${s.kvMode === "full" ? "full attention" : "block masking"})`,
       );
       process.stdout.write(`wrote ${r.out} (${(r.bytes / 1024).toFixed(0)} KiB)\n${lines.join("\n")}\n`);
+      for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
     });
 }

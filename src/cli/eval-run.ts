@@ -1,3 +1,9 @@
+/**
+ * `memento eval run`: parses the options, loads the benchmark, runs `runEval` (src/eval/runner.ts) with a progress
+ * bar, prints the summary table. Exit status: 0 when every generation completed; EXIT_GENERATIONS_FAILED (1) with
+ * one `memento: ...` line when any failed (they are retried by rerunning); 2 for a user error, including a resume
+ * with other options (`--force-new` moves the old directory aside); 130 when interrupted.
+ */
 import type { Command } from "commander";
 import { basename } from "node:path";
 import { UserError } from "../errors.js";
@@ -34,7 +40,11 @@ interface EvalRunCli {
   architecture: string;
   tokenizer?: string;
   timeout: number;
+  forceNew?: boolean;
 }
+
+/** Exit status of a run in which some generation failed (0 ok, 2 user error, 130 interrupted). */
+export const EXIT_GENERATIONS_FAILED = 1;
 
 function parseFields(pairs: string[]): BenchmarkFields {
   const out: BenchmarkFields = {};
@@ -80,6 +90,11 @@ export function register(program: Command): void {
     .option("-a, --architecture <name|config.json>", "architecture for KV bytes", "qwen3-8b")
     .addOption(pathOption("-t, --tokenizer <dir>", "tokenizer for KV replay (default: Qwen3)"))
     .addOption(numberOption("--timeout <s>", "per-request timeout in seconds", { above: 0 }).default(600))
+    .option(
+      "--force-new",
+      "the run directory holds a run with other options: move it aside to DIR.prev-<time> and start over " +
+        "(without it such a resume is refused, naming the options that differ; -n, --limit and --label may change)",
+    )
     .action(async (o: EvalRunCli) => {
       const sampling: RequestSampling = {
         temperature: o.temperature,
@@ -99,7 +114,8 @@ export function register(program: Command): void {
         if (!extraBody || typeof extraBody !== "object" || Array.isArray(extraBody))
           throw new UserError("--extra-body: expected a JSON object");
       }
-      const problems = await loadBenchmark(o.benchmark, parseFields(o.field ?? []), o.limit);
+      const fields = parseFields(o.field ?? []);
+      const problems = await loadBenchmark(o.benchmark, fields, o.limit);
       const architecture = resolveArchitecture(o.architecture);
       const tokenizer = loadTokenizer(o.tokenizer);
       const label = o.label ?? "run";
@@ -114,6 +130,7 @@ export function register(program: Command): void {
         const r = await runEval({
           problems,
           benchmark: o.benchmark,
+          fields,
           outDir: out,
           endpoint: o.endpoint,
           model: o.model,
@@ -127,6 +144,8 @@ export function register(program: Command): void {
           tokenizer,
           architecture,
           timeoutMs: o.timeout * 1000,
+          forceNew: o.forceNew,
+          onMovedAside: (path) => process.stderr.write(`--force-new: moved the earlier run to ${path}\n`),
           signal: controller.signal,
           onProgress: (p) => progress.update(p),
         });
@@ -139,9 +158,19 @@ export function register(program: Command): void {
           return;
         }
         process.stdout.write(formatSummaryTable([r.summary]) + "\n");
-        process.stderr.write(
-          `wrote ${out}/results.json (${r.progress.failed} generation errors; rerun to retry them)\n`,
-        );
+        if (r.adopted)
+          process.stderr.write(`note: ${out} had no recorded options; this run's are recorded from now on\n`);
+        const s = r.summary;
+        if (s.errors > 0) {
+          // One line: the verdict, what the numbers cover, the first cause, and the way out.
+          process.stderr.write(
+            `memento: ${s.errors} of ${s.generations} generations failed (first: ${r.firstError ?? "unknown error"}); ` +
+              `results.json scores the ${s.generations - s.errors} completed; rerun the same command to retry the failed ones\n`,
+          );
+          process.exitCode = EXIT_GENERATIONS_FAILED;
+          return;
+        }
+        process.stderr.write(`wrote ${out}/results.json\n`);
       } finally {
         progress.stop();
         process.off("SIGINT", stop);

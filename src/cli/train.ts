@@ -1,3 +1,8 @@
+/**
+ * `memento train toy`: parses the options and runs `trainToy` (src/train/toy.ts), printing the held-out verdict.
+ * Rerunning resumes from the last checkpoint; a rerun with options that change the weights is refused in one line
+ * (`--force-new` moves the old directory aside and starts over).
+ */
 import type { Command } from "commander";
 import { ensureOutputDir } from "../io/files.js";
 import { trainToy } from "../train/toy.js";
@@ -25,6 +30,7 @@ interface TrainToyCliOptions {
   lr: number;
   workers: number;
   checkpointEvery: number;
+  forceNew?: boolean;
 }
 
 const STEPS = { min: 0 };
@@ -102,6 +108,12 @@ export function register(program: Command): void {
     .addOption(numberOption("--lr <x>", "peak learning rate", POSITIVE).default(3e-3))
     .addOption(integerOption("--workers <n>", "gradient worker threads", { min: 1 }).default(2))
     .addOption(integerOption("--checkpoint-every <n>", "steps between checkpoints", { min: 1 }).default(25))
+    .option(
+      "--force-new",
+      "the output directory holds a run with other options: move it aside to DIR.prev-<time> and start over " +
+        "(without it such a resume is refused, naming the options that differ; --workers, --checkpoint-every " +
+        "and --test-examples may change)",
+    )
     .action(async (o: TrainToyCliOptions) => {
       ensureOutputDir(o.out, "--out");
       const { report, modelDir } = await trainToy({
@@ -124,6 +136,7 @@ export function register(program: Command): void {
         lr: o.lr,
         workers: o.workers,
         checkpointEvery: o.checkpointEvery,
+        forceNew: o.forceNew,
         onLog: (line) => process.stderr.write(line + "\n"),
       });
       const h = report.heldOut;

@@ -1,8 +1,21 @@
+/**
+ * `memento data build` as a library call: seeds from the input, every trace through the pipeline, journalled,
+ * and the OpenMementos outputs rebuilt from the journal.
+ *
+ * Policy:
+ * 1. Resumable: every finished trace is journalled (see io/pool.ts); the same command resumes.
+ * 2. Resumes are checked (io/manifest.ts): `manifest.json` is written before any work with the build's identity
+ *    (`buildIdentity`: every option that changes a row, and the input's fingerprint), and a rerun with another
+ *    identity is refused in one line naming the differing options; `forceNew` moves the old directory aside.
+ * 3. `lenient`: malformed input lines are skipped, each reported through `onSkipLine` and counted in the seed
+ *    report's `skippedLines`, instead of stopping the build at the first one.
+ */
 import { mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { MementoTokenizer } from "../format/tokenizer.js";
+import { checkJobIdentity, fileFingerprint, moveAside, type JobIdentity } from "../io/manifest.js";
 import { runJournalled, type JobProgress } from "../io/pool.js";
-import { readRecords } from "./readers.js";
+import { readRecords, type ReadIssue } from "./readers.js";
 import { selectSeeds, type SeedOptions, type SeedReport } from "./seed.js";
 import { processTrace, type PipelineOptions } from "./pipeline.js";
 import { writeFileAtomic, writeRecords, type OutputSchema } from "./writers.js";
@@ -31,6 +44,18 @@ export interface BuildOptions extends Omit<PipelineOptions, "provider" | "tokeni
   parquet?: boolean;
   /** Process again the traces the journal holds as failed. */
   retryFailed?: boolean;
+  /** Skip malformed input lines (each reported through `onSkipLine`) instead of failing. Default false. */
+  lenient?: boolean;
+  onSkipLine?: (issue: ReadIssue) => void;
+  /**
+   * Flags outside these options that change what a row holds (the provider's temperature, JSON mode), keyed by
+   * flag, recorded with the build's identity.
+   */
+  providerOptions?: Record<string, unknown>;
+  /** Move an existing output directory aside and start over (`--force-new`). */
+  forceNew?: boolean;
+  /** Called with the new name when `forceNew` moved the old directory aside. */
+  onMovedAside?: (path: string) => void;
   signal?: AbortSignal;
   onProgress?: (p: BuildProgress, last?: PipelineRecord) => void;
   /** Cost so far, when the provider counts it. */
@@ -41,6 +66,34 @@ export interface BuildSummary extends BuildProgress {
   seedReport: SeedReport;
   outputs: string[];
   interrupted: boolean;
+  /** Whether an output directory without a recorded identity (an older build) was adopted. */
+  adopted: boolean;
+}
+
+/**
+ * The identity of a build (io/manifest.ts): each option that changes a row, under its flag, and the input's
+ * fingerprint. Workers, limits, rate limits, retries, the output schema and Parquet only change how fast, how
+ * much or in which files, so they are left out.
+ */
+export function buildIdentity(opts: BuildOptions): JobIdentity {
+  return {
+    options: {
+      "--provider": opts.provider.name,
+      "--score-model": opts.provider.models.score,
+      "--compress-model": opts.provider.models.compress,
+      "--judge-model": opts.provider.models.judge,
+      ...opts.providerOptions,
+      "--windows": opts.windows ?? [16],
+      "--min-block-tokens": opts.minBlockTokens,
+      "--min-blocks": opts.minBlocks,
+      "--variance-weight": opts.varianceWeight,
+      "--judge-threshold": opts.judgeThreshold,
+      "--max-rounds": opts.maxRounds,
+      "--min-chars": opts.seed?.minChars,
+      "--field": opts.seed?.fields,
+    },
+    input: { "--input": fileFingerprint(opts.input) },
+  };
 }
 
 /**
@@ -48,11 +101,34 @@ export interface BuildSummary extends BuildProgress {
  * time, journal every result, and write the OpenMementos outputs. Running the same command again resumes.
  */
 export async function buildDataset(opts: BuildOptions): Promise<BuildSummary> {
+  const identity = buildIdentity(opts);
+  const manifestPath = join(opts.outputDir, MANIFEST_FILE);
+  if (opts.forceNew) {
+    const aside = moveAside(opts.outputDir);
+    if (aside) opts.onMovedAside?.(aside);
+  }
+  const verdict = checkJobIdentity(manifestPath, identity, { what: "build", dirFlag: "--output-dir" });
   mkdirSync(opts.outputDir, { recursive: true });
+  const startedAt = new Date().toISOString();
+  const writeManifest = (fields: Record<string, unknown>) =>
+    writeFileAtomic(
+      manifestPath,
+      JSON.stringify({ inputPath: opts.input, ...identity, startedAt, ...fields }, null, 2) + "\n",
+    );
+  // Recorded before any work, so a build killed at any moment is still checked when resumed.
+  writeManifest({ status: "running" });
   const tok = opts.tokenizer;
+  let skippedLines = 0;
   const seeds = await selectSeeds(
     (async function* () {
-      for await (const item of readRecords(opts.input)) yield item.record as Record<string, unknown>;
+      const read = readRecords(opts.input, {
+        lenient: opts.lenient,
+        onSkip: (issue) => {
+          skippedLines++;
+          opts.onSkipLine?.(issue);
+        },
+      });
+      for await (const item of read) yield item.record as Record<string, unknown>;
     })(),
     {
       ...opts.seed,
@@ -60,6 +136,7 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildSummary> {
       source: basename(opts.input).replace(/\.(jsonl|parquet|json)$/i, ""),
     },
   );
+  if (skippedLines) seeds.report.skippedLines = skippedLines;
   const traces: SeedTrace[] = opts.limit !== undefined ? seeds.traces.slice(0, opts.limit) : seeds.traces;
   writeFileAtomic(join(opts.outputDir, SEED_REPORT_FILE), JSON.stringify(seeds.report, null, 2) + "\n");
 
@@ -95,26 +172,20 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildSummary> {
         }).path,
       );
   }
-  writeFileAtomic(
-    join(opts.outputDir, MANIFEST_FILE),
-    JSON.stringify(
-      {
-        input: opts.input,
-        provider: opts.provider.name,
-        heuristic: opts.provider.heuristic,
-        models: opts.provider.models,
-        schema: opts.schema ?? "full",
-        total: progress.total,
-        completed: progress.completed,
-        failed: progress.failed,
-        interrupted,
-        usage: opts.provider.usage(),
-        costUsd: opts.cost?.() ?? null,
-        finishedAt: new Date().toISOString(),
-      },
-      null,
-      2,
-    ) + "\n",
-  );
-  return { ...progress, seedReport: seeds.report, outputs, interrupted };
+  writeManifest({
+    status: interrupted ? "interrupted" : "finished",
+    provider: opts.provider.name,
+    heuristic: opts.provider.heuristic,
+    models: opts.provider.models,
+    schema: opts.schema ?? "full",
+    total: progress.total,
+    completed: progress.completed,
+    failed: progress.failed,
+    skippedLines,
+    interrupted,
+    usage: opts.provider.usage(),
+    costUsd: opts.cost?.() ?? null,
+    finishedAt: new Date().toISOString(),
+  });
+  return { ...progress, seedReport: seeds.report, outputs, interrupted, adopted: verdict === "adopted" };
 }

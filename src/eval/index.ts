@@ -11,3 +11,4 @@ export * from "./types.js";
 export * from "./benchmark.js";
 export * from "./runner.js";
 export * from "./summary.js";
+export * from "./kv-units.js";

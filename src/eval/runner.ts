@@ -1,12 +1,23 @@
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+/**
+ * `memento eval run` as a library call: n generations per problem from an OpenAI-compatible endpoint, checked,
+ * KV-measured and journalled in a run directory (layout in types.ts).
+ *
+ * Policy:
+ * 1. Resumable: every finished generation is journalled (io/pool.ts); the same command resumes without duplicates.
+ * 2. Failures are failures: a generation that failed is journalled with status "error" and its message, scored
+ *    neither right nor wrong (summary.ts), and retried by the next run.
+ * 3. Resumes are checked: run.json records the run's identity (`runIdentity`) before any request; a rerun with
+ *    another identity is refused in one line naming the differing options (io/manifest.ts).
+ */
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "../errors.js";
+import { checkJobIdentity, fileFingerprint, moveAside, type JobIdentity } from "../io/manifest.js";
 import { runJournalled, type JobProgress } from "../io/pool.js";
 import { writeFileAtomic } from "../data/writers.js";
 import type { MementoTokenizer } from "../format/tokenizer.js";
 import { OpenAIProvider } from "../data/providers/openai.js";
 import type { KvArchitecture } from "../kv/architecture.js";
-import { renderPrompt } from "./benchmark.js";
+import { renderPrompt, type BenchmarkFields } from "./benchmark.js";
 import { checkAnswer } from "./check.js";
 import { computeGenerationKv } from "./kv.js";
 import { answerKey } from "./normalize.js";
@@ -22,7 +33,10 @@ export type EvalProgress = JobProgress;
 
 export interface EvalRunOptions {
   problems: BenchmarkProblem[];
+  /** The benchmark file (fingerprinted into the run's identity). */
   benchmark: string;
+  /** The benchmark field mapping the problems were loaded with (recorded in the identity). */
+  fields?: BenchmarkFields;
   outDir: string;
   endpoint: string;
   model: string;
@@ -37,41 +51,73 @@ export interface EvalRunOptions {
   architecture: KvArchitecture;
   timeoutMs?: number;
   attempts?: number;
+  /** Move an existing run directory aside and start over (`--force-new`). */
+  forceNew?: boolean;
+  /** Called with the new name when `forceNew` moved the old directory aside. */
+  onMovedAside?: (path: string) => void;
   signal?: AbortSignal;
   onProgress?: (p: EvalProgress) => void;
 }
 
+export interface EvalRunResult {
+  summary: RunSummary;
+  progress: EvalProgress;
+  interrupted: boolean;
+  /** The first failed generation's error, when any failed (the CLI's one-line verdict quotes it). */
+  firstError?: string;
+  /** Whether a run directory without a recorded identity (an older run) was adopted. */
+  adopted: boolean;
+}
+
 const keyOf = (g: Pick<Generation, "problemId" | "sample">) => `${g.problemId}#${g.sample}`;
 
-function checkManifest(path: string, m: RunManifest): void {
-  if (!existsSync(path)) return;
-  let old: RunManifest;
-  try {
-    old = JSON.parse(readFileSync(path, "utf8")) as RunManifest;
-  } catch {
-    throw new UserError(`${path}: unreadable run manifest; use another --out directory`);
-  }
-  for (const k of ["model", "benchmark", "endpoint"] as const) {
-    if (old[k] !== m[k])
-      throw new UserError(
-        `${path}: this directory holds a run with ${k} "${old[k]}", not "${m[k]}"; use another --out directory`,
-      );
-  }
-  if (JSON.stringify(old.sampling) !== JSON.stringify(m.sampling)) {
-    throw new UserError(
-      `${path}: this directory holds a run with other sampling settings; use another --out directory`,
-    );
-  }
+/**
+ * The identity of a run (io/manifest.ts): each option that changes what a generation holds, under its flag, and
+ * the benchmark's fingerprint. `-n`, `--limit`, `--label`, concurrency and timeouts only choose which generations
+ * are made or how fast: a rerun may change them.
+ */
+export function runIdentity(opts: EvalRunOptions): JobIdentity {
+  const s = opts.sampling;
+  return {
+    options: {
+      "--endpoint": opts.endpoint,
+      "--model": opts.model,
+      "--temperature": s.temperature,
+      "--top-p": s.top_p,
+      "--top-k": s.top_k,
+      "--min-p": s.min_p,
+      "--max-tokens": s.max_tokens,
+      "--seed": s.seed,
+      "--extra-body": opts.extraBody,
+      "--prompt-template": opts.promptTemplate,
+      "--field": opts.fields && Object.keys(opts.fields).length ? opts.fields : undefined,
+      "--architecture": opts.architecture.name,
+    },
+    input: { "--benchmark": fileFingerprint(opts.benchmark) },
+  };
+}
+
+/** The first error message among failed generations, for a one-line verdict. */
+function firstError(generations: readonly Generation[]): string | undefined {
+  return generations.find((g) => g.status === "error")?.error;
 }
 
 /**
  * `memento eval run`: n generations per problem from an OpenAI-compatible endpoint, each checked and measured
  * (KV by simulation) as it finishes and journalled, so the same command resumes after a crash without
- * duplicates. Generations that failed at the transport level are retried on resume.
+ * duplicates. A generation that failed (HTTP error, refused connection, timeout, malformed response, a check
+ * that threw) is journalled as an error, never as a wrong answer: the summary scores completed generations and
+ * counts errors beside them, and a rerun retries the failed ones. A rerun with another identity is refused
+ * (`runIdentity`); `forceNew` moves the old directory aside first.
  */
-export async function runEval(
-  opts: EvalRunOptions,
-): Promise<{ summary: RunSummary; progress: EvalProgress; interrupted: boolean }> {
+export async function runEval(opts: EvalRunOptions): Promise<EvalRunResult> {
+  const identity = runIdentity(opts);
+  const manifestPath = join(opts.outDir, RUN_MANIFEST);
+  if (opts.forceNew) {
+    const aside = moveAside(opts.outDir);
+    if (aside) opts.onMovedAside?.(aside);
+  }
+  const verdict = checkJobIdentity(manifestPath, identity, { what: "run", dirFlag: "--out" });
   mkdirSync(opts.outDir, { recursive: true });
   const manifest: RunManifest = {
     label: opts.label,
@@ -84,9 +130,8 @@ export async function runEval(
     ...(opts.extraBody ? { extraBody: opts.extraBody } : {}),
     architecture: opts.architecture.name,
     startedAt: new Date().toISOString(),
+    ...identity,
   };
-  const manifestPath = join(opts.outDir, RUN_MANIFEST);
-  checkManifest(manifestPath, manifest);
   writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2) + "\n");
 
   const client = new OpenAIProvider({
@@ -162,5 +207,11 @@ export async function runEval(
     .filter((g): g is Generation => g !== undefined);
   const summary = summarizeRun(opts.label, opts.problems, generations, opts.n);
   writeFileAtomic(join(opts.outDir, RESULTS_FILE), JSON.stringify(summary, null, 2) + "\n");
-  return { summary, progress: run.progress, interrupted: run.status === "interrupted" };
+  return {
+    summary,
+    progress: run.progress,
+    interrupted: run.status === "interrupted",
+    firstError: firstError(generations),
+    adopted: verdict === "adopted",
+  };
 }

@@ -1,5 +1,14 @@
+/**
+ * The summary of an evaluation run (results.json) and its plain-text table.
+ *
+ * Policy:
+ * 1. Failed generations are not answers: pass@k and maj@k are over completed generations, `errors` counts the
+ *    rest, and a run with no completed generation shows "-" for its accuracy, not 0.
+ * 2. k is reported for powers of two up to n, and n (`reportedKs`).
+ */
 import { majAtK, passAt1, passAtKOverProblems, type VoteProblem } from "./metrics.js";
 import type { BenchmarkProblem, Generation, RunSummary } from "./types.js";
+import { formatKvBytes } from "./kv-units.js";
 
 const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
@@ -12,8 +21,9 @@ export function reportedKs(n: number): number[] {
 }
 
 /**
- * Accuracy and KV of one run. Problems are scored over their successful generations (transport errors are
- * counted apart, never as wrong answers); pass@k and maj@k need k generations per problem.
+ * Accuracy and KV of one run. Problems are scored over their completed generations (failed ones are counted
+ * apart in `errors`, never as wrong answers); a problem with none completed is left out of pass@k; pass@k and
+ * maj@k need k completed generations per problem.
  */
 export function summarizeRun(
   label: string,
@@ -49,6 +59,7 @@ export function summarizeRun(
     label,
     problems: problems.length,
     generations: generations.length,
+    completed: generations.filter((g) => g.status === "ok").length,
     errors: generations.filter((g) => g.status === "error").length,
     pass1: p1.value,
     pass1StdErr: p1.stderr,
@@ -77,7 +88,7 @@ export function formatSummaryTable(summaries: readonly RunSummary[]): string {
     "maj@n",
     "peak KV tok",
     "AUC tok",
-    "peak GB",
+    "peak KV",
     "vanilla peak tok",
     "blocks",
     "compress",
@@ -85,20 +96,23 @@ export function formatSummaryTable(summaries: readonly RunSummary[]): string {
   const rows = summaries.map((s) => {
     const ks = Object.keys(s.majAtK).map(Number);
     const maj = ks.length ? s.majAtK[String(Math.max(...ks))] : NaN;
+    // No completed generation: no accuracy to show (0.0 would read as "all wrong").
+    const scored = (s.completed ?? s.generations - s.errors) > 0;
+    const kv = (text: string) => (scored ? text : "-");
     return [
       s.label,
       String(s.problems),
       String(s.generations),
       String(s.errors),
-      (100 * s.pass1).toFixed(1),
-      (100 * s.pass1StdErr).toFixed(1),
+      kv((100 * s.pass1).toFixed(1)),
+      kv((100 * s.pass1StdErr).toFixed(1)),
       Number.isNaN(maj) ? "-" : (100 * maj).toFixed(1),
-      s.meanPeakTokens.toFixed(0),
-      s.meanAucTokens.toFixed(0),
-      s.meanPeakGB.toFixed(3),
-      s.vanillaMeanPeakTokens.toFixed(0),
-      s.meanBlocks.toFixed(1),
-      s.meanCompression.toFixed(3),
+      kv(s.meanPeakTokens.toFixed(0)),
+      kv(s.meanAucTokens.toFixed(0)),
+      kv(formatKvBytes(s.meanPeakGB)),
+      kv(s.vanillaMeanPeakTokens.toFixed(0)),
+      kv(s.meanBlocks.toFixed(1)),
+      kv(s.meanCompression.toFixed(3)),
     ];
   });
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));

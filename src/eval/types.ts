@@ -55,6 +55,10 @@ export interface RunManifest {
   /** Architecture used for KV bytes. */
   architecture: string;
   startedAt: string;
+  /** The options that make the run what it is, by flag (io/manifest.ts); absent in runs written before them. */
+  options?: Record<string, unknown>;
+  /** The benchmark's fingerprint, by flag. */
+  input?: Record<string, unknown>;
 }
 
 /** Per-response KV metrics from the foundation's simulator (tokens; GB for the manifest's architecture). */
@@ -97,6 +101,9 @@ export interface RunSummary {
   label: string;
   problems: number;
   generations: number;
+  /** Generations that completed (status "ok"): pass@k is over these. Absent in results written before it. */
+  completed?: number;
+  /** Generations that failed (HTTP error, refused connection, timeout, malformed response): not scored. */
   errors: number;
   pass1: number;
   pass1StdErr: number;

@@ -9,6 +9,15 @@
  * - compression-ratio CDF (memento tokens / block tokens, per block);
  * - maj@k curves (k = 1..n) and accuracy vs peak KV (one point per run, plus its simulated full-attention twin).
  *
+ * Policy:
+ * 1. Failed generations are not answers: each problem is scored over its completed generations, a problem with
+ *    none is left out of pass@k, and a run with failures is marked in the tables and warned about.
+ * 2. Comparisons say when they are shaky: runs over other problems or other sample counts are warned about
+ *    (`comparisonWarnings`), and Δ pass@1 is paired over the problems both runs scored.
+ * 3. KV sizes are shown in the unit that fits the column (B, kB, MB, GB; src/eval/kv-units.ts).
+ * 4. No column, point or label repeats another: with n = 1 there is no maj@n or pass@n column, a run with one
+ *    sample gets no maj@k curve, and chart names live in the legend inside the chart.
+ *
  * KV of a run: the runner stores, per generation, the simulator's numbers with block masking
  * (keepLastNBlocks 0, `kv.memento`) and under full attention (`kv.vanilla`) for the same tokens. A run whose
  * server did not evict (masking off) held the full-attention KV, so for it the report uses `kv.vanilla`. Such
@@ -27,9 +36,7 @@ import {
   formatNumber,
   htmlTable,
   lineChart,
-  scatterChart,
   type Cell,
-  type ScatterPoint,
   type Series,
 } from "../util/charts.js";
 import type { MementoTokenizer } from "../format/tokenizer.js";
@@ -37,6 +44,7 @@ import type { KvArchitecture } from "../kv/architecture.js";
 import { answerKey } from "../eval/normalize.js";
 import { majAtKProblem, mean, passAtK, standardError } from "../eval/metrics.js";
 import { median } from "../util/stats.js";
+import { formatInKvUnit, pickKvUnit } from "../eval/kv-units.js";
 // The KV of one response (to fill in generations stored without `kv`), as the runner computes it.
 import { computeGenerationKv } from "../eval/kv.js";
 export { computeGenerationKv };
@@ -205,9 +213,12 @@ export interface KvMeans {
 
 export interface ProblemStats {
   id: string;
+  /** Generations of this problem, failed ones included. */
   samples: number;
+  /** Generations that completed (status "ok"): the problem is scored over these. */
+  completed: number;
   correct: number;
-  /** Fraction correct over the problem's samples (errors count as wrong). */
+  /** Fraction correct over the completed generations (failed ones are not answers); NaN when none completed. */
   pass: number;
   /** Mean effective peak KV tokens over its measured samples. */
   peakTokens: number;
@@ -223,7 +234,10 @@ export interface RunStats {
   /** Largest number of samples of any problem. */
   n: number;
   generations: number;
+  /** Generations that failed (HTTP error, timeout, malformed response): not scored. */
   errors: number;
+  /** Problems with at least one completed generation: pass@1 is over these. */
+  scoredProblems: number;
   pass1: number;
   pass1StdErr: number;
   /** majAtK[k-1] = maj@k, k = 1..n. */
@@ -295,28 +309,32 @@ export function summariseRun(run: LoadedRun, opts: { fullAttention?: boolean } =
   const passK = new Array<number>(n).fill(0);
   for (const [id, list] of byProblem) {
     list.sort((a, b) => a.sample - b.sample);
-    const m = list.length;
-    const correctFlags = list.map((g) => g.status === "ok" && g.correct === true);
+    // Failed generations are not answers: the problem is scored over its completed ones.
+    const done = list.filter((g) => g.status === "ok");
+    const m = done.length;
+    const correctFlags = done.map((g) => g.correct === true);
     const correct = correctFlags.filter(Boolean).length;
-    // The runner's voteKey is already normalised; a bare extracted answer is normalised here. Errors abstain.
-    const answers = list.map((g) =>
-      g.status !== "ok"
-        ? null
-        : g.voteKey !== undefined
-          ? g.voteKey
-          : g.extracted !== undefined
-            ? answerKey(g.extracted)
-            : null,
-    );
-    for (let k = 1; k <= n; k++) {
-      const kk = Math.min(k, m);
-      majAtK[k - 1] += majAtKProblem({ answers, correct: correctFlags }, kk, { key: identity, seed: 1 });
-      passK[k - 1] += passAtK(m, correct, kk);
+    // The runner's voteKey is already normalised; a bare extracted answer is normalised here.
+    const answers = done.map((g) => g.voteKey ?? (g.extracted !== undefined ? answerKey(g.extracted) : null));
+    if (m > 0) {
+      for (let k = 1; k <= n; k++) {
+        const kk = Math.min(k, m);
+        majAtK[k - 1] += majAtKProblem({ answers, correct: correctFlags }, kk, { key: identity, seed: 1 });
+        passK[k - 1] += passAtK(m, correct, kk);
+      }
     }
     const peaks = list.filter((g) => g.kv).map((g) => (kvMode === "full" ? g.kv!.vanilla : g.kv!.memento).peakTokens);
-    perProblem.push({ id, samples: list.length, correct, pass: correct / list.length, peakTokens: mean(peaks) });
+    perProblem.push({
+      id,
+      samples: list.length,
+      completed: m,
+      correct,
+      pass: m > 0 ? correct / m : NaN,
+      peakTokens: mean(peaks),
+    });
   }
   const P = perProblem.length;
+  const scored = perProblem.filter((p) => p.completed > 0);
   const kvs = run.generations.filter((g) => g.status === "ok" && g.kv).map((g) => g.kv!);
   const mementoKv = kvMeans(kvs, "memento");
   const vanillaKv = kvMeans(kvs, "vanilla");
@@ -330,7 +348,7 @@ export function summariseRun(run: LoadedRun, opts: { fullAttention?: boolean } =
       if (b > 0) compression.push((k.mementoTokens[i] ?? 0) / b);
     });
   }
-  const passes = perProblem.map((p) => p.pass);
+  const passes = scored.map((p) => p.pass);
   return {
     label: run.manifest.label,
     dir: run.dir,
@@ -340,10 +358,11 @@ export function summariseRun(run: LoadedRun, opts: { fullAttention?: boolean } =
     n,
     generations: run.generations.length,
     errors: run.generations.filter((g) => g.status === "error").length,
+    scoredProblems: scored.length,
     pass1: mean(passes),
     pass1StdErr: standardError(passes),
-    majAtK: majAtK.map((v) => v / Math.max(1, P)),
-    passAtK: passK.map((v) => v / Math.max(1, P)),
+    majAtK: majAtK.map((v) => v / Math.max(1, scored.length)),
+    passAtK: passK.map((v) => v / Math.max(1, scored.length)),
     kv: kvMode === "full" ? vanillaKv : mementoKv,
     mementoKv,
     vanillaKv,
@@ -406,6 +425,7 @@ details{margin:8px 0}
 details>summary{cursor:pointer;color:#1d4ed8;font-weight:500}
 .warn{background:#fffbeb;border:1px solid #fcd34d;padding:6px 10px;border-radius:6px;color:#92400e;font-size:12.5px}
 code{font-size:12.5px;background:#f3f4f6;padding:0 3px;border-radius:3px}
+.failed{color:#b91c1c;font-size:12px;margin-left:6px}
 `;
 
 function runDot(i: number): string {
@@ -511,48 +531,70 @@ function sawtoothSection(runs: readonly LoadedRun[], stats: readonly RunStats[],
   return html;
 }
 
+/** The run's name cell: its colour, label and, when some generations failed, a mark saying how many. */
+function runCell(s: RunStats, i: number): Cell {
+  const failed =
+    s.errors > 0
+      ? ` <span class="failed" title="failed generations are not scored">⚠ ${s.errors} of ${s.generations} failed</span>`
+      : "";
+  return { html: `${runDot(i)}${escapeHtml(s.label)}${failed}` };
+}
+
+/**
+ * The difference of pass@1 against the baseline, paired over the problems both runs scored (so runs over other
+ * problem sets compare like with like), and its standard error.
+ */
+function pairedDelta(s: RunStats, base: RunStats): { points: number; sePoints: number; common: number } {
+  const basePass = new Map(base.perProblem.filter((p) => p.completed > 0).map((p) => [p.id, p.pass]));
+  const diffs = s.perProblem
+    .filter((p) => p.completed > 0 && basePass.has(p.id))
+    .map((p) => p.pass - basePass.get(p.id)!);
+  return { points: mean(diffs) * 100, sePoints: standardError(diffs) * 100, common: diffs.length };
+}
+
+function deltaCell(d: { points: number; sePoints: number; common: number }): Cell {
+  if (d.common === 0) return { text: "no common problem", className: "bad" };
+  return {
+    text: `${d.points >= 0 ? "+" : ""}${d.points.toFixed(1)} ± ${d.sePoints.toFixed(1)}`,
+    className: d.points >= 0 ? "good" : "bad",
+    title: `paired over the ${d.common} problems both runs scored`,
+  };
+}
+
 function tableOne(stats: readonly RunStats[]): string {
   const base = stats[0];
   const n = Math.max(...stats.map((s) => s.n));
+  // With one sample per problem maj@1 and pass@1 are pass@1 again: no second and third copy of that column.
+  const atN = n > 1;
+  const peakUnit = pickKvUnit(Math.max(...stats.map((s) => s.kv.peakGB)));
+  const aucUnit = pickKvUnit(Math.max(...stats.map((s) => s.kv.aucGBxKtok)));
   const head: Cell[] = [
     "run",
     "model",
     "problems × n",
     "pass@1 (%) ± SE",
-    `maj@${n} (%)`,
-    `pass@${n} (%)`,
+    ...(atN ? [`maj@${n} (%)`, `pass@${n} (%)`] : []),
     "Δ pass@1 (pts) ± SE",
     "peak KV (tok)",
-    "peak KV (GB)",
-    "KV AUC (GB·ktok)",
+    `peak KV (${peakUnit})`,
+    `KV AUC (${aucUnit}·ktok)`,
     "peak KV ×",
     "KV AUC ×",
     "KV counted",
   ];
-  const basePass = new Map(base.perProblem.map((p) => [p.id, p.pass]));
   const rows: Cell[][] = stats.map((s, i) => {
-    const delta = (s.pass1 - base.pass1) * 100;
-    // Paired standard error of the delta over the problems both runs answered.
-    const diffs = s.perProblem.filter((p) => basePass.has(p.id)).map((p) => p.pass - basePass.get(p.id)!);
-    const deltaSe = standardError(diffs) * 100;
     const isBase = i === 0;
+    const scored = s.scoredProblems > 0;
     return [
-      { html: `${runDot(i)}${escapeHtml(s.label)}` },
+      runCell(s, i),
       { text: s.manifest.model, className: "left" },
       `${s.problems} × ${s.n}`,
-      `${pct(s.pass1)} ± ${pct(s.pass1StdErr)}`,
-      pct(s.majAtK[Math.min(s.n, n) - 1] ?? 0),
-      pct(s.passAtK[Math.min(s.n, n) - 1] ?? 0),
-      isBase
-        ? { text: "baseline", className: "base" }
-        : {
-            text: `${delta >= 0 ? "+" : ""}${delta.toFixed(1)} ± ${deltaSe.toFixed(1)}`,
-            className: delta >= 0 ? "good" : "bad",
-            title: "paired SE over common problems",
-          },
+      scored ? `${pct(s.pass1)} ± ${pct(s.pass1StdErr)}` : "–",
+      ...(atN ? [pct(s.majAtK[Math.min(s.n, n) - 1] ?? 0), pct(s.passAtK[Math.min(s.n, n) - 1] ?? 0)] : []),
+      isBase ? { text: "baseline", className: "base" } : deltaCell(pairedDelta(s, base)),
       formatNumber(s.kv.peakTokens, 4),
-      s.kv.peakGB.toFixed(3),
-      s.kv.aucGBxKtok.toFixed(1),
+      formatInKvUnit(s.kv.peakGB, peakUnit),
+      formatInKvUnit(s.kv.aucGBxKtok, aucUnit),
       isBase
         ? { text: "1.00×", className: "base" }
         : {
@@ -577,6 +619,7 @@ function tableOne(stats: readonly RunStats[]): string {
 }
 
 function tableTwo(stats: readonly RunStats[]): string {
+  const aucUnit = pickKvUnit(Math.max(...stats.flatMap((s) => [s.mementoKv.aucGBxKtok, s.vanillaKv.aucGBxKtok])));
   const head: Cell[] = [
     "run",
     "blocks / response",
@@ -587,12 +630,12 @@ function tableTwo(stats: readonly RunStats[]): string {
     "peak memento",
     "peak full",
     "peak reduction",
-    "AUC memento (GB·ktok)",
-    "AUC full (GB·ktok)",
+    `AUC memento (${aucUnit}·ktok)`,
+    `AUC full (${aucUnit}·ktok)`,
     "AUC reduction",
   ];
   const rows: Cell[][] = stats.map((s, i) => [
-    { html: `${runDot(i)}${escapeHtml(s.label)}` },
+    runCell(s, i),
     s.meanBlocks.toFixed(1),
     formatNumber(median(s.blockTokens), 4),
     formatNumber(median(s.mementoTokens), 4),
@@ -601,8 +644,8 @@ function tableTwo(stats: readonly RunStats[]): string {
     formatNumber(s.mementoKv.peakTokens, 4),
     formatNumber(s.vanillaKv.peakTokens, 4),
     ratio(s.vanillaKv.peakTokens, s.mementoKv.peakTokens),
-    s.mementoKv.aucGBxKtok.toFixed(1),
-    s.vanillaKv.aucGBxKtok.toFixed(1),
+    formatInKvUnit(s.mementoKv.aucGBxKtok, aucUnit),
+    formatInKvUnit(s.vanillaKv.aucGBxKtok, aucUnit),
     ratio(s.vanillaKv.aucTokens, s.mementoKv.aucTokens),
   ]);
   return htmlTable(head, rows, {
@@ -629,7 +672,9 @@ function problemsTable(stats: readonly RunStats[]): string {
     { text: id, className: "left" },
     ...maps.flatMap((m) => {
       const p = m.get(id);
-      return p ? [`${p.correct}/${p.samples}`, formatNumber(p.peakTokens, 4)] : ["–", "–"];
+      if (!p) return ["–", "–"];
+      const failed = p.samples - p.completed;
+      return [`${p.correct}/${p.completed}${failed ? ` (${failed} failed)` : ""}`, formatNumber(p.peakTokens, 4)];
     }),
   ]);
   return htmlTable(head, rows, { className: "problems" });
@@ -676,17 +721,20 @@ function forcedFull(r: LoadedRun, opts: ReportOptions): true | undefined {
   return names.includes(r.manifest.label) || names.some((d) => resolve(d) === r.dir) ? true : undefined;
 }
 
-/** Builds the report HTML from loaded runs. Deterministic for the same input. */
-export function renderReport(runs: readonly LoadedRun[], opts: ReportOptions = {}): string {
-  if (runs.length === 0) throw new UserError("no runs to report");
-  const stats = runs.map((r) => summariseRun(r, { fullAttention: forcedFull(r, opts) }));
-  const title = opts.title ?? `Memento evaluation: ${stats.map((s) => s.label).join(" vs ")}`;
-  const warnings = runs.flatMap((r) => r.warnings);
-  const benchmarks = [...new Set(runs.map((r) => r.manifest.benchmark))];
-  const archs = [...new Set(runs.map((r) => r.manifest.architecture))];
-
-  const majChart = lineChart(
-    stats.map((s, i) => ({
+/**
+ * maj@k for k = 1..n, one line per run with more than one sample per problem; a run with one sample has only
+ * maj@1 = pass@1, which a lone dot would only repeat, so it is named in a note instead of drawn.
+ */
+function majorityVoteChart(stats: readonly RunStats[]): string {
+  const drawn = stats.map((s, i) => ({ s, i })).filter(({ s }) => s.n > 1 && s.scoredProblems > 0);
+  const single = stats.filter((s) => s.n <= 1).map((s) => s.label);
+  const note = single.length
+    ? `<p class="note">maj@k needs more than one sample per problem: ${escapeHtml(single.join(", "))} ` +
+      `${single.length > 1 ? "have" : "has"} one (maj@1 = pass@1, in the table).</p>`
+    : "";
+  if (drawn.length === 0) return note;
+  const chart = lineChart(
+    drawn.map(({ s, i }) => ({
       name: s.label,
       points: s.majAtK.map((v, k) => [k + 1, v * 100] as [number, number]),
       color: colorAt(i),
@@ -699,13 +747,95 @@ export function renderReport(runs: readonly LoadedRun[], opts: ReportOptions = {
       x: {
         label: "k (samples voting)",
         min: 1,
-        max: Math.max(2, ...stats.map((s) => s.n)),
+        max: Math.max(...drawn.map(({ s }) => s.n)),
         format: (v) => (Number.isInteger(v) ? String(v) : ""),
       },
       y: { label: "maj@k (%)", min: 0, max: 100 },
       legend: true,
     },
   );
+  return chart + note;
+}
+
+/**
+ * Accuracy vs mean peak KV: one dot per run and, for a run that evicted blocks, a dashed segment to the same
+ * accuracy at its simulated full-attention peak. Names go in the legend at the top of the chart, never beside a
+ * dot (a label beside a dot near the right edge ran off the chart).
+ */
+function accuracyVsKvChart(stats: readonly RunStats[]): string {
+  const series: Series[] = [];
+  stats.forEach((s, i) => {
+    if (s.scoredProblems === 0) return;
+    const y = s.pass1 * 100;
+    series.push({ name: s.label, points: [[s.kv.peakTokens, y]], color: colorAt(i), markers: true });
+    if (s.kvMode === "memento" && s.vanillaKv.peakTokens > s.mementoKv.peakTokens) {
+      series.push({
+        name: `${s.label}, full attention (sim.)`,
+        points: [
+          [s.kv.peakTokens, y],
+          [s.vanillaKv.peakTokens, y],
+        ],
+        color: colorAt(i),
+        dashed: true,
+        markers: true,
+      });
+    }
+  });
+  const maxX = Math.max(0, ...series.flatMap((x) => x.points.map((p) => p[0])));
+  return lineChart(series, {
+    title: "Accuracy vs peak KV",
+    width: 560,
+    height: 300,
+    // Headroom past the largest peak, so its marker sits inside the plot.
+    x: { label: "mean peak KV (tokens)", min: 0, max: maxX > 0 ? maxX * 1.1 : 1 },
+    y: { label: "pass@1 (%)", min: 0, max: 100 },
+    legend: true,
+  });
+}
+
+/**
+ * What makes a comparison of these runs shaky, one sentence each: failed generations (not scored), runs over
+ * other problems (Δ pass@1 is paired over the common ones), other sample counts (maj@n and pass@n differ in n).
+ */
+export function comparisonWarnings(stats: readonly RunStats[]): string[] {
+  const out: string[] = [];
+  for (const s of stats) {
+    if (s.errors > 0)
+      out.push(
+        `${s.label}: ${s.errors} of ${s.generations} generations failed and are not scored; ` +
+          `rerun \`memento eval run\` into ${s.dir} to retry them`,
+      );
+  }
+  if (stats.length < 2) return out;
+  const base = stats[0];
+  const baseIds = new Set(base.perProblem.map((p) => p.id));
+  for (const s of stats.slice(1)) {
+    const common = s.perProblem.filter((p) => baseIds.has(p.id)).length;
+    if (common !== s.problems || common !== base.problems)
+      out.push(
+        `${s.label} covers ${s.problems} problems and ${base.label} ${base.problems}, ${common} in common: ` +
+          `Δ pass@1 is over the common problems, the other columns are not comparable`,
+      );
+  }
+  const ns = new Set(stats.map((s) => s.n));
+  if (ns.size > 1)
+    out.push(
+      `samples per problem differ (${stats.map((s) => `${s.label} ${s.n}`).join(", ")}): ` +
+        `maj@k and pass@k of different k are not comparable`,
+    );
+  return out;
+}
+
+/** Builds the report HTML from loaded runs. Deterministic for the same input. */
+export function renderReport(runs: readonly LoadedRun[], opts: ReportOptions = {}): string {
+  if (runs.length === 0) throw new UserError("no runs to report");
+  const stats = runs.map((r) => summariseRun(r, { fullAttention: forcedFull(r, opts) }));
+  const title = opts.title ?? `Memento evaluation: ${stats.map((s) => s.label).join(" vs ")}`;
+  const warnings = [...runs.flatMap((r) => r.warnings), ...comparisonWarnings(stats)];
+  const benchmarks = [...new Set(runs.map((r) => r.manifest.benchmark))];
+  const archs = [...new Set(runs.map((r) => r.manifest.architecture))];
+
+  const majChart = majorityVoteChart(stats);
   const cdf = cdfChart(
     stats.map((s, i) => ({ name: s.label, values: s.compression, color: colorAt(i) })),
     {
@@ -716,33 +846,12 @@ export function renderReport(runs: readonly LoadedRun[], opts: ReportOptions = {
       y: { label: "fraction of blocks" },
     },
   );
-  const scatter = scatterChart(
-    stats.flatMap((s, i) => {
-      const pts: ScatterPoint[] = [{ x: s.kv.peakTokens, y: s.pass1 * 100, label: s.label, color: colorAt(i) }];
-      if (s.kvMode === "memento" && s.vanillaKv.peakTokens > s.mementoKv.peakTokens) {
-        pts.push({
-          x: s.vanillaKv.peakTokens,
-          y: s.pass1 * 100,
-          label: `${s.label}, full attention (sim.)`,
-          color: colorAt(i),
-          hollow: true,
-        });
-      }
-      return pts;
-    }),
-    {
-      title: "Accuracy vs peak KV",
-      width: 560,
-      height: 300,
-      x: { label: "mean peak KV (tokens)" },
-      y: { label: "pass@1 (%)", min: 0, max: 100 },
-    },
-  );
+  const scatter = accuracyVsKvChart(stats);
 
   const body = [
     `<header><h1>${escapeHtml(title)}</h1>`,
     `<p class="note">Benchmark: ${escapeHtml(benchmarks.join(", "))} · KV bytes for ${escapeHtml(archs.join(", "))} · ${runs.length} run${runs.length > 1 ? "s" : ""}. ` +
-      `pass@1 is the mean over each problem's generations, averaged over problems (SE over problems); maj@k is the expected majority-vote accuracy over k-subsets of the samples (ties split evenly; src/eval/metrics.ts); ` +
+      `pass@1 is the mean over each problem's completed generations (failed ones are not scored), averaged over problems (SE over problems); maj@k is the expected majority-vote accuracy over k-subsets of the samples (ties split evenly; src/eval/metrics.ts); ` +
       `KV numbers come from replaying each response through the block-masking simulator.</p></header>`,
     warnings.length ? `<div class="warn">${warnings.map((w) => escapeHtml(w)).join("<br>")}</div>` : "",
     `<section id="table"><h2>Accuracy and KV (Table 1)</h2>${tableOne(stats)}${tableTwo(stats)}</section>`,
@@ -779,7 +888,7 @@ export function writeReport(
   dirs: readonly string[],
   out: string,
   opts: ReportOptions = {},
-): { out: string; runs: RunStats[]; bytes: number } {
+): { out: string; runs: RunStats[]; bytes: number; warnings: string[] } {
   if (dirs.length === 0) throw new UserError("give at least one run directory");
   const runs = dirs.map((d) => loadRun(d));
   if (opts.fillKv) for (const r of runs) fillMissingKv(r, opts.fillKv);
@@ -789,9 +898,11 @@ export function writeReport(
   } catch (e) {
     throw new UserError(`${out}: cannot write report (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  const stats = runs.map((r) => summariseRun(r, { fullAttention: forcedFull(r, opts) }));
   return {
     out,
-    runs: runs.map((r) => summariseRun(r, { fullAttention: forcedFull(r, opts) })),
+    runs: stats,
     bytes: Buffer.byteLength(html),
+    warnings: [...runs.flatMap((r) => r.warnings), ...comparisonWarnings(stats)],
   };
 }

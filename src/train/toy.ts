@@ -1,6 +1,18 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+/**
+ * `memento train toy`: the toy task's data, the staged SFT recipe (warm-up, stage 1 causal, stage 2 memento
+ * attention, two answer stages), greedy evaluation with and without block masking, and the report.
+ *
+ * Policy:
+ * 1. Resumable through the trainer's checkpoints (trainer.ts): the same command picks up where it stopped.
+ * 2. Resumes are checked (io/manifest.ts): `manifest.json` in the output directory records every option that
+ *    changes the weights (`toyIdentity`) before training; a rerun with other ones is refused in one line naming
+ *    them, and `forceNew` moves the old directory aside. Workers, checkpoint spacing and the held-out count do
+ *    not change the weights and may differ between runs.
+ */
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { UserError } from "../errors.js";
 import { join } from "node:path";
+import { checkJobIdentity, moveAside, type JobIdentity } from "../io/manifest.js";
 import { Qwen3Model } from "../model/transformer.js";
 import { KVCache } from "../model/kv-cache.js";
 import { countParameters, toyConfig, type Qwen3Config } from "../model/config.js";
@@ -338,7 +350,61 @@ export interface ToyTrainOptions {
   trainMinBlocks?: number;
   config?: Partial<Qwen3Config>;
   checkpointEvery?: number;
+  /** Move an existing output directory aside and start over (`--force-new`). */
+  forceNew?: boolean;
   onLog?: (line: string) => void;
+}
+
+/** The file in the output directory that records the run's identity. */
+export const TOY_MANIFEST_FILE = "manifest.json";
+
+/**
+ * The identity of a toy training run (io/manifest.ts): every option that changes the weights, with its default
+ * resolved, under its flag (`config` and `task` have no flag: library callers only).
+ */
+export function toyIdentity(opts: ToyTrainOptions): JobIdentity {
+  const answerLr = opts.answerLr ?? opts.lr / 3;
+  return {
+    options: {
+      "--seed": opts.seed,
+      "--train-examples": opts.trainExamples,
+      "--train-min-blocks": opts.trainMinBlocks ?? 1,
+      "--short-steps": opts.shortSteps ?? 0,
+      "--stage1-steps": opts.stage1Steps,
+      "--stage2-steps": opts.stage2Steps,
+      "--once-weight": opts.onceWeight ?? 1,
+      "--stage2-causal": opts.stage2CausalFraction ?? 0,
+      "--answer-steps": opts.answerSteps ?? 0,
+      "--answer-weight": opts.answerWeight ?? 30,
+      "--answer-lr": answerLr,
+      "--answer-all-steps": opts.answerAllSteps ?? 0,
+      "--answer-all-lr": opts.answerAllLr ?? answerLr * 0.3,
+      "--batch": opts.batchSize,
+      "--lr": opts.lr,
+      config: opts.config,
+      task: opts.task,
+    },
+    input: {},
+  };
+}
+
+/**
+ * Checks the output directory against this run's identity (policy 2) and records it. A directory with a
+ * checkpoint but no manifest (trained before identities were recorded) is adopted, with a log line.
+ */
+function checkToyResume(opts: ToyTrainOptions, log: (line: string) => void): void {
+  if (opts.forceNew) {
+    const aside = moveAside(opts.outDir);
+    if (aside) log(`--force-new: moved the earlier run to ${aside}`);
+  }
+  const identity = toyIdentity(opts);
+  const manifest = join(opts.outDir, TOY_MANIFEST_FILE);
+  const verdict = checkJobIdentity(manifest, identity, { what: "training run", dirFlag: "--out" });
+  const legacy = verdict === "new" && existsSync(join(opts.outDir, "checkpoint", "state.json"));
+  if (verdict === "adopted" || legacy)
+    log(`note: ${opts.outDir} had no recorded options; resuming it with these, recorded from now on`);
+  mkdirSync(opts.outDir, { recursive: true });
+  writeFileSync(manifest, JSON.stringify({ ...identity, recordedAt: new Date().toISOString() }, null, 2) + "\n");
 }
 
 export interface ToyReport {
@@ -381,6 +447,7 @@ export async function trainToy(
   opts: ToyTrainOptions,
 ): Promise<{ report: ToyReport; result: TrainResult; modelDir: string }> {
   const log = opts.onLog ?? (() => {});
+  checkToyResume(opts, log);
   const tok = toyTokenizer();
   const config = toyConfig({ vocab_size: Math.ceil(tok.vocabSize / 8) * 8, ...opts.config });
   const model = Qwen3Model.random(config, { seed: opts.seed });
