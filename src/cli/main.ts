@@ -38,6 +38,8 @@ export function buildProgram(): Command {
 /** Runs the CLI and returns the exit code: 0 ok, 2 user error (one line on stderr), 1 internal error. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  // A verdict left by an earlier in-process run (tests, library users) must not become this one's.
+  process.exitCode = undefined;
   try {
     await program.parseAsync(argv);
     // A command reports a negative verdict (e.g. an invalid trace) by setting process.exitCode.
