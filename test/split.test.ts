@@ -44,24 +44,24 @@ function assertPartition(text: string, r: SplitResult): void {
   expect(rebuilt).toBe(text);
 }
 
-/** Sentences with merges that would hide the raw split (short-fragment rule off). */
-const raw = (text: string) => checked(text, { minTokens: 0 }).sentences;
+/** The units between cut points, before any merge (what rule 2 of src/data/split.ts decides). */
+const raw = (text: string) => checked(text, { merge: false }).sentences;
 const split = (text: string) => checked(text).sentences;
 
 describe("region", () => {
   it("splits only inside <think>...</think>", () => {
-    const text = "<think> First thought goes here. Second thought goes here.\n</think>\nThe answer is 4. Done here.";
+    const text = "<think> Is the first thought here? Second thought goes here.\n</think>\nThe answer is 4! Done here.";
     const r = checked(text);
     expect(r.region).toEqual([7, text.indexOf("</think>")]);
-    expect(r.sentences).toEqual(["First thought goes here.", "Second thought goes here."]);
-    expect(text.slice(r.spans[0][0], r.spans[0][1])).toBe("First thought goes here.");
+    expect(r.sentences).toEqual(["Is the first thought here?", "Second thought goes here."]);
+    expect(text.slice(r.spans[0][0], r.spans[0][1])).toBe("Is the first thought here?");
   });
 
   it("uses the whole text without tags; handles a missing open or close tag", () => {
     expect(reasoningRegion("abc")).toEqual([0, 3]);
     expect(reasoningRegion("<think>abc")).toEqual([7, 10]);
     expect(reasoningRegion("abc</think>def")).toEqual([0, 3]);
-    expect(checked("no tags at all here. Still fine, is it not?").sentences).toHaveLength(2);
+    expect(checked("no tags at all here! Still fine, is it not?").sentences).toHaveLength(2);
     expect(checked("<think></think> answer").sentences).toEqual([]);
     expect(checked("").sentences).toEqual([]);
     expect(checked("   \n\n  ").sentences).toEqual([]);
@@ -76,13 +76,27 @@ describe("region", () => {
 });
 
 describe("split points", () => {
-  it("splits after . ? ! followed by space and an uppercase letter, digit or quote", () => {
-    expect(raw('Is it true? Yes it is true. Wow! 3 apples remain. "Quoted" text here.')).toEqual([
+  it("splits after ? ! followed by space and an uppercase letter, digit or quote", () => {
+    expect(raw('Is it true? Yes it is! 3 apples remain? "Quoted" text here.')).toEqual([
       "Is it true?",
-      "Yes it is true.",
-      "Wow!",
-      "3 apples remain.",
+      "Yes it is!",
+      "3 apples remain?",
       '"Quoted" text here.',
+    ]);
+  });
+
+  it("splits after a period only when it does not stand between two words (reference granularity)", () => {
+    // Between words: "true. Yes", "5. Then", "it. (A)" stay together.
+    expect(raw("Yes it is true. Wow it is 5. Then see it. (A) holds.")).toEqual([
+      "Yes it is true. Wow it is 5. Then see it. (A) holds.",
+    ]);
+    // After math, a bracket or a quote, or before markup, a period ends the sentence.
+    expect(raw("We get $x = 2$. Then (see above). So it is \\( y \\). Next **bold** one. `code` here.")).toEqual([
+      "We get $x = 2$.",
+      "Then (see above).",
+      "So it is \\( y \\).",
+      "Next **bold** one.",
+      "`code` here.",
     ]);
   });
 
@@ -108,13 +122,14 @@ describe("split points", () => {
     expect(raw("one\n \t\n\n two")).toEqual(["one", "two"]);
   });
 
-  it("splits at a single newline unless it is a hard wrap", () => {
+  it("reads a single newline as a space: the punctuation rules decide across it", () => {
     expect(raw("This sentence is\nwrapped across lines.")).toEqual(["This sentence is\nwrapped across lines."]);
     expect(raw("First line ends here.\nsecond line is lower.")).toEqual([
-      "First line ends here.",
-      "second line is lower.",
+      "First line ends here.\nsecond line is lower.",
     ]);
-    expect(raw("Title line\nNext Line")).toEqual(["Title line", "Next Line"]);
+    expect(raw("Title line\nNext Line")).toEqual(["Title line\nNext Line"]);
+    expect(raw("Does the line end here?\nNext Line")).toEqual(["Does the line end here?", "Next Line"]);
+    expect(raw("Is that $x$.\nNext Line")).toEqual(["Is that $x$.", "Next Line"]);
     expect(raw("We use e.g.\nthis one")).toEqual(["We use e.g.\nthis one"]);
   });
 
@@ -136,7 +151,7 @@ describe("split points", () => {
   });
 
   it("does not split after a numbered-list marker", () => {
-    expect(raw("1. The first item. 2. Another")).toEqual(["1. The first item.", "2. Another"]);
+    expect(raw("1. The first item! 2. Another")).toEqual(["1. The first item!", "2. Another"]);
     expect(raw("1. First item here\n2. Second item here")).toEqual(["1. First item here", "2. Second item here"]);
     expect(raw("a. Alpha case here")).toEqual(["a. Alpha case here"]);
     expect(raw("iv. Fourth case here")).toEqual(["iv. Fourth case here"]);
@@ -145,24 +160,21 @@ describe("split points", () => {
 
 describe("no split inside", () => {
   it("abbreviations", () => {
-    expect(raw("Use a method, e.g. this one works.")).toEqual(["Use a method, e.g. this one works."]);
-    expect(raw("Use a method, e.g. The first one works.")).toEqual(["Use a method, e.g. The first one works."]);
-    expect(raw("That is, i.e. X holds.")).toHaveLength(1);
-    expect(raw("Ask Dr. Smith and Mr. Jones. They know.")).toEqual(["Ask Dr. Smith and Mr. Jones.", "They know."]);
-    expect(raw("Apples, pears, etc. Then more.")).toHaveLength(1);
-    expect(raw("Newton vs. Leibniz is old. See Fig. 3 and Eq. 5 please.")).toEqual([
-      "Newton vs. Leibniz is old.",
-      "See Fig. 3 and Eq. 5 please.",
-    ]);
-    expect(raw("It is approx. 3 units. OK then.")).toEqual(["It is approx. 3 units.", "OK then."]);
+    // Where a period would otherwise cut (before markup, math or a quote) an abbreviation keeps it.
+    expect(raw("Use a method, e.g. $x = 1$ works.")).toEqual(["Use a method, e.g. $x = 1$ works."]);
+    expect(raw('That is, i.e. "X" holds.')).toHaveLength(1);
+    expect(raw("Apples, pears, etc. **More** of them.")).toHaveLength(1);
+    expect(raw("Apples, pears, plums. **More** of them.")).toHaveLength(2);
+    expect(raw("Ask Dr. Smith and Mr. Jones? They know.")).toEqual(["Ask Dr. Smith and Mr. Jones?", "They know."]);
+    expect(raw("It is approx. $3$ units! OK then.")).toEqual(["It is approx. $3$ units!", "OK then."]);
   });
 
   it("decimals", () => {
-    expect(raw("The value is 3.14 exactly. Next thing here.")).toEqual([
-      "The value is 3.14 exactly.",
+    expect(raw("The value is 3.14 exactly? Next thing here.")).toEqual([
+      "The value is 3.14 exactly?",
       "Next thing here.",
     ]);
-    expect(raw("Then 1.6875 + 2.5 = 4.1875 holds. Good.")).toEqual(["Then 1.6875 + 2.5 = 4.1875 holds.", "Good."]);
+    expect(raw("Then 1.6875 + 2.5 = 4.1875 holds! Good.")).toEqual(["Then 1.6875 + 2.5 = 4.1875 holds!", "Good."]);
   });
 
   it("ellipses", () => {
@@ -171,22 +183,22 @@ describe("no split inside", () => {
   });
 
   it("parentheses and brackets, nested, with periods inside", () => {
-    expect(raw("We try (see the note. It says X. (Really. Yes.) Ok.) and go on. Next one.")).toEqual([
-      "We try (see the note. It says X. (Really. Yes.) Ok.) and go on.",
+    expect(raw("We try (see the note? It says X! (Really? Yes!) Ok?) and go on! Next one.")).toEqual([
+      "We try (see the note? It says X! (Really? Yes!) Ok?) and go on!",
       "Next one.",
     ]);
-    expect(raw("Take [a. B] and {c. D} now. Then stop.")).toEqual(["Take [a. B] and {c. D} now.", "Then stop."]);
+    expect(raw("Take [a? B] and {c! D} now? Then stop.")).toEqual(["Take [a? B] and {c! D} now?", "Then stop."]);
     // A parenthesis may span a single newline.
-    expect(raw("Consider (this is\nIt. Yes) the end.")).toEqual(["Consider (this is\nIt. Yes) the end."]);
+    expect(raw("Consider (this is\nIt? Yes) the end.")).toEqual(["Consider (this is\nIt? Yes) the end."]);
   });
 
   it("unmatched brackets protect nothing", () => {
-    expect(raw("Case 1) works fine. Next one too.")).toEqual(["Case 1) works fine.", "Next one too."]);
-    expect(raw("The interval [0, 1) is open. Next we look.")).toEqual([
-      "The interval [0, 1) is open.",
+    expect(raw("Case 1) works fine! Next one too.")).toEqual(["Case 1) works fine!", "Next one too."]);
+    expect(raw("The interval [0, 1) is open? Next we look.")).toEqual([
+      "The interval [0, 1) is open?",
       "Next we look.",
     ]);
-    expect(raw("An open ( paren. Then more text.")).toEqual(["An open ( paren.", "Then more text."]);
+    expect(raw("An open ( paren? Then more text.")).toEqual(["An open ( paren?", "Then more text."]);
   });
 
   it("a paragraph break ends any open bracket", () => {
@@ -195,26 +207,26 @@ describe("no split inside", () => {
 
   it("inline math", () => {
     expect(raw("$x = 1.5$. Then we continue.")).toEqual(["$x = 1.5$.", "Then we continue."]);
-    expect(raw("Let $a. B$ be given. Next.")).toEqual(["Let $a. B$ be given.", "Next."]);
-    expect(raw("Let \\( a. B \\) be given. Next.")).toEqual(["Let \\( a. B \\) be given.", "Next."]);
-    expect(raw("It costs $ 5. Then more.")).toEqual(["It costs $ 5.", "Then more."]);
+    expect(raw("Let $a? B$ be given! Next.")).toEqual(["Let $a? B$ be given!", "Next."]);
+    expect(raw("Let \\( a? B \\) be given! Next.")).toEqual(["Let \\( a? B \\) be given!", "Next."]);
+    expect(raw("It costs $ 5! Then more.")).toEqual(["It costs $ 5!", "Then more."]);
   });
 
   it("inline code", () => {
-    expect(raw("Call `a. B()` now. Then stop.")).toEqual(["Call `a. B()` now.", "Then stop."]);
-    expect(raw("Call ``x` y. Z`` now. Then stop.")).toEqual(["Call ``x` y. Z`` now.", "Then stop."]);
+    expect(raw("Call `a? B()` now! Then stop.")).toEqual(["Call `a? B()` now!", "Then stop."]);
+    expect(raw("Call ``x` y? Z`` now! Then stop.")).toEqual(["Call ``x` y? Z`` now!", "Then stop."]);
   });
 
   it("URLs", () => {
-    expect(raw("See https://example.com/a_(b)x. Then go (on. Yes).")).toEqual([
-      "See https://example.com/a_(b)x.",
-      "Then go (on. Yes).",
+    expect(raw("See https://example.com/a_(b)x?y=1! Then go (on? Yes).")).toEqual([
+      "See https://example.com/a_(b)x?y=1!",
+      "Then go (on? Yes).",
     ]);
-    expect(raw("Visit www.example.org/Path. Then continue.")).toEqual([
-      "Visit www.example.org/Path.",
+    expect(raw("Visit www.example.org/Path! Then continue.")).toEqual([
+      "Visit www.example.org/Path!",
       "Then continue.",
     ]);
-    expect(raw("Open (http://x.org/a) now. Then stop.")).toEqual(["Open (http://x.org/a) now.", "Then stop."]);
+    expect(raw("Open (http://x.org/a?b) now! Then stop.")).toEqual(["Open (http://x.org/a?b) now!", "Then stop."]);
   });
 });
 
@@ -224,6 +236,16 @@ describe("atomic blocks", () => {
     expect(raw(`Here is code.\n${code}\nAfter the code.`)).toEqual(["Here is code.", code, "After the code."]);
     const tilde = "~~~\na. B\n\nc. D\n~~~";
     expect(raw(`Before it.\n\n${tilde}\n\nAfter it.`)).toEqual(["Before it.", tilde, "After it."]);
+  });
+
+  it("a closing fence may carry prose after it on its line", () => {
+    const code = "```python\nif x:\n    y = 1. Z\n```";
+    expect(raw(`The code is here.\n${code} else: we stop? Then more.`)).toEqual([
+      "The code is here.",
+      code,
+      "else: we stop?",
+      "Then more.",
+    ]);
   });
 
   it("an unclosed fence runs to the end; a longer fence needs a long enough close", () => {
@@ -240,7 +262,7 @@ describe("atomic blocks", () => {
   });
 
   it("indentation under a list item is not code", () => {
-    expect(raw("- item one\n\n    continued. Here it is")).toEqual(["- item one", "continued.", "Here it is"]);
+    expect(raw("- item one\n\n    continued? Here it is")).toEqual(["- item one", "continued?", "Here it is"]);
   });
 
   it("display math: $$, \\[ \\], \\begin{...}\\end{...}", () => {
@@ -253,7 +275,7 @@ describe("atomic blocks", () => {
   });
 
   it("display math inside a sentence is protected but not cut out", () => {
-    expect(raw("We get $$a. B$$ which is nice. Next.")).toEqual(["We get $$a. B$$ which is nice.", "Next."]);
+    expect(raw("We get $$a? B$$ which is nice! Next.")).toEqual(["We get $$a? B$$ which is nice!", "Next."]);
   });
 
   it('"We have:" joins the display math after it', () => {
@@ -275,7 +297,7 @@ describe("atomic blocks", () => {
 
   it("consecutive math lines across blank lines merge", () => {
     expect(
-      raw(
+      split(
         "t squared is this.\n\n= 144*2 + 2*(12*3/4)\n\n= 288 + (72/4)*√6 + 27/16\n\n=288 +18√6 + 1.6875\n\nWait, that is odd.",
       ),
     ).toEqual([
@@ -317,56 +339,98 @@ describe("merges", () => {
     ]);
   });
 
-  it("a heading joins the next sentence", () => {
-    expect(split("Some long enough sentence is here.\n\n**Final Answer**\n\\boxed{ -12\\sqrt{2} }")).toEqual([
-      "Some long enough sentence is here.",
+  it("a unit opening with closing or leading punctuation joins the previous one", () => {
+    expect(checked("Is that the value we want?\n\n) and more words here.", { minTokens: 0 }).sentences).toEqual([
+      "Is that the value we want?\n\n) and more words here.",
+    ]);
+    expect(checked("Is that the value we want?\n\n: yes it is, I think.", { minTokens: 0 }).sentences).toHaveLength(1);
+    expect(checked("Is that the value we want?\n\nYes it is, I think.", { minTokens: 0 }).sentences).toHaveLength(2);
+  });
+
+  it("a heading no longer joins the next paragraph (the reference has no such rule)", () => {
+    // A heading line still runs into the line after it, since a single newline is a space.
+    expect(split("Some long enough sentence is here?\n\n**Final Answer**\n\\boxed{ -12\\sqrt{2} }")).toEqual([
+      "Some long enough sentence is here?",
       "**Final Answer**\n\\boxed{ -12\\sqrt{2} }",
     ]);
-    expect(split("## Step two of the plan\n\nWe now do the second thing.")).toHaveLength(1);
-    expect(split("The **bold** word is inside a sentence here.\n\nAnother sentence is here.")).toHaveLength(2);
-    expect(split("A long enough first sentence. **Bold sentence is here.** Another sentence is here.")).toHaveLength(3);
+    expect(split("## Step two of the plan\n\nWe now do the second thing.")).toHaveLength(2);
   });
 
-  it("a sentence ending in ',' or '=' joins the next", () => {
-    expect(split("Expanding the square gives us,\n\nYes the long expression here.")).toHaveLength(1);
-    expect(split("The total sum of all terms =\n\nTwelve plus thirty here.")).toHaveLength(1);
+  it("an unfinished derivation takes the next math, and only math", () => {
+    expect(split("First we expand the square (a+b)^2 =\n\na^2 + 2ab + b^2, which is what we want.")).toHaveLength(1);
+    expect(split("The total sum of all terms =\n\nTwelve plus thirty here.")).toHaveLength(2);
+    // A sentence ending in "," no longer joins the next (the reference has no such rule).
+    expect(split("Expanding the square gives us,\n\nYes the long expression here.")).toHaveLength(2);
   });
 
-  it("continuation words join the previous sentence", () => {
-    expect(split("We computed everything carefully above. Therefore, x = 2.")).toEqual([
-      "We computed everything carefully above. Therefore, x = 2.",
+  it("continuation words join the previous sentence when both are math", () => {
+    const long = "and this sentence goes on with many more plain words ".repeat(3);
+    expect(split(`We computed x^2 = 4 above ${long}.\n\nSo x = 2 or x = -2 ${long}.`)).toHaveLength(1);
+    expect(split(`We computed x^2 = 4 above ${long}.\n\nThen x = 2 or x = -2 ${long}.`)).toHaveLength(1);
+    // Whole words only, and never in prose.
+    expect(split(`We computed x^2 = 4 above ${long}.\n\nSolving x = 2 or x = -2 ${long}.`)).toHaveLength(2);
+    expect(split("We computed everything carefully above.\n\nSo, we are done here.")).toHaveLength(2);
+    expect(split("We computed everything carefully above.\n\nThus the value is positive.")).toHaveLength(2);
+  });
+
+  it("list items follow list items", () => {
+    expect(split("Some plan we will now follow:\n\n- first we do one thing\n- then another thing")).toHaveLength(1);
+    expect(split("We look at the cases in turn.\n\n1. first case is here\n\n2. second case is here")).toEqual([
+      "We look at the cases in turn.",
+      "1. first case is here\n\n2. second case is here",
     ]);
-    expect(split("We computed everything carefully above.\n\nSo, we are done here.")).toHaveLength(1);
-    expect(split("We computed everything carefully above.\n\nThus the value is positive.")).toHaveLength(1);
-    expect(split("We computed everything carefully above.\n\nHence it is positive now.")).toHaveLength(1);
-    expect(split("We computed everything carefully above.\n\n**Therefore** it is positive.")).toHaveLength(1);
-    // Whole words only.
-    expect(split("We computed everything carefully above.\n\nSometimes it is positive now.")).toHaveLength(2);
-    expect(split("We computed everything carefully above.\n\nSolving it again gives more.")).toHaveLength(2);
+  });
+
+  it("algorithm steps and accumulator updates chain", () => {
+    expect(split("If the list is empty we stop right here.\n\nReturn the value we have found.")).toHaveLength(1);
+    expect(split("We go over the list once.\n\nIf the list is empty we stop right here.")).toHaveLength(2);
+    expect(split("Then the total = 0 at the start.\n\nWhile items remain we add each of them.")).toHaveLength(1);
+  });
+
+  it("short computations merge; a long sentence does not", () => {
+    expect(split("Now x = 3 holds here!\n\nAnd y = 4 holds too.")).toEqual([
+      "Now x = 3 holds here!\n\nAnd y = 4 holds too.",
+    ]);
+    const long = "word ".repeat(30);
+    expect(split(`Now x = 3 holds here ${long}!\n\nAnd y = 4 holds too.`)).toHaveLength(2);
+    expect(split("Now x = 3 holds here!\n\nAnd that is all for now.")).toHaveLength(2);
   });
 
   it("short fragments join the previous sentence, or the next when first", () => {
     expect(split("Hmm.\n\nThis is a long enough sentence here.")).toEqual([
       "Hmm.\n\nThis is a long enough sentence here.",
     ]);
-    expect(split("This is a long enough sentence here. Okay.")).toEqual(["This is a long enough sentence here. Okay."]);
-    expect(split("Hmm. Ok. Yes.")).toEqual(["Hmm. Ok. Yes."]);
-    expect(split("One two three four five. Six seven eight nine ten.")).toHaveLength(2);
+    expect(split("Is this a long enough sentence here? Okay.")).toEqual(["Is this a long enough sentence here? Okay."]);
+    expect(split("Hmm? Ok! Yes.")).toEqual(["Hmm? Ok! Yes."]);
+    expect(split("One two three four five! Six seven eight nine ten.")).toHaveLength(2);
   });
 
   it("uses the countTokens hook and minTokens", () => {
-    const text = "Hmm.\n\nThis is long enough. Ok.\n\nAnother one here.";
+    const text = "Hmm.\n\nThis is long enough! Ok.\n\nAnother one here.";
     expect(checked(text, { countTokens: () => 100 }).sentences).toEqual([
       "Hmm.",
-      "This is long enough.",
+      "This is long enough!",
       "Ok.",
       "Another one here.",
     ]);
     expect(checked(text, { countTokens: () => 1 }).sentences).toEqual([text]);
     expect(checked(text, { minTokens: 3 }).sentences).toEqual([
-      "Hmm.\n\nThis is long enough. Ok.",
+      "Hmm.\n\nThis is long enough! Ok.",
       "Another one here.",
     ]);
+  });
+
+  it("an over-long unit is cut at its periods between words; merges never grow past maxTokens", () => {
+    const prose = Array.from({ length: 40 }, (_, k) => `Step ${k} adds two and three to get five`).join(". ") + ".";
+    expect(split(prose)).toHaveLength(1); // ~400 estimated tokens: under DEFAULT_MAX_SENTENCE_TOKENS
+    const capped = checked(prose, { maxTokens: 50 }).sentences;
+    expect(capped).toHaveLength(40);
+    expect(capped[1]).toBe("Step 1 adds two and three to get five.");
+    const chain = Array.from({ length: 30 }, (_, k) => `x_${k} = ${k} + 1`).join("\n\n");
+    expect(split(chain)).toHaveLength(1);
+    const chained = checked(chain, { maxTokens: 20 }).sentences;
+    expect(chained.length).toBeGreaterThan(5);
+    for (const t of chained) expect(estimateTokens(t)).toBeLessThanOrEqual(20);
   });
 
   it("consecutive math sentences merge", () => {
@@ -393,7 +457,7 @@ describe("naive split", () => {
   });
 
   it("splitStats compares the two", () => {
-    const s = splitStats("<think>We have:\n\nx = 1.\n\ny = 2.\n\nTherefore, done. Good.</think>answer");
+    const s = splitStats("<think>We have:\n\nx = 1.\n\ny = 2.\n\nTherefore, done! Good.</think>answer");
     expect(s.naiveSentences).toBe(5);
     expect(s.sentences).toBe(1);
     expect(s.naiveBoundaries).toBe(4);
@@ -585,7 +649,7 @@ describeWithReference("reference trace (raw_trace_example.jsonl)", () => {
     cot: string;
   };
 
-  it("reduces boundaries ~2x vs naive splitting, fast", () => {
+  it("reduces boundaries 1.7-3.5x vs naive splitting (the reference splitter: 3.3x on this trace), fast", () => {
     const text = record.cot;
     const r = checked(text);
     expect(r.region[1]).toBe(text.indexOf("</think>"));
@@ -602,11 +666,8 @@ describeWithReference("reference trace (raw_trace_example.jsonl)", () => {
     expect(stats.reduction).toBeGreaterThan(1.7);
     expect(stats.reduction).toBeLessThan(3.5);
     expect(ms).toBeLessThan(100);
-    // Structure is respected: no sentence starts with a continuation word or ends with a colon.
-    for (const s of r.sentences) {
-      expect(s).not.toMatch(/^(Therefore|Thus|Hence|So)\b/);
-      expect(s).not.toMatch(/:$/);
-    }
+    // Structure is respected: no sentence but the last ends with a colon.
+    for (const s of r.sentences.slice(0, -1)) expect(s).not.toMatch(/:$/);
   });
 
   it("gives similar counts with the Qwen3 tokenizer for the short-fragment rule", () => {
