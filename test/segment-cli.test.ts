@@ -9,6 +9,7 @@ vi.mock("../src/cli/io.js", async (importOriginal) => {
 });
 
 const { dataCommand, dataSegmentOutput, register } = await import("../src/cli/data-segment.js");
+const { DEFAULT_SEGMENT_WORK_BUDGET } = await import("../src/data/segment.js");
 
 function program(): Command {
   const p = new Command("memento").exitOverride();
@@ -70,6 +71,22 @@ describe("memento data segment", () => {
     expect(approx.exact).toBe(false);
     expect(exact.objective).toBeGreaterThan(approx.objective);
     expect(await runCli(input, ["--pretty"])).toContain('\n  "blocks"');
+  });
+
+  it("says how it solved: exact with its work budget by default, coarse when --work-budget is below the estimate", async () => {
+    const input = JSON.stringify({
+      tokenCounts: Array.from({ length: 60 }, (_, i) => 40 + ((i * 37) % 90)),
+      scores: Array.from({ length: 59 }, (_, i) => (i * 7) % 4),
+    });
+    const exact = JSON.parse(await runCli(input));
+    expect([exact.method, exact.exact, exact.budget.workBudget]).toEqual(["exact", true, DEFAULT_SEGMENT_WORK_BUDGET]);
+    const coarse = JSON.parse(await runCli(input, ["--work-budget", "100"]));
+    expect([coarse.method, coarse.exact, coarse.budget.workBudget]).toEqual(["coarse", false, 100]);
+    expect(coarse.budget.groups).toBeLessThan(60);
+    expect(coarse.budget.estimatedWork).toBeGreaterThan(100);
+    expect(coarse.objective).toBeLessThanOrEqual(exact.objective);
+    expect(JSON.parse(await runCli(input, ["--approximate"])).method).toBe("approximate");
+    await expect(runCli(input, ["--work-budget", "0"])).rejects.toThrow(/--work-budget/);
   });
 
   it("bad input is a one-line UserError", () => {

@@ -7,9 +7,11 @@ import {
   segmentBlocks,
   segmentBlocksApprox,
   segmentationObjective,
+  DEFAULT_SEGMENT_WORK_BUDGET,
   type Block,
   type SegmentOptions,
 } from "../src/data/segment.js";
+import { estimateSegmentWork, groupSentences, refineCuts } from "../src/data/segment-budget.js";
 import { UserError } from "../src/errors.js";
 import { xorshiftUniforms } from "./helpers/xorshift.js";
 
@@ -495,3 +497,107 @@ describe("runtime on realistic sizes", () => {
     }
   });
 });
+
+describe("work budget: exact where it fits, a refined coarse grid beyond, and the output says which", () => {
+  const equal = (n: number): SegmentOptions => ({
+    tokenCounts: Array.from({ length: n }, () => 25),
+    scores: Array.from({ length: n - 1 }, () => 1),
+  });
+
+  it("20,000 equal sentences: bounded work, a valid segmentation marked coarse, with its budget", () => {
+    const opts = { ...equal(20_000), workBudget: 2_000_000 };
+    const t0 = performance.now();
+    const r = segmentBlocks(opts);
+    const ms = performance.now() - t0;
+    expect([r.method, r.exact]).toEqual(["coarse", false]);
+    expect(r.budget?.estimatedWork).toBeGreaterThan(1e11); // the exact DP would be hours
+    expect(r.budget?.work).toBeLessThanOrEqual(2 * 2_000_000);
+    expect(r.budget?.groups).toBeLessThan(20_000);
+    checkResult(opts, r);
+    expect(r.blocks.length).toBeGreaterThanOrEqual(3);
+    expect(ms).toBeLessThan(10_000);
+  });
+
+  it("the default budget keeps realistic traces exact: 2,000 sentences of 5-45 tokens are estimated well within it", () => {
+    const rand = xorshiftUniforms(2000);
+    const opts = { ...randomTrace(rand, 2000, () => Math.floor(rand() * 4)) };
+    opts.tokenCounts = opts.tokenCounts.map(() => 5 + Math.floor(rand() * 41));
+    expect(estimateSegmentWork(prefix(opts.tokenCounts), 200)).toBeLessThan(0.75 * DEFAULT_SEGMENT_WORK_BUDGET);
+    // ...while 20,000 such sentences are estimated far beyond it.
+    const big = Array.from({ length: 20_000 }, () => 5 + Math.floor(rand() * 41));
+    expect(estimateSegmentWork(prefix(big), 200)).toBeGreaterThan(100 * DEFAULT_SEGMENT_WORK_BUDGET);
+  });
+
+  it("when the estimate fits the answer is exact and reports the work it spent", () => {
+    const rand = xorshiftUniforms(77);
+    const opts = randomTrace(rand, 120, () => Math.floor(rand() * 4));
+    const r = segmentBlocks(opts);
+    expect([r.method, r.exact]).toEqual(["exact", true]);
+    expect(r.budget?.workBudget).toBe(DEFAULT_SEGMENT_WORK_BUDGET);
+    expect(r.budget?.work).toBeGreaterThanOrEqual(r.budget?.estimatedWork ?? Infinity);
+    expect(r.budget?.groups).toBeUndefined();
+  });
+
+  it("a budget below the estimate forces the coarse grid: valid, never above the exact optimum, close to it", () => {
+    const rand = xorshiftUniforms(5);
+    for (let t = 0; t < 4; t++) {
+      const opts = randomTrace(rand, 300, () => Math.floor(rand() * 4));
+      const exact = segmentBlocks(opts);
+      const coarse = segmentBlocks({ ...opts, workBudget: Math.floor((exact.budget?.estimatedWork ?? 0) / 20) });
+      expect([coarse.method, coarse.exact]).toEqual(["coarse", false]);
+      checkResult(opts, coarse);
+      expect(coarse.objective).toBeLessThanOrEqual(exact.objective + 1e-12);
+      expect(coarse.objective).toBeGreaterThan(exact.objective - 0.05 * Math.abs(exact.objective));
+    }
+  });
+
+  it("the exact solver also stops at the budget when its own DP outgrows the estimate", () => {
+    const rand = xorshiftUniforms(9);
+    const opts = randomTrace(rand, 200, () => Math.floor(rand() * 4));
+    const fits = segmentBlocks(opts);
+    const estimate = fits.budget?.estimatedWork ?? 0;
+    expect(fits.budget?.work).toBeGreaterThan(estimate);
+    // A budget between the estimate and the work actually needed: the estimate fits, the run does not.
+    const r = segmentBlocks({ ...opts, workBudget: estimate });
+    expect(r.method).toBe("coarse");
+    checkResult(opts, r);
+  });
+
+  it("local refinement never lowers the objective and keeps every block >= minBlockTokens", () => {
+    const rand = xorshiftUniforms(11);
+    for (let t = 0; t < 20; t++) {
+      const opts = randomTrace(rand, 80, () => Math.floor(rand() * 4));
+      const P = prefix(opts.tokenCounts);
+      const start = cutsOf(segmentBlocksApprox(opts).blocks);
+      const before = segmentationObjective(opts.tokenCounts, opts.scores, cutsToBlocks(start, 80));
+      const { cuts } = refineCuts(start, P, opts.scores, 200, 0.5, 6);
+      const blocks = cutsToBlocks(cuts, 80);
+      expect(segmentationObjective(opts.tokenCounts, opts.scores, blocks)).toBeGreaterThanOrEqual(before - 1e-12);
+      expect(blocksSatisfyMinTokens(opts.tokenCounts, blocks, 200)).toBe(true);
+    }
+  });
+
+  it("groups follow the running token total and cover every sentence once", () => {
+    const counts = Array.from({ length: 1000 }, () => 25);
+    const groups = groupSentences(
+      counts,
+      counts.slice(1).map(() => 1),
+      100,
+    );
+    expect(groups.length).toBe(100);
+    expect(groups[0][0]).toBe(0);
+    expect(groups[groups.length - 1][1]).toBe(999);
+    for (let g = 1; g < groups.length; g++) expect(groups[g][0]).toBe(groups[g - 1][1] + 1);
+    expect(new Set(groups.map(([a, b]) => b - a + 1))).toEqual(new Set([10]));
+  });
+});
+
+function prefix(counts: readonly number[]): Float64Array {
+  const P = new Float64Array(counts.length + 1);
+  for (let i = 0; i < counts.length; i++) P[i + 1] = P[i] + counts[i];
+  return P;
+}
+
+function cutsOf(blocks: readonly Block[]): number[] {
+  return blocks.slice(0, -1).map(([, b]) => b);
+}

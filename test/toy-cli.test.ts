@@ -1,4 +1,6 @@
+import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import { PassThrough } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
@@ -7,6 +9,8 @@ import { trainCommand } from "../src/cli/toy.js";
 import { validateResponse } from "../src/format/validate.js";
 import { generateDataset } from "../src/train/toy-task.js";
 import { runInProcess as run } from "./helpers/cli.js";
+import { repoRoot } from "./helpers/reference.js";
+import { writeLinesStreaming } from "../src/cli/toy.js";
 import { tempDir } from "./helpers/tmp.js";
 
 const dir = tempDir("memento-toycli-");
@@ -37,6 +41,77 @@ describe("memento toy generate", () => {
       .split("\n")
       .map((l) => JSON.parse(l) as { prompt: string });
     expect(rows.map((x) => x.prompt)).toEqual(generateDataset(2, 4, {}, "test").map((d) => d.prompt));
+  });
+
+  it("streams: a reader that closes the pipe after a few lines ends the command at once, silently", async () => {
+    // The built CLI as a user runs it: `memento toy generate --count 99999999 | head -n 3`.
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, "bin", "memento.js"), "toy", "generate", "--count", "99999999"],
+      {
+        cwd: repoRoot,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let err = "";
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    let head = "";
+    await new Promise<void>((resolve) => {
+      child.stdout.setEncoding("utf8").on("data", (d: string) => {
+        head += d;
+        if (head.split("\n").length > 3) {
+          child.stdout.destroy(); // the reader goes away, as `head` does
+          resolve();
+        }
+      });
+    });
+    const t0 = Date.now();
+    const timeout = new Promise<"still running">((resolve) => setTimeout(() => resolve("still running"), 10_000));
+    const code = await Promise.race([exited, timeout]);
+    if (code === "still running") child.kill("SIGKILL");
+    expect(code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(err).toBe("");
+    const first = JSON.parse(head.split("\n")[0]) as { prompt: string };
+    expect(first.prompt).toBe(generateDataset(1, 1)[0].prompt);
+  }, 30_000);
+
+  it("writes each chunk before producing the next, and stops producing when the stream fails with EPIPE", async () => {
+    const out = new PassThrough();
+    let produced = 0;
+    function* lines(): Generator<string> {
+      for (;;) {
+        produced++;
+        if (produced === 5000)
+          setImmediate(() => out.emit("error", Object.assign(new Error("EPIPE"), { code: "EPIPE" })));
+        yield "x".repeat(100);
+      }
+    }
+    out.resume();
+    const written = await writeLinesStreaming(lines(), out);
+    expect(written).toBe(produced);
+    expect(produced).toBeLessThan(5000 + 2 * 700); // at most a couple of 64 KB chunks after the failure
+  });
+
+  it("asking for more problems than the split holds fails after writing all of them, not after a futile search", async () => {
+    const r = await run([
+      "toy",
+      "generate",
+      "--count",
+      "99999999",
+      "--split",
+      "test",
+      "--min-blocks",
+      "1",
+      "--max-blocks",
+      "1",
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^memento: toy task: only \d+ distinct test problems exist with k=1-1, asked for 99999999/);
+    const lines = r.out.trim().split("\n");
+    expect(new Set(lines).size).toBe(lines.length);
+    expect(r.err).toContain(`only ${lines.length} distinct`);
   });
 
   it("rejects bad options with exit code 2", async () => {

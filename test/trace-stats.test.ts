@@ -1,5 +1,6 @@
-import { describe, expect, it } from "vitest";
-import { readFileSync } from "node:fs";
+import { afterAll, describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { traceStats } from "../src/kv/trace-stats.js";
 import { loadTokenizer } from "../src/format/tokenizer.js";
@@ -8,7 +9,7 @@ import { loadResponses } from "../src/format/load.js";
 import { simulateKv } from "../src/kv/simulate.js";
 import { resolveMasking } from "../src/masking/config.js";
 import { describeWithReference, referencePath, repoRoot } from "./helpers/reference.js";
-import { runCli } from "./helpers/cli.js";
+import { runCli, runInProcess } from "./helpers/cli.js";
 
 const samplePath = join(repoRoot, "assets", "sample-response.txt");
 
@@ -64,6 +65,57 @@ describe("trace stats", () => {
     const bad = runCli(["trace", "stats", samplePath, "--keep", "x"]);
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+  });
+});
+
+describe("trace stats refuses input that is not a Memento trace", () => {
+  const dir = mkdtempSync(join(tmpdir(), "memento-trace-stats-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, content: string | Uint8Array): string => {
+    const path = join(dir, name);
+    writeFileSync(path, content);
+    return path;
+  };
+  const cases: [string, string, RegExp][] = [
+    ["a binary file (NUL bytes)", file("model.bin", new Uint8Array([0x4d, 0x5a, 0x00, 0x01, 0xff])), /binary file/],
+    ["a non-UTF-8 file", file("latin1.txt", new Uint8Array([0x63, 0x61, 0x66, 0xe9, 0x0a])), /not UTF-8 text/],
+    ["an empty file", file("empty.txt", ""), /empty, no response/],
+    [
+      "plain text",
+      file("notes.txt", "just some notes\nno markers here\n"),
+      /no Memento marker .* in it; not a Memento trace/,
+    ],
+    [
+      "responses without Memento markers",
+      file("vanilla.jsonl", '{"response":"<think>\\nplain\\n</think>\\n\\n7"}\n{"response":"8"}\n'),
+      /no Memento marker .* in any of its 2 responses/,
+    ],
+    ["a directory", dir, /cannot read file \(EISDIR\)/],
+  ];
+  for (const [what, path, message] of cases) {
+    it(`${what}: one line on stderr, exit 2, nothing on stdout`, async () => {
+      const r = await runInProcess(["trace", "stats", path]);
+      expect([r.code, r.out]).toEqual([2, ""]);
+      expect(r.err.trim().split("\n")).toHaveLength(1);
+      expect(r.err).toMatch(/^memento: /);
+      expect(r.err).toMatch(message);
+    });
+  }
+
+  it("a file where at least one response is a Memento trace is measured", async () => {
+    const sampleText = readFileSync(samplePath, "utf8");
+    const mixed = file(
+      "mixed.jsonl",
+      [{ response: "8" }, { response: sampleText }].map((x) => JSON.stringify(x)).join("\n"),
+    );
+    const r = await runInProcess(["trace", "stats", mixed, "--json"]);
+    expect(r.code).toBe(0);
+    expect(
+      r.out
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { blocks: number }).blocks),
+    ).toEqual([0, 4]);
   });
 });
 

@@ -1,3 +1,12 @@
+/**
+ * `memento toy generate` (the toy task's problems and reference responses) and `memento train export` (SFT
+ * examples for GPU trainers).
+ *
+ * 1. `toy generate` streams: each problem is drawn, serialised and written before the next is drawn, so memory
+ *    does not grow with --count and a reader that closes the pipe early (`| head`) ends the command at once.
+ * 2. --output writes through a temporary file renamed at the end: the file appears whole or not at all.
+ * 3. Every flag is checked before the first line is written.
+ */
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import { loadTokenizer } from "../format/tokenizer.js";
@@ -7,7 +16,8 @@ import {
   DEFAULT_TRAIN_SEED,
   type ToyParams,
   type ToySplit,
-  generateDataset,
+  generateDatasetItems,
+  resolveToyParams,
 } from "../train/toy-task.js";
 import { type ExportReport, exportSft } from "../train/sft-data.js";
 import { toyTokenizer } from "../train/char-tokenizer.js";
@@ -43,8 +53,11 @@ export interface ToyGenerateOptions {
   benchmark?: boolean;
 }
 
-/** The JSONL lines `memento toy generate` writes (exported for tests). */
-export function toyGenerateLines(opts: ToyGenerateOptions): string[] {
+/**
+ * The records `memento toy generate` writes, produced lazily one per problem (see `generateDatasetItems`). The
+ * options are checked here, before the first record is drawn, so a bad flag fails before any output.
+ */
+export function toyGenerateRecords(opts: ToyGenerateOptions): Iterable<Record<string, string>> {
   const split = parseChoice<ToySplit>("--split", opts.split ?? "train", TOY_SPLITS);
   const count = parseInteger("--count", opts.count, { min: 0 });
   const defaultSeed = split === "train" ? DEFAULT_TRAIN_SEED : DEFAULT_TEST_SEED;
@@ -54,19 +67,81 @@ export function toyGenerateLines(opts: ToyGenerateOptions): string[] {
     maxBlocks: optionalInteger("--max-blocks", opts.maxBlocks, { min: 1 }),
     stepsPerBlock: optionalInteger("--steps-per-block", opts.stepsPerBlock, { min: 1 }),
   };
-  const items = generateDataset(seed, count, params, split);
-  if (opts.benchmark) {
-    const width = Math.max(4, String(Math.max(0, count - 1)).length);
-    return items.map((d, i) =>
-      JSON.stringify({
-        id: `toy-${split}-${String(i).padStart(width, "0")}`,
-        problem: d.prompt,
-        answer: d.answer,
-        kind: "math",
-      }),
-    );
+  resolveToyParams(params);
+  const items = generateDatasetItems(seed, count, params, split);
+  const width = Math.max(4, String(Math.max(0, count - 1)).length);
+  return mapIterable(
+    items,
+    (d, i): Record<string, string> =>
+      opts.benchmark
+        ? { id: `toy-${split}-${String(i).padStart(width, "0")}`, problem: d.prompt, answer: d.answer, kind: "math" }
+        : { prompt: d.prompt, response: d.response, answer: d.answer },
+  );
+}
+
+function* mapIterable<T, U>(items: Iterable<T>, f: (item: T, index: number) => U): Generator<U> {
+  let i = 0;
+  for (const item of items) yield f(item, i++);
+}
+
+/** The JSONL lines `memento toy generate` writes, collected (exported for tests; the command itself streams). */
+export function toyGenerateLines(opts: ToyGenerateOptions): string[] {
+  return [...toyGenerateRecords(opts)].map((r) => JSON.stringify(r));
+}
+
+/** Bytes gathered before each write to stdout; the writer yields to the event loop after each. */
+export const STDOUT_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Writes `lines` to `out` as they are produced:
+ * 1. in chunks of about STDOUT_CHUNK_BYTES, waiting for `drain` when the stream asks to (memory stays flat);
+ * 2. yielding to the event loop after every chunk, so a closed reader (EPIPE, `| head`) is noticed at once:
+ *    writing then stops and the function returns normally (the reader got all it wanted); any other stream
+ *    error is rethrown;
+ * 3. when `lines` throws, the lines produced before are written first, then the error propagates.
+ * Returns the number of lines written.
+ */
+export async function writeLinesStreaming(lines: Iterable<string>, out: NodeJS.WritableStream): Promise<number> {
+  let failure: NodeJS.ErrnoException | undefined;
+  const onError = (e: NodeJS.ErrnoException): void => {
+    failure ??= e;
+  };
+  out.on("error", onError);
+  let written = 0;
+  let chunk = "";
+  const flush = async (): Promise<void> => {
+    const ok = out.write(chunk);
+    chunk = "";
+    if (!ok && failure === undefined) await new Promise<void>((done) => waitDrainOrError(out, done));
+    // `drain` can come on the next tick; only a macrotask lets I/O errors (EPIPE) in.
+    await new Promise<void>((done) => setImmediate(done));
+  };
+  try {
+    for (const line of lines) {
+      chunk += line + "\n";
+      written++;
+      if (chunk.length >= STDOUT_CHUNK_BYTES) await flush();
+      if (failure !== undefined) break;
+    }
+  } finally {
+    // Also when producing failed: the lines made before the failure still go out.
+    if (failure === undefined && chunk.length > 0) await flush();
+    out.off("error", onError);
+    // A late EPIPE must not become an uncaught error once our listener is gone.
+    if (failure !== undefined) out.on("error", () => {});
   }
-  return items.map((d) => JSON.stringify({ prompt: d.prompt, response: d.response, answer: d.answer }));
+  if (failure !== undefined && failure.code !== "EPIPE") throw failure;
+  return written;
+}
+
+function waitDrainOrError(out: NodeJS.WritableStream, done: () => void): void {
+  const finish = (): void => {
+    out.off("drain", finish);
+    out.off("error", finish);
+    done();
+  };
+  out.once("drain", finish);
+  out.once("error", finish);
 }
 
 export interface TrainExportOptions {
@@ -110,15 +185,17 @@ export function register(program: Command): void {
         "assets/toy-benchmark.jsonl is `--split test --count 200 --benchmark`",
     )
     .exitOverride()
-    .action((opts: ToyGenerateOptions) => {
-      const lines = toyGenerateLines(opts);
-      if (opts.output !== undefined) checkOutputFile(opts.output, "--output");
-      if (opts.output !== undefined)
-        writeJsonlAtomic(
-          opts.output,
-          lines.map((l) => JSON.parse(l) as unknown),
-        );
-      else process.stdout.write(lines.map((l) => l + "\n").join(""));
+    .action(async (opts: ToyGenerateOptions) => {
+      const records = toyGenerateRecords(opts);
+      if (opts.output !== undefined) {
+        checkOutputFile(opts.output, "--output");
+        writeJsonlAtomic(opts.output, records);
+        return;
+      }
+      await writeLinesStreaming(
+        mapIterable(records, (r) => JSON.stringify(r)),
+        process.stdout,
+      );
     });
 
   trainCommand(program)

@@ -1,9 +1,13 @@
+/**
+ * `memento trace stats FILE`: parses the options, loads the responses, prints one row (or JSON object) per trace.
+ * Unreadable, binary, empty or non-Memento input is a one-line user error (exit 2), checked before any output.
+ */
 import type { Command } from "commander";
 import { traceCommand } from "./trace-validate.js";
 import { loadResponses } from "../format/load.js";
 import { loadTokenizer } from "../format/tokenizer.js";
 import { resolveArchitecture } from "../kv/resolve.js";
-import { formatTraceStatsTable, traceStats } from "../kv/trace-stats.js";
+import { formatTraceStatsTable, requireMementoTraces, traceStats } from "../kv/trace-stats.js";
 import { writeJson } from "./io.js";
 import { addMaskingOptions, maskingFromOptions } from "./masking-options.js";
 import { pathOption } from "./options.js";
@@ -31,6 +35,7 @@ export function register(program: Command): void {
       const architecture = resolveArchitecture(opts.architecture);
       const tokenizer = loadTokenizer(opts.tokenizer);
       const loaded = loadResponses(file);
+      requireMementoTraces(loaded.responses, file);
       const perTrace = loaded.responses.map((r) =>
         traceStats({ id: r.id, text: r.text, problem: r.problem }, { tokenizer, architecture, masking }),
       );

@@ -1,9 +1,13 @@
+/**
+ * `memento view SOURCE`: parses the options, decides the architecture and tokenizer (a flag, else what the run
+ * directory recorded, else the defaults: viewer-run.ts), starts the viewer and serves until Ctrl-C.
+ */
 import type { Command } from "commander";
 import { spawn } from "node:child_process";
 import { UserError } from "../errors.js";
 import { startViewer, type ViewerSource } from "../report/viewer.js";
 import { loadTokenizer } from "../format/tokenizer.js";
-import { resolveArchitecture } from "../kv/resolve.js";
+import { DEFAULT_VIEW_ARCHITECTURE, resolveViewerSetup } from "../report/viewer-run.js";
 import { closeOnInterrupt, parseJson } from "./io.js";
 import { readTextFile } from "../io/files.js";
 import { listenError } from "./listen-errors.js";
@@ -22,7 +26,7 @@ interface Options {
   maxTokens?: number;
   temperature?: number;
   extraBody?: string;
-  architecture: string;
+  architecture?: string;
   tokenizer?: string;
 }
 
@@ -62,11 +66,19 @@ export function register(program: Command): void {
     .addOption(integerOption("--max-tokens <n>", "live: max_tokens", { min: 1 }))
     .addOption(numberOption("--temperature <t>", "live: temperature (default: the server's)", { min: 0 }))
     .option("--extra-body <json>", "live: extra request fields as JSON (sampling, block-masking settings)")
-    .option("-a, --architecture <name|config.json>", "architecture for KV bytes", "qwen3-8b")
-    .addOption(pathOption("-t, --tokenizer <dir>", "Hugging Face tokenizer directory (default: Qwen3)"));
+    .option(
+      "-a, --architecture <name|config.json>",
+      `architecture for KV bytes (default: the one a run directory's run.json records, else ${DEFAULT_VIEW_ARCHITECTURE})`,
+    )
+    .addOption(
+      pathOption(
+        "-t, --tokenizer <dir>",
+        "Hugging Face tokenizer directory (default: the run's recorded tokenizer, or the one beside its recorded " +
+          "config.json, else Qwen3)",
+      ),
+    );
   addMaskingOptions(view).action(async (sourceArg: string, opts: Options) => {
     const masking = maskingFromOptions(opts);
-    const architecture = resolveArchitecture(opts.architecture);
     let source: ViewerSource;
     if (/^https?:\/\//i.test(sourceArg)) {
       const prompt = opts.promptFile !== undefined ? readTextFile(opts.promptFile) : opts.prompt;
@@ -94,8 +106,21 @@ export function register(program: Command): void {
         throw new UserError("--prompt is for following an endpoint URL live, not for a file");
       source = { kind: "file", path: sourceArg };
     }
-    const tokenizer = loadTokenizer(opts.tokenizer);
-    const viewerOptions = { source, tokenizer, architecture, masking, port: opts.port, host: opts.host };
+    const setup = resolveViewerSetup(source.kind === "file" ? source.path : null, opts);
+    const tokenizer = loadTokenizer(setup.tokenizerDir.value);
+    const architecture = setup.architecture.value;
+    const viewerOptions = {
+      source,
+      tokenizer,
+      architecture,
+      masking,
+      port: opts.port,
+      host: opts.host,
+      setup: {
+        architecture: { origin: setup.architecture.origin, why: setup.architecture.why },
+        tokenizer: { origin: setup.tokenizerDir.origin, why: setup.tokenizerDir.why },
+      },
+    };
     const viewer = await startViewer(viewerOptions).catch((e: unknown) => {
       throw listenError(e, opts.host, opts.port);
     });
@@ -104,6 +129,9 @@ export function register(program: Command): void {
         ? `following ${sourceArg} live`
         : `${viewer.items.length} response${viewer.items.length === 1 ? "" : "s"}`;
     process.stdout.write(`memento view: ${what} at ${viewer.url}  (Ctrl-C to stop)\n`);
+    process.stdout.write(
+      `memento view: KV bytes for ${architecture.name} (${setup.architecture.why}); tokenizer: ${setup.tokenizerDir.why}\n`,
+    );
     if (opts.open) openBrowser(viewer.url);
     await closeOnInterrupt(() => viewer.close());
   });

@@ -52,9 +52,29 @@
  *
  * Safety valve: a state's chain is capped at `maxFrontSize` points (default 1024; in practice chains hold a few
  * dozen). If a cap ever bites, evenly spaced chain points are kept and the result reports `exact: false`.
+ *
+ * Work budget (bounded worst case). The DPs cost O(K_max * n^2) transitions (K_max = total tokens / minBlockTokens),
+ * which is seconds at 2,000 sentences and hours at 20,000. `segmentBlocks` therefore takes `workBudget` (DP
+ * transitions, default DEFAULT_SEGMENT_WORK_BUDGET) and reports `method`:
+ * - "exact": the estimated cost (`estimateSegmentWork`, an upper bound for the first DP) fits and the exact solver
+ *   finished within the budget (it counts its own transitions);
+ * - "coarse": otherwise; the exact solver runs over sentence groups on a coarser grid sized to fit the budget,
+ *   then each cut is refined locally (segment-budget.ts). `exact` is false; `budget` says the budget, the estimate,
+ *   the work spent and the number of groups. Total work is at most about twice the budget.
  */
 import { z } from "zod";
 import { UserError } from "../errors.js";
+import {
+  balancedCuts,
+  estimateSegmentWork,
+  groupSentences,
+  refineCuts,
+  spreadCounts,
+  type Group,
+  type SegmentBudgetReport,
+} from "./segment-budget.js";
+
+export type { SegmentBudgetReport } from "./segment-budget.js";
 
 export type Block = [start: number, end: number];
 
@@ -73,6 +93,8 @@ export interface SegmentOptions {
   maxFrontSize?: number;
   /** Branch-and-bound pruning (exact either way; off only to test or benchmark it). Default true. */
   branchAndBound?: boolean;
+  /** DP transitions the exact solver may spend before the coarse grid is used. Default DEFAULT_SEGMENT_WORK_BUDGET. */
+  workBudget?: number;
 }
 
 export interface SegmentStats {
@@ -96,12 +118,21 @@ export interface SegmentResult {
   /** False when not even a single block meets minBlockTokens (the result is then one block, objective 0). */
   feasible: boolean;
   stats?: SegmentStats;
+  /** How `segmentBlocks` solved it: exactly, or on a coarse grid because the exact cost was over the budget. */
+  method?: "exact" | "coarse";
+  /** The work budget, the estimate and the work spent (segmentBlocks only). */
+  budget?: SegmentBudgetReport;
 }
 
 export const DEFAULT_MIN_BLOCK_TOKENS = 200;
 export const DEFAULT_VARIANCE_WEIGHT = 0.5;
 export const DEFAULT_MIN_BLOCKS = 3;
 export const DEFAULT_MAX_FRONT_SIZE = 1024;
+/**
+ * DP transitions `segmentBlocks` may spend exactly (see the module comment). Sized so realistic traces (up to
+ * ~2,000 sentences of ~25 tokens, minBlockTokens 200: at most ~1.7e8 estimated) stay exact; about 1-3 s here.
+ */
+export const DEFAULT_SEGMENT_WORK_BUDGET = 300_000_000;
 
 /** Objective values closer than this are ties (see the tie rule above). */
 const TIE_EPS = 1e-12;
@@ -118,6 +149,7 @@ export const SegmentInputSchema = z
     minBlocks: z.number().int("must be an integer").min(1, "must be >= 1").optional(),
     maxFrontSize: z.number().int("must be an integer").min(2, "must be >= 2").optional(),
     branchAndBound: z.boolean().optional(),
+    workBudget: z.number().int("must be an integer").min(1, "must be >= 1").optional(),
   })
   .refine((v) => v.scores.length === v.tokenCounts.length - 1, {
     message: "must have exactly tokenCounts.length - 1 entries (one per boundary between sentences)",
@@ -132,6 +164,7 @@ interface Normalized {
   minBlocks: number;
   maxFront: number;
   prune: boolean;
+  workBudget: number;
 }
 
 function describeZodIssue(error: z.ZodError): string {
@@ -154,6 +187,7 @@ export function parseSegmentInput(input: unknown): Normalized {
     minBlocks: v.minBlocks ?? DEFAULT_MIN_BLOCKS,
     maxFront: v.maxFrontSize ?? DEFAULT_MAX_FRONT_SIZE,
     prune: v.branchAndBound ?? true,
+    workBudget: v.workBudget ?? DEFAULT_SEGMENT_WORK_BUDGET,
   };
 }
 
@@ -519,12 +553,133 @@ function lastAtMost(Q: Float64Array, len: number, q: number): number {
   return lo - 1;
 }
 
+/** Thrown inside the exact solver when its transitions pass the meter's limit. */
+class WorkBudgetExceeded extends Error {}
+
+/** Counts DP transitions against a limit. */
+class WorkMeter {
+  spent = 0;
+  constructor(private readonly limit: number) {}
+
+  /** Adds `work`; throws WorkBudgetExceeded once the total passes the limit. */
+  spend(work: number): void {
+    this.spent += work;
+    if (this.spent > this.limit) throw new WorkBudgetExceeded();
+  }
+}
+
 /**
- * Exact optimal segmentation (see the module comment for the objective, conventions and algorithm).
- * Throws UserError on invalid input.
+ * Optimal segmentation within a work budget (see the module comment for the objective, conventions, algorithm
+ * and the budget): exact when it fits, else the coarse grid. Throws UserError on invalid input.
  */
 export function segmentBlocks(input: SegmentOptions): SegmentResult {
   const p = parseSegmentInput(input);
+  const P = prefixSums(p.counts);
+  const estimatedWork = estimateSegmentWork(P, p.m);
+  let spent = 0;
+  if (estimatedWork <= p.workBudget) {
+    const meter = new WorkMeter(p.workBudget);
+    try {
+      const r = exactSegment(p, meter, estimatedWork);
+      const budget = { workBudget: p.workBudget, estimatedWork, work: meter.spent };
+      return { ...r, method: "exact", budget };
+    } catch (e) {
+      if (!(e instanceof WorkBudgetExceeded)) throw e;
+      spent = meter.spent;
+    }
+  }
+  return coarseSegment(p, P, estimatedWork, spent);
+}
+
+/** Group sums and the scores between groups: the coarse problem. */
+function coarseProblem(p: Normalized, groups: readonly Group[]): Normalized {
+  const counts = groups.map(([a, b]) => {
+    let t = 0;
+    for (let i = a; i <= b; i++) t += p.counts[i];
+    return t;
+  });
+  const scores = groups.slice(0, -1).map(([, b]) => p.scores[b]);
+  return { ...p, counts, scores };
+}
+
+/** The coarse grid (segment-budget.ts): the exact solver over sentence groups sized to fit the budget, refined. */
+function coarseSegment(p: Normalized, P: Float64Array, estimatedWork: number, spentBefore: number): SegmentResult {
+  const n = p.counts.length;
+  let spent = spentBefore;
+  // The first DP costs about G^3 / 6 transitions over G groups: start there and shrink until the estimate fits.
+  let groupCount = Math.min(n, Math.max(1, Math.floor(Math.cbrt(6 * p.workBudget))));
+  for (;;) {
+    const groups = groupSentences(p.counts, p.scores, groupCount);
+    const coarse = coarseProblem(p, groups);
+    const coarseP = prefixSums(coarse.counts);
+    const coarseEstimate = estimateSegmentWork(coarseP, p.m);
+    if (coarseEstimate > p.workBudget && groupCount > 1) {
+      groupCount = Math.max(1, Math.floor(groupCount * 0.8));
+      continue;
+    }
+    const meter = new WorkMeter(p.workBudget);
+    let r: SegmentResult;
+    try {
+      r = exactSegment(coarse, meter, coarseEstimate);
+    } catch (e) {
+      if (!(e instanceof WorkBudgetExceeded) || groupCount <= 1) throw e;
+      spent += meter.spent;
+      groupCount = Math.max(1, Math.floor(groupCount * 0.7));
+      continue;
+    }
+    spent += meter.spent;
+    const widest = groups.reduce((w, [a, b]) => Math.max(w, b - a + 1), 1);
+    const candidates = [r.blocks.slice(0, -1).map(([, b]) => groups[b][1])];
+    if (r.feasible) candidates.push(...balancedCandidates(p, P, r.blocks.length));
+    let blocks: Block[] = [];
+    let objective = -Infinity;
+    for (const cuts of candidates) {
+      const refined = refineCuts(cuts, P, p.scores, p.m, p.lambda, widest);
+      spent += refined.work;
+      const b = cutsToBlocks(refined.cuts, n);
+      const v = segmentationObjective(p.counts, p.scores, b, p.lambda);
+      if (v > objective + TIE_EPS) {
+        blocks = b;
+        objective = v;
+      }
+    }
+    return {
+      blocks,
+      objective,
+      exact: false,
+      feasible: r.feasible,
+      ...(r.stats ? { stats: r.stats } : {}),
+      method: "coarse",
+      budget: { workBudget: p.workBudget, estimatedWork, work: spent, groups: groups.length },
+    };
+  }
+}
+
+/** Block counts tried as equal-token starting points besides the coarse answer (coarse grid, clause 3). */
+const BALANCED_CANDIDATES = 32;
+
+/**
+ * Equal-token segmentations for block counts spread over the K range segmentBlocks would choose from (>= minBlocks
+ * when feasible; at most total / minBlockTokens), the coarse answer's K included: they reach block counts and
+ * balances a grid of groups cannot.
+ */
+function balancedCandidates(p: Normalized, P: Float64Array, coarseK: number): number[][] {
+  const n = p.counts.length;
+  const T = P[n];
+  const kMax = Math.min(n, p.m > 0 ? Math.floor(T / p.m) : n);
+  const kMin = kMax >= p.minBlocks ? p.minBlocks : 1;
+  const out: number[][] = [];
+  for (const K of new Set([coarseK, ...spreadCounts(kMin, kMax, BALANCED_CANDIDATES)])) {
+    if (K < 2 || K < kMin) continue;
+    const cuts = balancedCuts(P, K, p.m);
+    if (cuts) out.push(cuts);
+  }
+  return out;
+}
+
+/** The exact solver (module comment); spends its transitions on `meter`, `approxWork` for the first DP up front. */
+function exactSegment(p: Normalized, meter: WorkMeter, approxWork: number): SegmentResult {
+  meter.spend(approxWork);
   const { counts, scores, m, lambda, minBlocks, maxFront, prune } = p;
   const n = counts.length;
   const P = prefixSums(counts);
@@ -621,6 +776,7 @@ export function segmentBlocks(input: SegmentOptions): SegmentResult {
       let [acc, tmp] = builders;
       acc.reset();
       while (firstLive < live.length && live[firstLive] <= eStart[j]) firstLive++;
+      meter.spend(live.length - firstLive);
       for (let u = firstLive; u < live.length; u++) {
         const e = live[u] - 1;
         const succ = below[e + 1] as Chain;

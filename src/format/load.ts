@@ -10,10 +10,13 @@
  *
  * A file is treated as JSON when its first non-blank character is "{" or "["; it must then be valid JSON or
  * JSONL (one JSON value per non-blank line), otherwise loading fails with a UserError naming the line.
+ *
+ * A file must be UTF-8 text: one holding a NUL byte or bytes that are not UTF-8 (an archive, a model file, a
+ * Latin-1 export) is refused with a UserError instead of being read as one garbled text response.
  */
+import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { UserError } from "../errors.js";
-import { readTextFile } from "../io/files.js";
 import { referenceToResponse, referenceTraceSchema } from "./reference.js";
 
 export type ResponseFileKind = "text" | "segments" | "openmementos" | "responses";
@@ -36,7 +39,28 @@ export interface LoadedResponses {
 
 /** Reads `path` and detects its kind (see module comment). Throws UserError on unreadable or malformed input. */
 export function loadResponses(path: string): LoadedResponses {
-  return parseResponsesFile(readTextFile(path), path);
+  return parseResponsesFile(readUtf8Text(path), path);
+}
+
+/** How many leading bytes are searched for a NUL (as `grep` and `git` decide a file is binary). */
+const BINARY_SNIFF_BYTES = 64 * 1024;
+
+/** Reads `path` as strict UTF-8 text; unreadable, NUL-holding or non-UTF-8 content is a one-line UserError. */
+export function readUtf8Text(path: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`${path}: cannot read file${code ? ` (${code})` : ""}`);
+  }
+  const nul = bytes.subarray(0, BINARY_SNIFF_BYTES).indexOf(0);
+  if (nul !== -1) throw new UserError(`${path}: binary file (a NUL byte at offset ${nul}), not a Memento response`);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new UserError(`${path}: not UTF-8 text (binary or another encoding), not a Memento response`);
+  }
 }
 
 /** `loadResponses` on content already read; `source` names the input in errors and is the id of a text file. */

@@ -1,3 +1,11 @@
+/**
+ * `memento trace stats`: per trace, its Memento structure (blocks, block and memento tokens, compression) and
+ * its KV cost with block masking against the same tokens under full attention.
+ *
+ * 1. Token counts come from the block tracker over the real token stream, so they are what the engine evicts.
+ * 2. A file is a Memento trace only if at least one of its responses holds a Memento marker
+ *    (`requireMementoTraces`); anything else is a user error, never a row of "0 blocks".
+ */
 import { BlockTracker } from "../masking/tracker.js";
 import { DEFAULT_MASKING, resolveMasking, trackerIdsOf, type MaskingConfig } from "../masking/config.js";
 import type { MementoTokenizer } from "../format/tokenizer.js";
@@ -5,6 +13,8 @@ import { encodeChat } from "../format/chat.js";
 import { simulateKv, type KvSimulationResult } from "./simulate.js";
 import { ARCHITECTURE_PRESETS, type KvArchitecture } from "./architecture.js";
 import { median } from "../util/stats.js";
+import { UserError } from "../errors.js";
+import { MEMENTO_SPECIAL_TOKENS } from "../format/tokens.js";
 
 export interface TraceInput {
   id: string;
@@ -56,6 +66,19 @@ function summarise(r: KvSimulationResult): KvSummary {
     peakGB: r.bytes?.peakGB ?? 0,
     aucGBxKtok: r.bytes?.aucGBxKtok ?? 0,
   };
+}
+
+/**
+ * Throws a one-line UserError unless some response of `source` holds a Memento marker (`<|block_start|>`,
+ * `<|summary_start|>`, ...): an empty file, a plain text or a vanilla response has no blocks to measure.
+ */
+export function requireMementoTraces(responses: readonly { text: string }[], source: string): void {
+  if (responses.every((r) => r.text.trim() === "")) throw new UserError(`${source}: empty, no response to measure`);
+  if (responses.some((r) => MEMENTO_SPECIAL_TOKENS.some((m) => r.text.includes(m)))) return;
+  const what = responses.length === 1 ? "it" : `any of its ${responses.length} responses`;
+  throw new UserError(
+    `${source}: no Memento marker (${MEMENTO_SPECIAL_TOKENS.join(", ")}) in ${what}; not a Memento trace`,
+  );
 }
 
 /**

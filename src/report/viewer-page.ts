@@ -5,8 +5,11 @@
  * numbers, the KV chart (an SVG built by the server), and one `<details>` per block with its memento in the
  * always-visible summary line.
  *
+ * Under the title, #setup says which architecture and tokenizer the numbers use and why (a flag, the run's
+ * run.json, or the default); #tokcheck warns when the tokenizer's count differs from the run's recorded one.
+ *
  * Elements tests rely on: #status[data-state] ("loading" | "ready" | "streaming" | "done" | "error"),
- * #chart svg, #blocks > details.block (one per block), #answer, #item (the selector).
+ * #chart svg, #blocks > details.block (one per block), #answer, #item (the selector), #setup, #tokcheck.
  */
 
 const CSS = `
@@ -85,6 +88,13 @@ const SCRIPT = String.raw`
     s.appendChild(stat("AUC ×", t.kv.aucReduction.toFixed(2) + "×"));
     s.appendChild(stat("peak GB (" + t.architecture + ")", t.kv.memento.peakGB.toFixed(3) + " / " + t.kv.vanilla.peakGB.toFixed(3)));
     s.appendChild(stat("evictions", String(t.kv.evictions)));
+    var check = $("tokcheck");
+    var differs = t.recordedOutputTokens !== null && t.recordedOutputTokens !== t.outputTokens;
+    check.textContent = differs
+      ? "the run recorded " + t.recordedOutputTokens + " output tokens for this response; this tokenizer counts " +
+        t.outputTokens + ": it is probably not the run's tokenizer (pass -t)"
+      : "";
+    check.classList.toggle("hidden", !differs);
   }
 
   function renderBlocks(t) {
@@ -195,6 +205,12 @@ const SCRIPT = String.raw`
       state.mode = info.mode;
       $("title").textContent = info.title;
       document.title = "memento view: " + info.title;
+      if (info.setup) {
+        $("setup").textContent = "KV bytes: " + info.architecture + " (" + info.setup.architecture.why + ") · tokenizer: " +
+          info.setup.tokenizer.why;
+        $("setup").setAttribute("data-architecture-origin", info.setup.architecture.origin);
+        $("setup").setAttribute("data-tokenizer-origin", info.setup.tokenizer.origin);
+      }
       if (info.mode === "live") return startLive(info);
       var sel = $("item");
       if (info.items.length > 1) {
@@ -228,6 +244,7 @@ export function viewerPage(): string {
 <header><h1 id="title">memento view</h1><span id="status" data-state="loading">loading…</span>
 <select id="item" class="hidden" aria-label="response"></select>
 <button id="expand" type="button">expand all</button><button id="collapse" type="button">collapse all</button></header>
+<div id="setup" class="muted"></div><div id="tokcheck" class="orphan hidden"></div>
 <section id="live" class="panel hidden"><div class="muted">live from <span id="endpoint"></span></div><div id="prompt"></div>
 <details><summary class="muted">latest text</summary><pre id="tail"></pre></details></section>
 <section class="panel"><div id="stats"></div></section>

@@ -5,7 +5,9 @@
  *
  * The server (node:http, 127.0.0.1, random port by default) answers
  *   GET /              the page (viewer-page.ts; inline CSS/JS, nothing fetched from elsewhere)
- *   GET /api/info      {mode: "file"|"live", title, items: [{index, id, label}], architecture, live?}
+ *   GET /api/info      {mode: "file"|"live", title, items: [{index, id, label}], architecture, setup?, live?}
+ *                      (setup: which architecture and tokenizer, and why: a flag, the run's run.json or the
+ *                      default; see viewer-run.ts)
  *   GET /api/trace?i=N the TraceView of item N (file mode)
  *   GET /api/live      live mode: Server-Sent Events: `text` {text} (everything so far, on connect), `delta` {text}
  *                      per upstream chunk, `trace` (a TraceView,
@@ -68,6 +70,8 @@ export interface TraceView {
   outputTokens: number;
   chars: number;
   architecture: string;
+  /** Output tokens the run recorded for this response (generations.jsonl), to check the tokenizer; else null. */
+  recordedOutputTokens: number | null;
   kv: {
     memento: KvNumbers;
     vanilla: KvNumbers;
@@ -96,7 +100,7 @@ export interface TraceViewOptions {
 
 /** Parses, tokenises and replays one response: structure, token counts and KV trajectory. */
 export function buildTraceView(
-  input: { id: string; text: string; problem?: string },
+  input: { id: string; text: string; problem?: string; recordedOutputTokens?: number },
   opts: TraceViewOptions,
 ): TraceView {
   const tok = opts.tokenizer;
@@ -174,6 +178,7 @@ export function buildTraceView(
     outputTokens: T,
     chars: input.text.length,
     architecture: arch.name,
+    recordedOutputTokens: input.recordedOutputTokens ?? null,
     kv: {
       memento: num(mem),
       vanilla: num(van),
@@ -195,6 +200,13 @@ export interface ViewerItem {
   label: string;
   text: string;
   problem?: string;
+  /** Output tokens recorded by the run (generations.jsonl `kv.outputTokens`). */
+  recordedOutputTokens?: number;
+}
+
+function recordedOutputTokensOf(g: Record<string, unknown>): number | undefined {
+  const kv = g.kv as { outputTokens?: unknown } | null | undefined;
+  return typeof kv?.outputTokens === "number" ? kv.outputTokens : undefined;
 }
 
 function isGenerationsJsonl(content: string): boolean {
@@ -234,10 +246,12 @@ export function loadViewerItems(path: string): ViewerItem[] {
       if (typeof g.response !== "string") return;
       const id = `${String(g.problemId)}#${String(g.sample)}`;
       const mark = g.correct === true ? " ✓" : g.correct === false ? " ✗" : "";
+      const recorded = recordedOutputTokensOf(g);
       items.push({
         id,
         label: `${String(g.problemId)} · sample ${String(g.sample)}${mark} (line ${i + 1})`,
         text: g.response,
+        ...(recorded !== undefined ? { recordedOutputTokens: recorded } : {}),
       });
     });
     if (items.length === 0) throw new UserError(`${file}: no generation with a response`);
@@ -483,10 +497,18 @@ function send(res: ServerResponse, event: string, data: unknown): void {
 // ---------------------------------------------------------------------------------------------------------
 // The server
 
+/** Which architecture and tokenizer the viewer uses and why (shown on the page; see viewer-run.ts). */
+export interface ViewerSetupInfo {
+  architecture: { origin: string; why: string };
+  tokenizer: { origin: string; why: string };
+}
+
 export interface ViewerOptions {
   source: ViewerSource;
   tokenizer: MementoTokenizer;
   architecture?: KvArchitecture;
+  /** Shown on the page under the title; absent: nothing is said. */
+  setup?: ViewerSetupInfo;
   masking?: Partial<MaskingConfig>;
   /** 0 (default): a free port. */
   port?: number;
@@ -565,6 +587,7 @@ export async function startViewer(opts: ViewerOptions): Promise<ViewerServer> {
           mode: live ? "live" : "file",
           title,
           architecture: (opts.architecture ?? ARCHITECTURE_PRESETS["qwen3-8b"]).name,
+          ...(opts.setup ? { setup: opts.setup } : {}),
           items: items.map((it, index) => ({ index, id: it.id, label: it.label })),
           ...(live
             ? {

@@ -280,37 +280,69 @@ export interface ToyDatasetItem extends ToyExample {
 }
 
 /**
- * `count` distinct problems of `split`, drawn from a generator seeded with `seed` (and the split, so the same
- * seed gives unrelated streams for the two splits). Deterministic. Throws if the parameters admit too few
- * distinct problems.
+ * How many distinct prompts of `split` the parameters admit (the rounds range times 10^4 starts, filtered by the
+ * split hash). Cheap (at most 90,000 hashes) and cached per (rounds range, split).
  */
+export function splitProblemCount(params: Partial<ToyParams> = {}, split: ToySplit = "train"): number {
+  const p = resolveToyParams(params);
+  const key = `${p.minBlocks}-${p.maxBlocks}-${split}`;
+  const cached = splitCountCache.get(key);
+  if (cached !== undefined) return cached;
+  let n = 0;
+  for (let k = p.minBlocks; k <= p.maxBlocks; k++)
+    for (let s = 0; s < 10 ** STATE_SIZE; s++)
+      if (splitOf(`s=${String(s).padStart(STATE_SIZE, "0")} k=${k}`) === split) n++;
+  splitCountCache.set(key, n);
+  return n;
+}
+
+const splitCountCache = new Map<string, number>();
+
+/**
+ * `count` distinct problems of `split`, yielded one at a time as they are drawn from a generator seeded with
+ * `seed` (and the split, so the same seed gives unrelated streams for the two splits). Deterministic.
+ *
+ * 1. Lazy: nothing is drawn before the consumer asks, so a reader that stops early stops the work.
+ * 2. Memory is bounded by the problem space (the set of prompts already given out, at most 90,000 short
+ *    strings), never by `count`.
+ * 3. Asking for more problems than the split holds (`splitProblemCount`) is a UserError, thrown once every
+ *    distinct problem has been yielded, not after a futile search; the arguments are checked on the first `next()`.
+ */
+export function* generateDatasetItems(
+  seed: number,
+  count: number,
+  params: Partial<ToyParams> = {},
+  split: ToySplit = "train",
+): Generator<ToyDatasetItem> {
+  if (!Number.isInteger(count) || count < 0)
+    throw new UserError(`toy task: count must be a non-negative integer, got ${count}`);
+  if (!Number.isInteger(seed)) throw new UserError(`toy task: seed must be an integer, got ${seed}`);
+  const p = resolveToyParams(params);
+  const available = count > 0 ? splitProblemCount(p, split) : 0;
+  const rng = makeRng((seed ^ (split === "test" ? 0x5bd1e995 : 0)) >>> 0);
+  const seen = new Set<string>();
+  while (seen.size < count) {
+    if (seen.size === available) {
+      throw new UserError(
+        `toy task: only ${available} distinct ${split} problems exist with k=${p.minBlocks}-${p.maxBlocks}, ` +
+          `asked for ${count} (parameters too small)`,
+      );
+    }
+    const problem = generateProblem(rng, p);
+    if (splitOf(problem.prompt) !== split || seen.has(problem.prompt)) continue;
+    seen.add(problem.prompt);
+    yield { problem, prompt: problem.prompt, response: renderResponse(problem), answer: problem.answer };
+  }
+}
+
+/** `generateDatasetItems` collected into an array (throws, before returning anything, when the split is too small). */
 export function generateDataset(
   seed: number,
   count: number,
   params: Partial<ToyParams> = {},
   split: ToySplit = "train",
 ): ToyDatasetItem[] {
-  if (!Number.isInteger(count) || count < 0)
-    throw new UserError(`toy task: count must be a non-negative integer, got ${count}`);
-  if (!Number.isInteger(seed)) throw new UserError(`toy task: seed must be an integer, got ${seed}`);
-  const p = resolveToyParams(params);
-  const rng = makeRng((seed ^ (split === "test" ? 0x5bd1e995 : 0)) >>> 0);
-  const seen = new Set<string>();
-  const out: ToyDatasetItem[] = [];
-  let attempts = 0;
-  const maxAttempts = 1000 + count * 50 * TEST_FRACTION_DENOMINATOR;
-  while (out.length < count) {
-    if (++attempts > maxAttempts) {
-      throw new UserError(
-        `toy task: found only ${out.length} distinct ${split} problems of ${count} after ${attempts - 1} draws (parameters too small)`,
-      );
-    }
-    const problem = generateProblem(rng, p);
-    if (splitOf(problem.prompt) !== split || seen.has(problem.prompt)) continue;
-    seen.add(problem.prompt);
-    out.push({ problem, prompt: problem.prompt, response: renderResponse(problem), answer: problem.answer });
-  }
-  return out;
+  return [...generateDatasetItems(seed, count, params, split)];
 }
 
 /** The held-out set: `generateDataset(seed, count, params, "test")` (seed defaults to DEFAULT_TEST_SEED). */

@@ -447,7 +447,6 @@ export async function trainToy(
   opts: ToyTrainOptions,
 ): Promise<{ report: ToyReport; result: TrainResult; modelDir: string }> {
   const log = opts.onLog ?? (() => {});
-  checkToyResume(opts, log);
   const tok = toyTokenizer();
   const config = toyConfig({ vocab_size: Math.ceil(tok.vocabSize / 8) * 8, ...opts.config });
   const model = Qwen3Model.random(config, { seed: opts.seed });
@@ -488,6 +487,7 @@ export async function trainToy(
   const answerAllLr = opts.answerAllLr ?? answerLr * 0.3;
   if (!(answerAllLr > 0))
     throw new UserError(`toy training: the answer-all stage's learning rate must be positive, got ${answerAllLr}`);
+  checkToyResume(opts, log); // after the values are known good: a bad value is reported as such, not as a change
   // The answer stages see the short problems three times (more answers per token of compute). The first
   // up-weights the answer only where the memento mask is on: in causal examples the answer can also be read off
   // the last block, and weighting those at 30x from the start taught that route instead (third digit 100% causal
