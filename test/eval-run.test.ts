@@ -74,6 +74,8 @@ describe("memento eval run", () => {
       skip_special_tokens: false,
     });
     const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
+    // run.json records what `memento view` needs to measure the run as it was measured
+    expect(JSON.parse(readFileSync(join(out, "run.json"), "utf8"))).toMatchObject({ tokenizer: null });
     expect(results.generations).toBe(8);
     expect(results.pass1).toBeCloseTo(6 / 8, 9); // every 4th answer is wrong
     expect(results.meanBlocks).toBe(2);

@@ -142,6 +142,7 @@ export function register(program: Command): void {
           concurrency: o.concurrency,
           promptTemplate: o.promptTemplate,
           tokenizer,
+          ...(o.tokenizer !== undefined ? { tokenizerDir: o.tokenizer } : {}),
           architecture,
           timeoutMs: o.timeout * 1000,
           forceNew: o.forceNew,

@@ -48,6 +48,8 @@ export interface EvalRunOptions {
   concurrency?: number;
   promptTemplate?: string;
   tokenizer: MementoTokenizer;
+  /** Where `tokenizer` came from, recorded in run.json (undefined: the default Qwen3 tokenizer). */
+  tokenizerDir?: string;
   architecture: KvArchitecture;
   timeoutMs?: number;
   attempts?: number;
@@ -129,6 +131,7 @@ export async function runEval(opts: EvalRunOptions): Promise<EvalRunResult> {
     sampling: opts.sampling,
     ...(opts.extraBody ? { extraBody: opts.extraBody } : {}),
     architecture: opts.architecture.name,
+    tokenizer: opts.tokenizerDir ?? null,
     startedAt: new Date().toISOString(),
     ...identity,
   };

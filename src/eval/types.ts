@@ -54,6 +54,8 @@ export interface RunManifest {
   extraBody?: Record<string, unknown>;
   /** Architecture used for KV bytes. */
   architecture: string;
+  /** Tokenizer directory used for token counts (null: the default Qwen3 tokenizer); `memento view` reads it. */
+  tokenizer?: string | null;
   startedAt: string;
   /** The options that make the run what it is, by flag (io/manifest.ts); absent in runs written before them. */
   options?: Record<string, unknown>;
