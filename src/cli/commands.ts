@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { register as registerKv } from "./kv.js";
 import { register as registerBench } from "./bench.js";
+import { register as registerBenchSoak } from "./bench-soak.js";
 import { register as registerDemo } from "./demo.js";
 import { register as registerTraceValidate } from "./trace-validate.js";
 import { register as registerTraceStats } from "./trace-stats.js";
@@ -18,6 +19,7 @@ import { register as registerEngine } from "./engine.js";
 import { register as registerEvalRun } from "./eval-run.js";
 import { register as registerTrain } from "./train.js";
 import { register as registerServe } from "./serve.js";
+import { register as registerAnalyzeProbe } from "./analyze-probe.js";
 
 /**
  * The command table. One file per command (or command group); each exports a `register(program)` that
@@ -26,6 +28,7 @@ import { register as registerServe } from "./serve.js";
 export function registerCommands(program: Command): void {
   registerKv(program);
   registerBench(program);
+  registerBenchSoak(program); // after registerBench: adds `bench soak`
   registerDemo(program);
   registerTraceValidate(program);
   registerTraceStats(program);
@@ -43,4 +46,5 @@ export function registerCommands(program: Command): void {
   registerEvalRun(program);
   registerTrain(program);
   registerServe(program);
+  registerAnalyzeProbe(program);
 }
