@@ -8,3 +8,4 @@ export * from "./engine-workload.js";
 export * from "./bench-model.js";
 export * from "./replay.js";
 export { syntheticMementoStream, QWEN3_MEMENTO_IDS } from "./synthetic.js";
+export * from "./soak.js";
