@@ -233,7 +233,9 @@ describe("trainToy", () => {
         workers: 1,
         config: ONE_LAYER_CONFIG,
       };
-      const { report } = await trainToy(opts);
+      const outcome = await trainToy(opts);
+      if (outcome.interrupted) throw new Error("not interrupted: no signal was given");
+      const { report } = outcome;
       expect(report.train.steps).toEqual({ short: 2, stage1: 2, stage2: 2, answer: 3, answerAll: 2 });
       expect([report.train.answerWeight, report.train.answerLr, report.train.answerAllLr]).toEqual([
         30,

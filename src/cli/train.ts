@@ -116,29 +116,50 @@ export function register(program: Command): void {
     )
     .action(async (o: TrainToyCliOptions) => {
       ensureOutputDir(o.out, "--out");
-      const { report, modelDir } = await trainToy({
-        outDir: o.out,
-        seed: o.seed,
-        trainExamples: o.trainExamples,
-        testExamples: o.testExamples,
-        trainMinBlocks: o.trainMinBlocks,
-        shortSteps: o.shortSteps,
-        stage1Steps: o.stage1Steps,
-        stage2Steps: o.stage2Steps,
-        onceWeight: o.onceWeight,
-        stage2CausalFraction: o.stage2Causal,
-        answerSteps: o.answerSteps,
-        answerWeight: o.answerWeight,
-        answerLr: o.answerLr,
-        answerAllSteps: o.answerAllSteps,
-        answerAllLr: o.answerAllLr,
-        batchSize: o.batch,
-        lr: o.lr,
-        workers: o.workers,
-        checkpointEvery: o.checkpointEvery,
-        forceNew: o.forceNew,
-        onLog: (line) => process.stderr.write(line + "\n"),
-      });
+      // Ctrl-C / SIGTERM: finish the step in progress, checkpoint, say how to resume (a second signal kills).
+      const controller = new AbortController();
+      const stop = () => controller.abort();
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+      let outcome: Awaited<ReturnType<typeof trainToy>>;
+      try {
+        outcome = await trainToy({
+          signal: controller.signal,
+          outDir: o.out,
+          seed: o.seed,
+          trainExamples: o.trainExamples,
+          testExamples: o.testExamples,
+          trainMinBlocks: o.trainMinBlocks,
+          shortSteps: o.shortSteps,
+          stage1Steps: o.stage1Steps,
+          stage2Steps: o.stage2Steps,
+          onceWeight: o.onceWeight,
+          stage2CausalFraction: o.stage2Causal,
+          answerSteps: o.answerSteps,
+          answerWeight: o.answerWeight,
+          answerLr: o.answerLr,
+          answerAllSteps: o.answerAllSteps,
+          answerAllLr: o.answerAllLr,
+          batchSize: o.batch,
+          lr: o.lr,
+          workers: o.workers,
+          checkpointEvery: o.checkpointEvery,
+          forceNew: o.forceNew,
+          onLog: (line) => process.stderr.write(line + "\n"),
+        });
+      } finally {
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+      }
+      if (outcome.interrupted) {
+        process.stderr.write(
+          `interrupted after ${outcome.result.steps} steps this run; the checkpoint in ${o.out}/checkpoint is ` +
+            "saved: run the same command to resume\n",
+        );
+        process.exitCode = 130;
+        return;
+      }
+      const { report, modelDir } = outcome;
       const h = report.heldOut;
       process.stdout.write(
         [

@@ -284,6 +284,8 @@ export function toyRoleAccuracy(
 
 export interface ToyTrainOptions {
   outDir: string;
+  /** Aborted (Ctrl-C, SIGTERM): training stops after the step in progress with a checkpoint; rerun to resume. */
+  signal?: AbortSignal;
   seed: number;
   trainExamples: number;
   testExamples: number;
@@ -443,9 +445,12 @@ export interface ToyReport {
  * (stage 1 causal, stage 2 memento attention), save it in the Hugging Face layout with its tokenizer, and
  * evaluate held-out problems with block masking (keepLastNBlocks 0) and with full attention.
  */
-export async function trainToy(
-  opts: ToyTrainOptions,
-): Promise<{ report: ToyReport; result: TrainResult; modelDir: string }> {
+/** A finished run (the model saved and evaluated), or one `signal` interrupted at a checkpoint. */
+export type ToyTrainOutcome =
+  | { interrupted: false; report: ToyReport; result: TrainResult; modelDir: string }
+  | { interrupted: true; result: TrainResult };
+
+export async function trainToy(opts: ToyTrainOptions): Promise<ToyTrainOutcome> {
   const log = opts.onLog ?? (() => {});
   const tok = toyTokenizer();
   const config = toyConfig({ vocab_size: Math.ceil(tok.vocabSize / 8) * 8, ...opts.config });
@@ -532,7 +537,9 @@ export async function trainToy(
     workers: opts.workers,
     checkpointEvery: opts.checkpointEvery ?? 50,
     onLog: log,
+    ...(opts.signal ? { signal: opts.signal } : {}),
   });
+  if (result.stopped) return { interrupted: true, result };
 
   const modelDir = join(opts.outDir, "model");
   mkdirSync(modelDir, { recursive: true });
@@ -582,5 +589,5 @@ export async function trainToy(
   };
   writeFileSync(join(opts.outDir, "report.json"), JSON.stringify(report, null, 2) + "\n");
   writeFileSync(join(modelDir, "memento_toy_report.json"), JSON.stringify(report, null, 2) + "\n");
-  return { report, result, modelDir };
+  return { interrupted: false, report, result, modelDir };
 }

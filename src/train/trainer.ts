@@ -35,6 +35,8 @@ export interface TrainOptions {
   warmupFrac?: number;
   /** Stop after this many optimizer steps in this call, leaving a checkpoint (time-boxing; rerun to go on). */
   stopAfterSteps?: number;
+  /** Aborted (Ctrl-C, SIGTERM): stop after the step in progress, leaving a checkpoint; rerun to go on. */
+  signal?: AbortSignal;
   onLog?: (line: string) => void;
 }
 
@@ -44,7 +46,7 @@ export interface TrainResult {
   finalLoss: Record<string, number>;
   seconds: number;
   tokens: number;
-  /** True when `stopAfterSteps` ended the call before the plan was done. */
+  /** True when `stopAfterSteps` or `signal` ended the call before the plan was done. */
   stopped: boolean;
 }
 
@@ -278,6 +280,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       for (let step = si === startStage ? startStep : 0; step < stage.steps; step++) {
         const t0 = performance.now();
         const indices = batchIndices(stage.sequences.length, opts.batchSize, opts.seed, si, step);
+        // One event-loop turn per step: with workers 1 the gradient is computed on this thread, and a signal
+        // handler (Ctrl-C sets `signal`) could otherwise not run until training ended.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         const g = await pool.run(indices);
         for (const arr of g.grads.values()) for (let i = 0; i < arr.length; i++) arr[i] /= Math.max(1, g.count);
         const norm = clipGradNorm(g.grads, opts.clip ?? 1.0);
@@ -300,7 +305,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         }
         const next = step + 1;
         const last = next === stage.steps;
-        stopped = !last && opts.stopAfterSteps !== undefined && steps >= opts.stopAfterSteps;
+        stopped =
+          !last &&
+          ((opts.stopAfterSteps !== undefined && steps >= opts.stopAfterSteps) || opts.signal?.aborted === true);
         if ((opts.checkpointEvery && next % opts.checkpointEvery === 0) || last || stopped) {
           const state: CheckpointState = last
             ? { stage: si + 1, step: 0, t: 0, seed: opts.seed, tokens, seconds: elapsed }

@@ -1,0 +1,82 @@
+/**
+ * `memento train toy` honours Ctrl-C / SIGTERM (issue #19, "signals are honoured"): a real signal to a child
+ * process stops training after the step in progress, leaves a checkpoint, prints how to resume and exits 130;
+ * the same command then resumes from that checkpoint. Needs the built CLI (`npm run build`, as `npm test` does).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { repoRoot } from "./helpers/reference.js";
+import { tempDir } from "./helpers/tmp.js";
+
+const CLI = join(repoRoot, "bin", "memento.js");
+
+/** Spawns `train toy` into `out`; resolves once stderr matches `ready`, with a promise of the exit code and stderr. */
+function startTraining(out: string, ready: RegExp) {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      CLI,
+      "train",
+      "toy",
+      "--out",
+      out,
+      "--train-examples",
+      "40",
+      "--test-examples",
+      "4",
+      "--short-steps",
+      "0",
+      "--stage1-steps",
+      "500",
+      "--stage2-steps",
+      "10",
+      "--answer-steps",
+      "0",
+      "--answer-all-steps",
+      "0",
+      "--batch",
+      "2",
+      "--workers",
+      "1",
+    ],
+    { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stderr = "";
+  const exited = new Promise<{ code: number | null; stderr: string }>((resolve) =>
+    child.on("exit", (code) => resolve({ code, stderr })),
+  );
+  const started = new Promise<void>((resolve, reject) => {
+    child.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (ready.test(stderr)) resolve();
+    });
+    child.on("exit", () => reject(new Error(`exited before ${ready}: ${stderr}`)));
+  });
+  return { child, started, exited };
+}
+
+describe("train toy: signals", () => {
+  it("SIGINT stops after the step in progress with a checkpoint and exit 130; the same command resumes", async () => {
+    const out = join(tempDir("memento-train-signal-"), "run");
+    const first = startTraining(out, /stage1 step 1\/500/);
+    await first.started;
+    const sentAt = performance.now();
+    first.child.kill("SIGINT");
+    const a = await first.exited;
+    const stopSeconds = (performance.now() - sentAt) / 1000;
+    expect(a.code, a.stderr).toBe(130);
+    expect(a.stderr).toMatch(/interrupted after \d+ steps this run; .*run the same command to resume/);
+    expect(stopSeconds).toBeLessThan(20); // one step of the toy model at batch 2, plus the checkpoint
+    const state = JSON.parse(readFileSync(join(out, "checkpoint", "state.json"), "utf8")) as { step: number };
+    expect(state.step).toBeGreaterThan(0);
+    expect(existsSync(join(out, "model"))).toBe(false); // not a finished run
+
+    const second = startTraining(out, new RegExp(`resuming stage1 at step ${state.step}`));
+    await second.started;
+    second.child.kill("SIGTERM");
+    const b = await second.exited;
+    expect(b.code, b.stderr).toBe(130);
+  }, 120_000);
+});
