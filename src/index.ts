@@ -21,3 +21,4 @@ export * as evaluation from "./eval/index.js";
 export * as report from "./report/index.js";
 export * as bench from "./bench/index.js";
 export * as server from "./server/index.js";
+export * as analyze from "./analyze/index.js";

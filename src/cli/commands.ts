@@ -20,6 +20,7 @@ import { register as registerEvalRun } from "./eval-run.js";
 import { register as registerTrain } from "./train.js";
 import { register as registerServe } from "./serve.js";
 import { register as registerAnalyzeProbe } from "./analyze-probe.js";
+import { register as registerAnalyzeRestart } from "./analyze-restart.js";
 
 /**
  * The command table. One file per command (or command group); each exports a `register(program)` that
@@ -47,4 +48,5 @@ export function registerCommands(program: Command): void {
   registerTrain(program);
   registerServe(program);
   registerAnalyzeProbe(program);
+  registerAnalyzeRestart(program); // `analyze restart`
 }
