@@ -274,6 +274,11 @@ export class LlamaPoolBackend implements Backend {
     let n = 0;
     for (const input of inputs) n += input.tokens.length;
     if (n > this.batchSize) throw new Error(`step of ${n} tokens exceeds batchSize ${this.batchSize}`);
+    const logitRows = inputs.reduce((k, input) => k + (input.logits ? 1 : 0), 0);
+    if (logitRows * this.vocabSize > this.out.length)
+      throw new Error(
+        `step asks logits for ${logitRows} rows, more than ${this.out.length / this.vocabSize} sequences`,
+      );
     const { tokens, positions, seqIds, logits } = this.rows;
     const seen = new Set<SeqId>();
     let row = 0;
@@ -313,41 +318,12 @@ export class LlamaPoolBackend implements Backend {
     });
   }
 
+  /** One row per listed sequence: `step` with single-token inputs, every one asking for its logits. */
   async decode(batch: readonly DecodeInput[]): Promise<Float32Array[]> {
-    if (batch.length === 0) return [];
-    this.requireOpen();
-    const n = batch.length;
-    if (n > Math.min(this.maxSequences, this.batchSize))
-      throw new Error(
-        `decode batch of ${n} exceeds ${Math.min(this.maxSequences, this.batchSize)} rows (sequences / batchSize)`,
-      );
-    const { tokens, positions, seqIds, logits } = this.rows;
-    for (let i = 0; i < n; i++) {
-      const b = batch[i];
-      this.requireLive(b.seq);
-      for (let j = 0; j < i; j++)
-        if (seqIds[j] === b.seq) throw new Error(`decode: sequence ${b.seq} appears twice in one batch`);
-      this.checkContinues(b.seq, b.position);
-      tokens[i] = b.token;
-      positions[i] = b.position;
-      seqIds[i] = b.seq;
-      logits[i] = 1;
-    }
-    try {
-      this.decodeCalls++;
-      await this.ctx.decode(
-        tokens.subarray(0, n),
-        positions.subarray(0, n),
-        seqIds.subarray(0, n),
-        logits.subarray(0, n),
-        this.out,
-      );
-    } finally {
-      this.refresh();
-    }
-    this.check();
-    const V = this.vocabSize;
-    return Array.from({ length: n }, (_, i) => this.out.subarray(i * V, (i + 1) * V));
+    const out = await this.step(
+      batch.map((b) => ({ seq: b.seq, tokens: [b.token], position: b.position, logits: true })),
+    );
+    return out as Float32Array[];
   }
 
   async evict(seq: SeqId, start: number, end: number): Promise<number> {
