@@ -119,6 +119,41 @@ describe("memento eval run", () => {
     expect(keys).toHaveLength(12);
   });
 
+  it("SIGINT stops a run within seconds, journal consistent, prints how to resume (exit 130); the rerun completes it", async () => {
+    const bench = benchmark(6);
+    const out = join(dir, "run");
+    fake.delayMs = 300;
+    const args = ["eval", "run", "-b", bench, "-e", fake.baseURL, "-m", "fake", "-n", "2", "-o", out, "-c", "2"];
+    const child = spawn(process.execPath, [join(repoRoot, "bin", "memento.js"), ...args], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const journal = join(out, "generations.jsonl");
+    const t0 = Date.now();
+    while (lines(journal).length < 2 && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 20));
+    const sentAt = Date.now();
+    child.kill("SIGINT");
+    const code = await exited;
+    expect(code, stderr).toBe(130);
+    expect(Date.now() - sentAt).toBeLessThan(5_000);
+    expect(stderr).toMatch(/interrupted after \d+\/12; run the same command to resume/);
+    const before = lines(journal).map((l) => JSON.parse(l) as { status?: string });
+    expect(before.length).toBeLessThan(12);
+    expect(before.every((g) => g.status !== "error")).toBe(true); // an interrupted request is not a failure
+    fake.delayMs = 0;
+    const r = await runCliAsync(args);
+    expect(r.status, r.stderr).toBe(0);
+    const keys = lines(journal).map((l) => {
+      const g = JSON.parse(l);
+      return `${g.problemId}#${g.sample}`;
+    });
+    expect(new Set(keys).size).toBe(12);
+  });
+
   it("bad input is a one-line error with exit 2", () => {
     const bench = join(dir, "b.jsonl");
     writeFileSync(bench, JSON.stringify({ id: "x", text: "no problem field" }) + "\n");
