@@ -17,6 +17,8 @@ import { effectiveSampleSize, estimateAccuracy, pairedDelta, signTestP } from ".
 import { wilsonInterval } from "../src/analyze/probe-stats.js";
 import { sampleSeed } from "../src/analyze/restart.js";
 import { probeAblationTask } from "../src/analyze/restart-probe.js";
+import { bundledProbeModelDir } from "../src/analyze/probe-run.js";
+import { loadProbeModel } from "../src/analyze/probe-task.js";
 import { causalPattern, mementoPattern, type CompactAttentionPattern } from "../src/masking/masks.js";
 import { parseQwen3Config } from "../src/model/config.js";
 import { argmax } from "../src/engine/sampling.js";
@@ -165,6 +167,37 @@ describe("restart ablation: the probe task's problems", () => {
       completion[free[1]] = (completion[free[1]] + 1) % 10;
       expect(p.isCorrect(completion)).toBe(false);
     }
+  });
+});
+
+describe("restart ablation on the probe-task model (models/probe)", () => {
+  it("restart-mode generation equals a full forward under the restart mask; memento mode under its own", () => {
+    const m = loadProbeModel(bundledProbeModelDir());
+    expect(m, "models/probe holds the committed probe-task model").toBeDefined();
+    const task = probeAblationTask({ limit: 6, blocks: 4 });
+    const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
+    let compared = 0;
+    let restartDiffers = false;
+    for (const p of task.problems) {
+      const chosen: Partial<Record<AblationMode, number[]>> = {};
+      for (const mode of ["memento", "restart"] as const) {
+        const r = generateUnderMode(m!, task, p, mode, greedy);
+        const tokens = [...p.promptIds, ...r.completion];
+        const masking = modeSpec(mode, false).masking!;
+        const { logits } = m!.forward(tokens, mementoPattern(tokens, p.promptIds.length, task.trackerIds, masking));
+        const V = m!.vocab;
+        r.completion.forEach((t, c) => {
+          if (p.forcedToken?.(r.completion.slice(0, c)) !== undefined) return;
+          const row = p.promptIds.length + c - 1;
+          expect(t, `${p.id}, ${mode}, completion token ${c}`).toBe(argmax(logits.subarray(row * V, (row + 1) * V)));
+          compared++;
+        });
+        chosen[mode] = r.completion;
+      }
+      if (chosen.restart?.join() !== chosen.memento?.join()) restartDiffers = true;
+    }
+    expect(compared).toBe(6 * 2 * 3); // the last block's three sum digits, in both modes
+    expect(restartDiffers).toBe(true); // not vacuous: the recomputed mementos change what the model reads
   });
 });
 
