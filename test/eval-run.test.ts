@@ -40,6 +40,13 @@ const lines = (p: string) =>
         .filter((l) => l.trim())
     : [];
 
+/** `problemId#sample` of every journalled generation, in journal order. */
+const generationKeys = (journal: string) =>
+  lines(journal).map((l) => {
+    const g = JSON.parse(l) as { problemId: string; sample: number };
+    return `${g.problemId}#${g.sample}`;
+  });
+
 describe("memento eval run", () => {
   it("generates n per problem with the paper's sampling, checks answers, measures KV, and resumes without duplicates", async () => {
     const bench = benchmark(4);
@@ -111,10 +118,7 @@ describe("memento eval run", () => {
     fake.delayMs = 0;
     const r = await runCliAsync(args);
     expect(r.status, r.stderr).toBe(0);
-    const keys = lines(journal).map((l) => {
-      const g = JSON.parse(l);
-      return `${g.problemId}#${g.sample}`;
-    });
+    const keys = generationKeys(journal);
     expect(new Set(keys).size).toBe(12);
     expect(keys).toHaveLength(12);
   });
@@ -147,10 +151,7 @@ describe("memento eval run", () => {
     fake.delayMs = 0;
     const r = await runCliAsync(args);
     expect(r.status, r.stderr).toBe(0);
-    const keys = lines(journal).map((l) => {
-      const g = JSON.parse(l);
-      return `${g.problemId}#${g.sample}`;
-    });
+    const keys = generationKeys(journal);
     expect(new Set(keys).size).toBe(12);
   });
 

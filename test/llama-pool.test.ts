@@ -30,7 +30,7 @@ import {
   chooseLlamaCppBackend,
   loadServingModel,
 } from "../src/engine/load.js";
-import type { CompletionResult, EngineRequest } from "../src/engine/types.js";
+import type { EngineRequest } from "../src/engine/types.js";
 import { UserError } from "../src/errors.js";
 import { startServer } from "../src/server/index.js";
 import { toyTokenizer } from "../src/train/char-tokenizer.js";
@@ -250,38 +250,40 @@ describe.skipIf(!addon.ok)("llama.cpp backend over the shared-KV addon (LlamaPoo
     }
   });
 
+  /**
+   * The toy problems answered greedily at once on a fresh pool of `cells` (F32 KV, flash attention off), the
+   * engine's KV budget the pool; optionally a per-step token budget.
+   */
+  async function answerAll(problems: string[], cells: number, maxTokens: number, maxStepTokens?: number) {
+    const backend = await LlamaPoolBackend.create({
+      modelPath: gguf,
+      sequences: problems.length,
+      cells,
+      threads: 1,
+      kvCacheType: "F32",
+      flashAttention: false,
+    });
+    const engine = createEngine({ backend, tokenizer: tok, kvBudgetTokens: cells, maxStepTokens });
+    try {
+      const results = await Promise.all(
+        problems.map((p, i) =>
+          engine
+            .submit({ id: `p${i}`, promptTokens: tok.encode(renderSftPrompt(p)), sampling: { ...GREEDY, maxTokens } })
+            .result(),
+        ),
+      );
+      expect(backend.peakUsedCells).toBeLessThanOrEqual(backend.kvCapacityTokens);
+      const st = engine.stats();
+      return { results, steps: st.steps, preemptions: st.preemptions, calls: backend.decodeCalls };
+    } finally {
+      await engine.close();
+    }
+  }
+
   it("c. preempts and recomputes when the pool runs out; every request ends as with a big pool", async () => {
     const problems = ["s=3714 k=5", "s=1234 k=4", "s=9051 k=4", "s=2718 k=5", "s=5555 k=3", "s=8080 k=4"];
-    const run = async (cells: number): Promise<{ results: CompletionResult[]; preemptions: number }> => {
-      const backend = await LlamaPoolBackend.create({
-        modelPath: gguf,
-        sequences: problems.length,
-        cells,
-        threads: 1,
-        kvCacheType: "F32",
-        flashAttention: false,
-      });
-      const engine = createEngine({ backend, tokenizer: tok, kvBudgetTokens: cells });
-      try {
-        const results = await Promise.all(
-          problems.map((p, i) =>
-            engine
-              .submit({
-                id: `p${i}`,
-                promptTokens: tok.encode(renderSftPrompt(p)),
-                sampling: { ...GREEDY, maxTokens: 600 },
-              })
-              .result(),
-          ),
-        );
-        expect(backend.peakUsedCells).toBeLessThanOrEqual(backend.kvCapacityTokens);
-        return { results, preemptions: engine.stats().preemptions };
-      } finally {
-        await engine.close();
-      }
-    };
-    const big = await run(4096);
-    const small = await run(512); // their peaks sum to ~850 cells
+    const big = await answerAll(problems, 4096, 600);
+    const small = await answerAll(problems, 512, 600); // their peaks sum to ~850 cells
     expect(big.preemptions).toBe(0);
     expect(small.preemptions).toBeGreaterThan(0);
     for (let i = 0; i < problems.length; i++) {
@@ -300,33 +302,9 @@ describe.skipIf(!addon.ok)("llama.cpp backend over the shared-KV addon (LlamaPoo
 
   it("c. chunked prefill: one llama_decode per engine step; a small step budget ends every request as a big one", async () => {
     const problems = ["s=3714 k=5", "s=1234 k=4", "s=9051 k=4", "s=2718 k=5"];
-    const run = async (cells: number, maxStepTokens?: number) => {
-      const backend = await LlamaPoolBackend.create({
-        modelPath: gguf,
-        sequences: problems.length,
-        cells,
-        threads: 1,
-        kvCacheType: "F32",
-        flashAttention: false,
-      });
-      const engine = createEngine({ backend, tokenizer: tok, kvBudgetTokens: cells, maxStepTokens });
-      try {
-        const results = await Promise.all(
-          problems.map((p) =>
-            engine
-              .submit({ promptTokens: tok.encode(renderSftPrompt(p)), sampling: { ...GREEDY, maxTokens: 400 } })
-              .result(),
-          ),
-        );
-        const st = engine.stats();
-        return { results, steps: st.steps, preemptions: st.preemptions, calls: backend.decodeCalls };
-      } finally {
-        await engine.close();
-      }
-    };
-    const wide = await run(4096);
-    const chunked = await run(4096, 8); // prompts of ~20 tokens: 2-3 chunks each, beside the others' decode rows
-    const tight = await run(256, 8); // and preemptions, rebuilt in chunks with their evictions in between
+    const wide = await answerAll(problems, 4096, 400);
+    const chunked = await answerAll(problems, 4096, 400, 8); // prompts of ~20 tokens: 2-3 chunks each, beside the others' decode rows
+    const tight = await answerAll(problems, 256, 400, 8); // and preemptions, rebuilt in chunks with their evictions in between
     expect(wide.calls).toBe(wide.steps);
     expect(chunked.calls).toBe(chunked.steps);
     expect(chunked.steps).toBeGreaterThan(wide.steps);
