@@ -102,6 +102,15 @@ describe("bad option values: one line naming the flag, exit 2", () => {
     ],
     ["serve --port", ["serve", "--port", "x"], /--port: expected an integer from 0 to 65535, got "x"/],
     ["serve --max-running", ["serve", "--max-running", "0"], /--max-running: expected a positive integer/],
+    ["serve --max-step-tokens", ["serve", "--max-step-tokens", "0"], /--max-step-tokens: expected a positive integer/],
+    ["serve --gpu", ["serve", "--backend", "llamacpp", "--gpu", "cuda"], /--gpu: expected auto or off, got "cuda"/],
+    ["serve --gpu reference", ["serve", "--gpu", "off"], /--gpu: only with --backend llamacpp/],
+    ["bench engine --gpu", ["bench", "engine", "--gpu", "yes"], /--gpu: expected auto or off, got "yes"/],
+    [
+      "bench engine --max-step-tokens",
+      ["bench", "engine", "--max-step-tokens", "0"],
+      /--max-step-tokens: expected a positive integer/,
+    ],
     // numbers
     [
       "train toy --lr",
