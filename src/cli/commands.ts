@@ -10,6 +10,7 @@ import { register as registerDataSegment } from "./data-segment.js";
 import { register as registerDataSplit } from "./data-split.js";
 import { registerSeedAndStats as registerDataSeedStats } from "./data-seed.js";
 import { register as registerDataBuild } from "./data-build.js";
+import { register as registerDataMerge } from "./data-merge.js";
 import { register as registerModelAddTokens } from "./model.js";
 import { register as registerModelExportGguf } from "./gguf.js";
 import { register as registerToy } from "./toy.js";
@@ -36,6 +37,7 @@ export function registerCommands(program: Command): void {
   registerTokenize(program);
   registerDataSegment(program);
   registerDataBuild(program);
+  registerDataMerge(program);
   registerDataSplit(program);
   registerDataSeedStats(program);
   registerModelAddTokens(program);

@@ -2,7 +2,8 @@
  * `memento data build`: parses the options, builds the provider, runs `buildDataset` (src/data/runner.ts) with a
  * progress bar, and prints the summary. Rerunning the same command resumes; a rerun with options that change the
  * rows is refused in one line (`--force-new` moves the old directory aside). `--lenient` skips malformed input
- * lines, printing the first MAX_SKIPPED_LINES_SHOWN and the count.
+ * lines, printing the first MAX_SKIPPED_LINES_SHOWN and the count. `--shard K/N` processes only shard K of the
+ * selected traces (src/data/shard.ts); `memento data merge` (./data-merge.ts) combines the N shard directories.
  */
 import { Option, type Command } from "commander";
 import { UserError } from "../errors.js";
@@ -12,6 +13,7 @@ import { createProvider, type ProviderOptions } from "../data/providers/index.js
 import { OpenAIProvider } from "../data/providers/openai.js";
 import { parseFieldMapping, formatSeedReport, DEFAULT_MIN_CHARS } from "../data/seed.js";
 import { buildDataset } from "../data/runner.js";
+import { formatShard, parseShardSpec, type ShardSpec } from "../data/shard.js";
 import type { ReadIssue } from "../data/readers.js";
 import { dataCommand } from "./data-segment.js";
 import { ProgressReporter } from "./progress.js";
@@ -34,6 +36,7 @@ interface BuildCliOptions {
   temperature?: number;
   workers: number;
   limit?: number;
+  shard?: ShardSpec;
   windows: number[];
   minBlockTokens: number;
   minBlocks: number;
@@ -124,6 +127,12 @@ export function register(program: Command): void {
     .addOption(integerOption("-w, --workers <n>", "traces processed concurrently", { min: 1 }).default(4))
     .addOption(integerOption("--limit <n>", "only the first N selected traces", { min: 0 }))
     .addOption(
+      new Option(
+        "--shard <K/N>",
+        "process only shard K of N of the selected traces (by a hash of each trace's id; merge with `data merge`)",
+      ).argParser((raw: string) => parseShardSpec("--shard", raw)),
+    )
+    .addOption(
       new Option("--windows <list>", "boundary-scoring window sizes, one pass each, averaged (e.g. 16,11)")
         .argParser(parseWindows)
         .default([16], "16"),
@@ -180,6 +189,7 @@ export function register(program: Command): void {
           tokenizer,
           workers: o.workers,
           limit: o.limit,
+          shard: o.shard,
           windows: o.windows,
           minBlockTokens: o.minBlockTokens,
           minBlocks: o.minBlocks,
@@ -212,6 +222,11 @@ export function register(program: Command): void {
           `done: ${summary.completed} completed, ${summary.failed} failed (of ${summary.total}; ${summary.resumed} from an earlier run); ` +
             `seeds read ${summary.seedReport.read}, kept ${summary.seedReport.kept}\n`,
         );
+        if (o.shard)
+          err.write(
+            `shard ${formatShard(o.shard)}: ${summary.total} of ${summary.selectedTraces} selected traces; ` +
+              `combine the ${o.shard.count} shard directories with memento data merge\n`,
+          );
         if (skipped > MAX_SKIPPED_LINES_SHOWN)
           err.write(`skipped ${skipped} malformed input lines in all (the first ${MAX_SKIPPED_LINES_SHOWN} shown)\n`);
         if (summary.adopted)

@@ -9,6 +9,10 @@
  *    identity is refused in one line naming the differing options; `forceNew` moves the old directory aside.
  * 3. `lenient`: malformed input lines are skipped, each reported through `onSkipLine` and counted in the seed
  *    report's `skippedLines`, instead of stopping the build at the first one.
+ * 4. `shard` (`--shard K/N`, src/data/shard.ts): seeds are selected from the whole input as usual, `limit` cuts
+ *    them, then only the traces of shard K are processed. The shard is part of the identity (a resume with
+ *    another is refused); the finished manifest records `selectedTraces` (before sharding) so that
+ *    `memento data merge` (src/data/merge.ts) can check the shards cut the same selection.
  */
 import { mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
@@ -18,6 +22,7 @@ import { runJournalled, type JobProgress } from "../io/pool.js";
 import { readRecords, type ReadIssue } from "./readers.js";
 import { selectSeeds, type SeedOptions, type SeedReport } from "./seed.js";
 import { processTrace, type PipelineOptions } from "./pipeline.js";
+import { formatShard, inShard, type ShardSpec } from "./shard.js";
 import { writeFileAtomic, writeRecords, type OutputSchema } from "./writers.js";
 import type { PipelineRecord, Provider, SeedTrace } from "./types.js";
 
@@ -36,8 +41,10 @@ export interface BuildOptions extends Omit<PipelineOptions, "provider" | "tokeni
   tokenizer: MementoTokenizer;
   /** Traces processed concurrently. */
   workers?: number;
-  /** Only the first N selected traces. */
+  /** Only the first N selected traces (cut before sharding). */
   limit?: number;
+  /** Process only this shard of the selected traces (`--shard K/N`); default: all of them. */
+  shard?: ShardSpec;
   seed?: Omit<SeedOptions, "countTokens" | "source">;
   schema?: OutputSchema;
   /** Also write Parquet next to the JSONL. */
@@ -68,6 +75,8 @@ export interface BuildSummary extends BuildProgress {
   interrupted: boolean;
   /** Whether an output directory without a recorded identity (an older build) was adopted. */
   adopted: boolean;
+  /** Seed-selected traces after `limit`, before sharding (equals `total` when unsharded). */
+  selectedTraces: number;
 }
 
 /**
@@ -91,6 +100,8 @@ export function buildIdentity(opts: BuildOptions): JobIdentity {
       "--max-rounds": opts.maxRounds,
       "--min-chars": opts.seed?.minChars,
       "--field": opts.seed?.fields,
+      // Absent when unsharded, so builds recorded before sharding existed still resume.
+      "--shard": opts.shard ? formatShard(opts.shard) : undefined,
     },
     input: { "--input": fileFingerprint(opts.input) },
   };
@@ -137,7 +148,9 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildSummary> {
     },
   );
   if (skippedLines) seeds.report.skippedLines = skippedLines;
-  const traces: SeedTrace[] = opts.limit !== undefined ? seeds.traces.slice(0, opts.limit) : seeds.traces;
+  const selected: SeedTrace[] = opts.limit !== undefined ? seeds.traces.slice(0, opts.limit) : seeds.traces;
+  const shard = opts.shard;
+  const traces = shard ? selected.filter((t) => inShard(t.id, shard)) : selected;
   writeFileAtomic(join(opts.outputDir, SEED_REPORT_FILE), JSON.stringify(seeds.report, null, 2) + "\n");
 
   // Every finished trace is journalled (fsync'd), in completion order; the outputs are rebuilt from the journal,
@@ -178,6 +191,7 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildSummary> {
     heuristic: opts.provider.heuristic,
     models: opts.provider.models,
     schema: opts.schema ?? "full",
+    selectedTraces: selected.length,
     total: progress.total,
     completed: progress.completed,
     failed: progress.failed,
@@ -187,5 +201,12 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildSummary> {
     costUsd: opts.cost?.() ?? null,
     finishedAt: new Date().toISOString(),
   });
-  return { ...progress, seedReport: seeds.report, outputs, interrupted, adopted: verdict === "adopted" };
+  return {
+    ...progress,
+    seedReport: seeds.report,
+    outputs,
+    interrupted,
+    adopted: verdict === "adopted",
+    selectedTraces: selected.length,
+  };
 }
