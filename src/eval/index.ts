@@ -1,5 +1,6 @@
 /**
- * Evaluation: answer extraction, normalisation, symbolic equivalence, code execution, checking, metrics.
+ * Evaluation: answer extraction, normalisation, symbolic equivalence, code execution, checking, metrics, the
+ * runner and who owns masking (server-kind.ts), usage checks.
  */
 export * from "./extract.js";
 export * from "./normalize.js";
@@ -12,3 +13,5 @@ export * from "./benchmark.js";
 export * from "./runner.js";
 export * from "./summary.js";
 export * from "./kv-units.js";
+export * from "./server-kind.js";
+export * from "./usage.js";

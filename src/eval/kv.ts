@@ -1,8 +1,17 @@
+/**
+ * The KV record of one response (`GenerationKv`), as `eval run` stores it and `eval report --fill-kv` recomputes it.
+ *
+ * Policy:
+ * 1. The numbers are `traceStats` (src/kv/trace-stats.ts) on the same text, problem, tokenizer, architecture and
+ *    masking: a run's KV figures equal `memento trace stats` on its responses.
+ * 2. The masking is the one the server applied: keepLastNBlocks 0 unless `masking` says otherwise (a
+ *    `vllm-memento` server's launch settings, server-kind.ts); full attention is always measured beside it.
+ */
 import type { MementoTokenizer } from "../format/tokenizer.js";
 import type { KvArchitecture } from "../kv/architecture.js";
 import { traceStats } from "../kv/trace-stats.js";
 import { simulateKv } from "../kv/simulate.js";
-import { trackerIdsOf, resolveMasking } from "../masking/config.js";
+import { trackerIdsOf, resolveMasking, type MaskingConfig } from "../masking/config.js";
 import { downsampleMax } from "../util/charts.js";
 import type { GenerationKv } from "./types.js";
 
@@ -11,21 +20,27 @@ export const TRAJECTORY_POINTS = 512;
 
 /**
  * The `kv` record of one response, as `eval run` stores it: the simulator's numbers with block masking
- * (keepLastNBlocks 0) and under full attention (after the chat prompt of `problem`, when given), per-block token
- * counts, and both trajectories of the response's own tokens (resident tokens excluding the prompt).
+ * (keepLastNBlocks 0, or `masking`) and under full attention (after the chat prompt of `problem`, when given),
+ * per-block token counts, and both trajectories of the response's own tokens (resident tokens excluding the prompt).
  */
 export function computeGenerationKv(
   response: string,
-  opts: { tokenizer: MementoTokenizer; architecture: KvArchitecture; problem?: string },
+  opts: {
+    tokenizer: MementoTokenizer;
+    architecture: KvArchitecture;
+    problem?: string;
+    /** The server's masking settings over the defaults (policy 2); absent: keepLastNBlocks 0. */
+    masking?: Partial<MaskingConfig>;
+  },
 ): GenerationKv {
   const s = traceStats(
     { id: "", text: response, problem: opts.problem },
-    { tokenizer: opts.tokenizer, architecture: opts.architecture },
+    { tokenizer: opts.tokenizer, architecture: opts.architecture, masking: opts.masking },
   );
   const special = trackerIdsOf(opts.tokenizer);
   const tokens = opts.tokenizer.encode(response);
-  const traj =
-    simulateKv(tokens, 0, special, resolveMasking({ keepLastNBlocks: 0 }), { trajectory: true }).trajectory ?? [];
+  const masking = resolveMasking({ keepLastNBlocks: 0, ...opts.masking });
+  const traj = simulateKv(tokens, 0, special, masking, { trajectory: true }).trajectory ?? [];
   return {
     promptTokens: s.promptTokens,
     outputTokens: s.outputTokens,

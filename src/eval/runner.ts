@@ -8,8 +8,11 @@
  *    neither right nor wrong (summary.ts), and retried by the next run.
  * 3. Resumes are checked: run.json records the run's identity (`runIdentity`) before any request; a rerun with
  *    another identity is refused in one line naming the differing options (io/manifest.ts).
+ * 4. Who owns masking decides what a request carries and which masking the KV replay applies (server-kind.ts);
+ *    run.json records the server kind, the replayed masking and the architecture, which `eval report` shows.
  */
 import { mkdirSync } from "node:fs";
+import { UserError } from "../errors.js";
 import { join } from "node:path";
 import { checkJobIdentity, fileFingerprint, moveAside, type JobIdentity } from "../io/manifest.js";
 import { runJournalled, type JobProgress } from "../io/pool.js";
@@ -17,11 +20,13 @@ import { writeFileAtomic } from "../data/writers.js";
 import type { MementoTokenizer } from "../format/tokenizer.js";
 import { OpenAIProvider } from "../data/providers/openai.js";
 import type { KvArchitecture } from "../kv/architecture.js";
+import { MASKING_FIELDS, MASKING_FIELD_NAMES, type MaskingConfig } from "../masking/config.js";
 import { renderPrompt, type BenchmarkFields } from "./benchmark.js";
 import { checkAnswer } from "./check.js";
 import { computeGenerationKv } from "./kv.js";
 import { answerKey } from "./normalize.js";
 import { summarizeRun } from "./summary.js";
+import { checkExtraBody, DEFAULT_SERVER_KIND, requestFields, requireUsage, type ServerKind } from "./server-kind.js";
 import type { BenchmarkProblem, Generation, RunManifest, RunSummary, RequestSampling } from "./types.js";
 
 export const RUN_MANIFEST = "run.json";
@@ -45,6 +50,13 @@ export interface EvalRunOptions {
   n: number;
   sampling: RequestSampling;
   extraBody?: Record<string, unknown>;
+  /** Who owns masking (server-kind.ts); default DEFAULT_SERVER_KIND ("memento"). */
+  server?: ServerKind;
+  /**
+   * The masking of a `vllm-memento` server as it was launched, over keepLastNBlocks 0, for the KV replay only
+   * (nothing is sent). Refused with a `memento` server, which takes masking per request in `extraBody`.
+   */
+  masking?: Partial<MaskingConfig>;
   concurrency?: number;
   promptTemplate?: string;
   tokenizer: MementoTokenizer;
@@ -94,9 +106,35 @@ export function runIdentity(opts: EvalRunOptions): JobIdentity {
       "--prompt-template": opts.promptTemplate,
       "--field": opts.fields && Object.keys(opts.fields).length ? opts.fields : undefined,
       "--architecture": opts.architecture.name,
+      // Absent for the default, so runs recorded before these options resume as they were.
+      "--server": serverOf(opts) === DEFAULT_SERVER_KIND ? undefined : serverOf(opts),
+      ...maskingFlags(opts.masking ?? {}),
     },
     input: { "--benchmark": fileFingerprint(opts.benchmark) },
   };
+}
+
+const serverOf = (opts: Pick<EvalRunOptions, "server">): ServerKind => opts.server ?? DEFAULT_SERVER_KIND;
+
+/** The masking settings under their CLI flags (`--mask-delimiters: true`), for the run's identity. */
+function maskingFlags(masking: Partial<MaskingConfig>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of MASKING_FIELD_NAMES) {
+    const flag = MASKING_FIELDS[k].flag?.split(" ")[0] ?? k;
+    if (masking[k] !== undefined) out[flag] = masking[k];
+  }
+  return out;
+}
+
+/** Refuses options that contradict who owns masking (server-kind.ts), before anything is written. */
+function checkServerOptions(opts: EvalRunOptions): void {
+  const server = serverOf(opts);
+  checkExtraBody(server, opts.extraBody);
+  if (server !== "vllm-memento" && opts.masking && Object.keys(opts.masking).length > 0)
+    throw new UserError(
+      "the masking flags describe a --server vllm-memento launch; a memento server takes masking per request: " +
+        `--extra-body '{"block_masking":{...}}'`,
+    );
 }
 
 /** The first error message among failed generations, for a one-line verdict. */
@@ -113,6 +151,8 @@ function firstError(generations: readonly Generation[]): string | undefined {
  * (`runIdentity`); `forceNew` moves the old directory aside first.
  */
 export async function runEval(opts: EvalRunOptions): Promise<EvalRunResult> {
+  checkServerOptions(opts);
+  const server = serverOf(opts);
   const identity = runIdentity(opts);
   const manifestPath = join(opts.outDir, RUN_MANIFEST);
   if (opts.forceNew) {
@@ -131,6 +171,8 @@ export async function runEval(opts: EvalRunOptions): Promise<EvalRunResult> {
     sampling: opts.sampling,
     ...(opts.extraBody ? { extraBody: opts.extraBody } : {}),
     architecture: opts.architecture.name,
+    server,
+    ...(server === "vllm-memento" ? { serverMasking: opts.masking ?? {} } : {}),
     tokenizer: opts.tokenizerDir ?? null,
     startedAt: new Date().toISOString(),
     ...identity,
@@ -146,25 +188,15 @@ export async function runEval(opts: EvalRunOptions): Promise<EvalRunResult> {
   });
   const tasks: { problem: BenchmarkProblem; sample: number }[] = [];
   for (const problem of opts.problems) for (let s = 0; s < opts.n; s++) tasks.push({ problem, sample: s });
-  const { temperature, top_p, top_k, min_p, max_tokens, seed } = opts.sampling;
   const tokenizer = opts.tokenizer;
   const generate = async ({ problem, sample }: (typeof tasks)[number]): Promise<Generation> => {
     const prompt = renderPrompt(problem, opts.promptTemplate);
     const started = Date.now();
     const r = await client.complete([{ role: "user", content: prompt }], {
       signal: opts.signal,
-      extra: {
-        temperature,
-        top_p,
-        top_k,
-        ...(min_p !== undefined ? { min_p } : {}),
-        max_tokens,
-        ...(seed !== undefined ? { seed: seed + sample } : {}),
-        // Keep the Memento markers in the text so blocks and mementos can be measured.
-        skip_special_tokens: false,
-        ...opts.extraBody,
-      },
+      extra: requestFields(opts.sampling, sample, opts.extraBody),
     });
+    requireUsage(server, r.usage);
     const checked = await checkAnswer(r.content, problem.answer, { kind: problem.kind, tests: problem.tests });
     const extracted = checked.extracted;
     return {
@@ -180,7 +212,12 @@ export async function runEval(opts: EvalRunOptions): Promise<EvalRunResult> {
       voteKey: extracted === null ? undefined : problem.kind === "math" ? answerKey(extracted) : extracted.trim(),
       correct: checked.correct,
       method: checked.method,
-      kv: computeGenerationKv(r.content, { tokenizer, architecture: opts.architecture, problem: prompt }),
+      kv: computeGenerationKv(r.content, {
+        tokenizer,
+        architecture: opts.architecture,
+        problem: prompt,
+        ...(server === "vllm-memento" ? { masking: opts.masking } : {}),
+      }),
     };
   };
 

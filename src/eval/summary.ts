@@ -5,10 +5,12 @@
  * 1. Failed generations are not answers: pass@k and maj@k are over completed generations, `errors` counts the
  *    rest, and a run with no completed generation shows "-" for its accuracy, not 0.
  * 2. k is reported for powers of two up to n, and n (`reportedKs`).
+ * 3. Token counts are the server's (`usage`) where it reported them, checked against our replay (usage.ts).
  */
 import { majAtK, passAt1, passAtKOverProblems, type VoteProblem } from "./metrics.js";
 import type { BenchmarkProblem, Generation, RunSummary } from "./types.js";
 import { formatKvBytes } from "./kv-units.js";
+import { checkUsage } from "./usage.js";
 
 const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
@@ -55,6 +57,8 @@ export function summarizeRun(
     ).value;
   }
   const ok = generations.filter((g) => g.status === "ok" && g.kv);
+  const counted = generations.filter((g) => g.status === "ok" && g.usage && g.usage.completionTokens > 0);
+  const usage = checkUsage(generations);
   return {
     label,
     problems: problems.length,
@@ -73,6 +77,8 @@ export function summarizeRun(
     vanillaMeanAucTokens: mean(ok.map((g) => g.kv!.vanilla.aucTokens)),
     meanCompression: mean(ok.map((g) => g.kv!.compression)),
     meanBlocks: mean(ok.map((g) => g.kv!.blocks)),
+    ...(counted.length > 0 ? { meanUsageCompletionTokens: mean(counted.map((g) => g.usage!.completionTokens)) } : {}),
+    usageMismatches: usage.mismatches,
   };
 }
 

@@ -5,6 +5,8 @@
  *   results.json      the RunSummary, rewritten at the end of each run
  * `memento eval report RUN [RUN2]` reads these and writes one self-contained HTML file.
  */
+import type { MaskingConfig } from "../masking/config.js";
+import type { ServerKind } from "./server-kind.js";
 
 export type AnswerKind = "math" | "choice" | "code";
 
@@ -52,8 +54,15 @@ export interface RunManifest {
   sampling: RequestSampling;
   /** Free-form extra request fields sent to the server (e.g. block-masking settings). */
   extraBody?: Record<string, unknown>;
-  /** Architecture used for KV bytes. */
+  /** Architecture used for KV bytes (its name: "Qwen3-8B", or the config.json path). */
   architecture: string;
+  /** Who owned masking (server-kind.ts); absent in runs written before it, which were `memento`. */
+  server?: ServerKind;
+  /**
+   * The masking the KV replay applied, over keepLastNBlocks 0: a `vllm-memento` server's launch settings as the
+   * masking flags gave them ({} when none were given); absent for a `memento` server.
+   */
+  serverMasking?: Partial<MaskingConfig>;
   /** Tokenizer directory used for token counts (null: the default Qwen3 tokenizer); `memento view` reads it. */
   tokenizer?: string | null;
   startedAt: string;
@@ -119,4 +128,8 @@ export interface RunSummary {
   vanillaMeanAucTokens: number;
   meanCompression: number;
   meanBlocks: number;
+  /** Mean completion tokens as the server's usage counted them, over completed generations that report usage. */
+  meanUsageCompletionTokens?: number;
+  /** Completed generations whose usage count disagrees with our replay's (usage.ts): not the served tokenizer. */
+  usageMismatches?: number;
 }

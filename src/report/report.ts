@@ -105,6 +105,8 @@ const manifestSchema = z.object({
   }),
   extraBody: z.record(z.string(), z.unknown()).optional(),
   architecture: z.string(),
+  server: z.string().optional(),
+  serverMasking: z.record(z.string(), z.unknown()).optional(),
   startedAt: z.string(),
 });
 
@@ -289,6 +291,8 @@ export function detectFullAttention(manifest: RunManifest): boolean {
     return false;
   });
   if (fromBody) return true;
+  // `eval run --server vllm-memento -k -1`: the server was launched without eviction.
+  if (manifest.serverMasking?.keepLastNBlocks === -1) return true;
   return /(^|[^a-z])(no[-_ ]?mask(ing)?|mask(ing)?[-_ ]?off|unmasked|full[-_ ]?attention|full[-_ ]?kv)([^a-z]|$)/i.test(
     manifest.label,
   );
