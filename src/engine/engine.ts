@@ -32,6 +32,7 @@ import { capabilitiesOf, missingFeature } from "./backends/capabilities.js";
 import {
   DEFAULT_MAX_STEP_TOKENS,
   EngineError,
+  MAX_TOP_LOGPROBS,
   UnsupportedFeatureError,
   type Backend,
   type BackendCapabilities,
@@ -146,6 +147,7 @@ export class MementoEngine implements Engine {
       replay: req.replayTokens ? [...req.replayTokens] : undefined,
       replayLogits: req.replayLogits === true,
       skipSpecialTokens: req.skipSpecialTokens ?? false,
+      ...(req.logprobs !== undefined ? { logprobs: req.logprobs } : {}),
       channel,
     });
     seqRef = seq;
@@ -226,6 +228,9 @@ export class MementoEngine implements Engine {
     if (s.stop !== undefined && (!Array.isArray(s.stop) || s.stop.some((x) => typeof x !== "string")))
       bad("sampling.stop must be an array of strings");
     if (s.stopTokenIds !== undefined) checkIds(s.stopTokenIds, "sampling.stopTokenIds", true);
+    const lp = req.logprobs;
+    if (lp !== undefined && (typeof lp !== "number" || !Number.isInteger(lp) || lp < 0 || lp > MAX_TOP_LOGPROBS))
+      bad(`logprobs must be an integer in [0, ${MAX_TOP_LOGPROBS}], got ${String(lp)}`);
     let masking: MaskingConfig;
     try {
       masking = resolveMasking({ ...(this.config.masking ?? {}), ...(req.masking ?? {}) });
@@ -459,7 +464,7 @@ export class MementoEngine implements Engine {
       return;
     }
     const { token, forced } = s.choose(logits as Float32Array);
-    const finish = s.accept(token, forced);
+    const finish = s.accept(token, forced, logits);
     // Counted when accepted, as usage.completion_tokens counts it: the last token is never decoded.
     this.counters.generatedTokens++;
     if (finish) this.finish(s, finish);

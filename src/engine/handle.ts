@@ -1,11 +1,14 @@
 /** The caller's side of a request: an async-iterable event queue plus the collected result. */
-import type { CompletionResult, DoneEvent, EngineEvent, EvictEvent, RequestHandle } from "./types.js";
+import type { CompletionResult, DoneEvent, EngineEvent, EvictEvent, RequestHandle, TokenLogprob } from "./types.js";
 
 export class RequestChannel implements RequestHandle {
   private readonly queue: EngineEvent[] = [];
   private readonly waiters: ((r: IteratorResult<EngineEvent>) => void)[] = [];
   private ended = false;
   private readonly tokens: number[] = [];
+  private readonly logprobs: number[] = [];
+  private readonly topLogprobs: TokenLogprob[][] = [];
+  private readonly forced: number[] = [];
   private text = "";
   private readonly evictions: EvictEvent[] = [];
   private readonly finished: Promise<CompletionResult>;
@@ -30,7 +33,10 @@ export class RequestChannel implements RequestHandle {
   emit(event: EngineEvent): void {
     if (this.ended) return;
     if (event.type === "token") {
+      if (event.forced) this.forced.push(this.tokens.length);
       this.tokens.push(event.id);
+      if (event.logprob !== undefined) this.logprobs.push(event.logprob);
+      if (event.topLogprobs !== undefined) this.topLogprobs.push(event.topLogprobs);
       if (event.text) this.text += event.text;
     } else if (event.type === "evict") {
       this.evictions.push(event);
@@ -69,7 +75,11 @@ export class RequestChannel implements RequestHandle {
       finishReason: done.finishReason,
       stats: done.stats,
       evictions: this.evictions,
+      forced: this.forced,
     };
+    // Only when every token has one (a request that asked for logprobs; replays record none).
+    if (this.logprobs.length > 0 && this.logprobs.length === this.tokens.length) r.logprobs = this.logprobs;
+    if (this.topLogprobs.length > 0 && this.topLogprobs.length === this.tokens.length) r.topLogprobs = this.topLogprobs;
     if (done.stopReason !== undefined) r.stopReason = done.stopReason;
     if (done.message !== undefined) r.message = done.message;
     return r;

@@ -7,6 +7,7 @@
 import { BlockTracker, type Eviction } from "../masking/tracker.js";
 import type { MaskingConfig, TrackerTokenIds } from "../masking/config.js";
 import { Sampler } from "./sampling.js";
+import { logSumExp, tokenLogprob, topLogprobs } from "./logprobs.js";
 import { TextStream } from "./text.js";
 import type { RequestChannel } from "./handle.js";
 import {
@@ -16,6 +17,7 @@ import {
   type RequestStats,
   type SamplingParams,
   type SeqId,
+  type TokenEvent,
 } from "./types.js";
 
 export type SequenceStatus = "waiting" | "running" | "finished";
@@ -33,6 +35,8 @@ export interface SequenceInit {
   /** Replay: have the backend compute logits anyway (EngineRequest.replayLogits). */
   replayLogits?: boolean;
   skipSpecialTokens: boolean;
+  /** EngineRequest.logprobs: alternatives per token to record (0 = the token's own only); absent = none. */
+  logprobs?: number;
   channel: RequestChannel;
 }
 
@@ -87,6 +91,7 @@ export class Sequence {
   private lastTokenAt = 0;
 
   private readonly sampler: Sampler;
+  private readonly logprobs: number | undefined;
   private readonly replay: readonly number[] | undefined;
   private readonly stopIds: ReadonlySet<number>;
   private readonly text: TextStream;
@@ -105,6 +110,7 @@ export class Sequence {
     this.stopIds = init.stopIds;
     this.tracker = new BlockTracker(init.masking, init.markers);
     this.sampler = new Sampler(init.sampling);
+    this.logprobs = init.replay ? undefined : init.logprobs;
     this.text = new TextStream(init.tokenizer, init.replay ? [] : (init.sampling.stop ?? []), init.skipSpecialTokens);
     this.stats = emptyRequestStats(init.prompt.length);
   }
@@ -207,7 +213,7 @@ export class Sequence {
    * Appends a completion token and emits its event. Returns how the request ends if this token ends it
    * (generation only: stop id, stop string or max tokens; replay ends in nextReplay).
    */
-  accept(token: number, forced = false): Finish | undefined {
+  accept(token: number, forced = false, logits?: Float32Array): Finish | undefined {
     this.tokens.push(token);
     this.stats.completionTokens++;
     if (forced) this.stats.forcedBlockEnds++;
@@ -225,7 +231,14 @@ export class Sequence {
       else if (!this.replay && this.completionLength >= this.sampling.maxTokens) finish = { reason: "length" };
     }
     const text = this.text.release(finish !== undefined);
-    this.channel.emit({ type: "token", id: token, position, text });
+    const event: TokenEvent = { type: "token", id: token, position, text };
+    if (forced) event.forced = true;
+    if (this.logprobs !== undefined && logits) {
+      const lse = logSumExp(logits);
+      event.logprob = tokenLogprob(logits, token, lse);
+      if (this.logprobs > 0) event.topLogprobs = topLogprobs(logits, this.logprobs, lse);
+    }
+    this.channel.emit(event);
     return finish;
   }
 

@@ -10,6 +10,9 @@
  */
 import type { MaskingConfig } from "../masking/config.js";
 import type { SpecialTokenIds } from "../format/tokenizer.js";
+import type { TokenLogprob } from "./logprobs.js";
+
+export type { TokenLogprob } from "./logprobs.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Requests
@@ -55,7 +58,16 @@ export interface EngineRequest {
   replayLogits?: boolean;
   /** Decode token text without special tokens (default false: markers appear in the text). */
   skipSpecialTokens?: boolean;
+  /**
+   * Record each generated token's log-probability under the model (log_softmax of the logits, before sampling's
+   * temperature and cuts; see engine/logprobs.ts), plus this many most likely alternatives (0 = the token's
+   * only; at most MAX_TOP_LOGPROBS). Absent: none recorded. Replayed tokens carry none.
+   */
+  logprobs?: number;
 }
+
+/** Most alternatives a request may ask per token (OpenAI's top_logprobs limit). */
+export const MAX_TOP_LOGPROBS = 20;
 
 // ---------------------------------------------------------------------------------------------------------
 // Events and results
@@ -132,6 +144,12 @@ export interface TokenEvent {
    * The stop string itself and the text of a stop/eos token are never included.
    */
   text?: string;
+  /** `logprobs` asked: log pi(id) under the model (a forced `<|block_end|>` has one too, though not drawn). */
+  logprob?: number;
+  /** `logprobs` > 0 asked: the most likely tokens at this position, best first. */
+  topLogprobs?: TokenLogprob[];
+  /** The engine forced this token (`<|block_end|>` at maxBlockTokens) instead of sampling it. */
+  forced?: true;
 }
 
 export interface EvictEvent {
@@ -168,6 +186,12 @@ export interface CompletionResult {
   tokens: number[];
   /** Completion text (stop string cut, stop token text dropped). */
   text: string;
+  /** `logprobs` asked: log pi of each completion token (one per entry of `tokens`). */
+  logprobs?: number[];
+  /** `logprobs` > 0 asked: each completion token's most likely alternatives. */
+  topLogprobs?: TokenLogprob[][];
+  /** Indices into `tokens` of tokens the engine forced rather than sampled (maxBlockTokens). */
+  forced: number[];
   finishReason: FinishReason;
   stopReason?: string | number;
   message?: string;
