@@ -23,6 +23,7 @@ const LAYERS: Record<string, number> = {
   report: 8,
   bench: 8,
   analyze: 8,
+  rl: 8,
   demo: 8,
   server: 9,
   cli: 10,

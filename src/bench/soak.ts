@@ -318,7 +318,7 @@ function badParamBodies(model: string, prompt: string): object[] {
     { model, messages, max_tokens: 0 },
     { model, messages, n: 2 },
     { model, messages, top_p: 0 },
-    { model, messages, logprobs: true },
+    { model, messages, logprobs: true, top_logprobs: 21 },
     { model, messages, stop: Array.from({ length: 17 }, (_, i) => `s${i}`) },
     { model, messages, block_masking: { keepLastNBlocks: "all" } },
     { model, messages: "not an array" },

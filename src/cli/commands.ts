@@ -22,6 +22,7 @@ import { register as registerTrain } from "./train.js";
 import { register as registerServe } from "./serve.js";
 import { register as registerAnalyzeProbe } from "./analyze-probe.js";
 import { register as registerAnalyzeRestart } from "./analyze-restart.js";
+import { register as registerRl } from "./rl.js";
 
 /**
  * The command table. One file per command (or command group); each exports a `register(program)` that
@@ -51,4 +52,5 @@ export function registerCommands(program: Command): void {
   registerServe(program);
   registerAnalyzeProbe(program);
   registerAnalyzeRestart(program); // `analyze restart`
+  registerRl(program); // the `rl` group: `rl rollouts`
 }

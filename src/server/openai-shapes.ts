@@ -9,6 +9,10 @@
  *   chat chunk   chat.completion.chunk  choices: [{index, delta, logprobs, finish_reason}]
  *   text chunk   text_completion        choices: [{index, text, logprobs, finish_reason}]
  * The final chunk adds `stop_reason` to its choice and a top-level `memento`; the usage chunk has `choices: []`.
+ * `logprobs` is null unless the request asked (then the shape of logprobs.ts, in a chunk for the chunk's tokens).
+ * With vLLM's `return_token_ids` a whole completion adds `prompt_token_ids` (chat: top level; completions: on the
+ * choice) and the choice's `token_ids`, plus Memento's `forced_token_indices` (indices into `token_ids` of the
+ * `<|block_end|>` tokens the engine forced at maxBlockTokens, so RL can leave them out of the policy loss).
  */
 import type { FinishReason, RequestStats } from "../engine/types.js";
 import type { Endpoint } from "./metrics.js";
@@ -98,23 +102,52 @@ function headOf(object: string, head: ResponseHead) {
   return { id: head.id, object, created: head.created, model: head.model };
 }
 
-/** The fields that close a choice: no logprobs, why it finished, and vLLM's stop_reason (the stop string or id). */
-function choiceEnding(e: Ending) {
-  return { logprobs: null, finish_reason: openAiFinishReason(e.finishReason), stop_reason: e.stopReason ?? null };
+/** The fields that close a choice: its logprobs (null: not asked), why it finished, and vLLM's stop_reason. */
+function choiceEnding(e: Ending, logprobs: object | null = null) {
+  return { logprobs, finish_reason: openAiFinishReason(e.finishReason), stop_reason: e.stopReason ?? null };
+}
+
+/** What a whole completion carries beyond its text, when the request asked. */
+export interface CompletionExtras {
+  /** The choice's `logprobs` object (logprobs.ts). */
+  logprobs?: object;
+  /** `return_token_ids`: the prompt's and the completion's ids, and the indices of forced tokens. */
+  tokenIds?: { prompt: readonly number[]; completion: readonly number[]; forced: readonly number[] };
 }
 
 /** A whole (non-streamed) completion. */
-export function completionResponse(endpoint: Endpoint, head: ResponseHead, text: string, e: Ending) {
+export function completionResponse(
+  endpoint: Endpoint,
+  head: ResponseHead,
+  text: string,
+  e: Ending,
+  extras: CompletionExtras = {},
+) {
   const content = endpoint === "chat" ? { message: { role: "assistant", content: text } } : { text };
+  const ids = extras.tokenIds;
+  const choiceIds = ids
+    ? {
+        ...(endpoint === "completions" ? { prompt_token_ids: ids.prompt } : {}),
+        token_ids: ids.completion,
+        forced_token_indices: ids.forced,
+      }
+    : {};
   return {
     ...headOf(COMPLETION_OBJECT[endpoint], head),
-    choices: [{ index: 0, ...content, ...choiceEnding(e) }],
+    choices: [{ index: 0, ...content, ...choiceEnding(e, extras.logprobs ?? null), ...choiceIds }],
     usage: completionUsage(e.stats, e.message),
+    ...(ids && endpoint === "chat" ? { prompt_token_ids: ids.prompt } : {}),
   };
 }
 
-function chunk(endpoint: Endpoint, head: ResponseHead, content: object, ending: object) {
-  return { ...headOf(CHUNK_OBJECT[endpoint], head), choices: [{ index: 0, ...content, logprobs: null, ...ending }] };
+function chunk(
+  endpoint: Endpoint,
+  head: ResponseHead,
+  content: object,
+  ending: object,
+  logprobs: object | null = null,
+) {
+  return { ...headOf(CHUNK_OBJECT[endpoint], head), choices: [{ index: 0, ...content, logprobs, ...ending }] };
 }
 
 /** The first chunk of a chat stream: the assistant role, no text yet. */
@@ -122,10 +155,10 @@ export function roleChunk(head: ResponseHead) {
   return chunk("chat", head, { delta: { role: "assistant", content: "" } }, { finish_reason: null });
 }
 
-/** A piece of completion text. */
-export function textChunk(endpoint: Endpoint, head: ResponseHead, text: string) {
+/** A piece of completion text, with the logprobs of the tokens it carries when the request asked. */
+export function textChunk(endpoint: Endpoint, head: ResponseHead, text: string, logprobs: object | null = null) {
   const content = endpoint === "chat" ? { delta: { content: text } } : { text };
-  return chunk(endpoint, head, content, { finish_reason: null });
+  return chunk(endpoint, head, content, { finish_reason: null }, logprobs);
 }
 
 /** The chunk that carries finish_reason (no text), with the request's Memento statistics. */

@@ -1,8 +1,9 @@
 /**
  * An HTTP request body -> the engine request it asks for: the prompt's tokens (chat messages rendered with the
  * model's template, Memento variant; or the raw prompt), sampling parameters, per-request masking overrides,
- * and max_tokens capped to what the model's context leaves. Every mistake a client can make here is a 400
- * naming the field at fault (`param`). Pure functions of the body: no engine, no server state.
+ * max_tokens capped to what the model's context leaves, and the log-probabilities asked for. Every mistake a
+ * client can make here is a 400 naming the field at fault (`param`). Pure functions of the body: no engine, no
+ * server state.
  */
 import { randomUUID } from "node:crypto";
 import type { EngineRequest, SamplingParams } from "../engine/types.js";
@@ -11,7 +12,15 @@ import { renderMementoChat, type ChatMessage } from "../format/chat.js";
 import type { MementoTokenizer } from "../format/tokenizer.js";
 import { ApiError } from "./errors.js";
 import type { Endpoint } from "./metrics.js";
-import { contentText, parseMasking, stopList, type ChatRequest, type CompletionRequest } from "./schema.js";
+import type { LogprobsRequest } from "./logprobs.js";
+import {
+  contentText,
+  logprobsRequest,
+  parseMasking,
+  stopList,
+  type ChatRequest,
+  type CompletionRequest,
+} from "./schema.js";
 
 export type MaskingField = "block_masking" | "memento";
 
@@ -27,6 +36,10 @@ export interface PreparedRequest {
   includeUsage: boolean;
   /** The body field that carried the masking override, if any (refusals of a masking feature name it). */
   maskingField?: MaskingField;
+  /** Log-probabilities asked for (`logprobs` / `top_logprobs`), if any. */
+  logprobs?: LogprobsRequest;
+  /** vLLM's `return_token_ids`: answer with the prompt's and the completion's token ids (not in streams). */
+  returnTokenIds: boolean;
 }
 
 /** The body field holding the prompt, named by refusals about the prompt. */
@@ -129,6 +142,7 @@ export function prepareRequest(
   const masking = parseMasking(body);
   const id = newResponseId(endpoint);
   const maskingField = masking ? maskingFieldOf(body) : undefined;
+  const logprobs = logprobsRequest(body, endpoint);
   return {
     endpoint,
     id,
@@ -138,9 +152,12 @@ export function prepareRequest(
       sampling,
       ...(masking ? { masking } : {}),
       skipSpecialTokens: body.skip_special_tokens ?? false,
+      ...(logprobs ? { logprobs: logprobs.top } : {}),
     },
     stream: body.stream ?? false,
     includeUsage: body.stream_options?.include_usage ?? false,
     ...(maskingField ? { maskingField } : {}),
+    ...(logprobs ? { logprobs } : {}),
+    returnTokenIds: body.return_token_ids ?? false,
   };
 }

@@ -4,11 +4,16 @@
  *
  * Unknown top-level fields are ignored (as OpenAI-compatible servers do: clients send `user`, `metadata`,
  * `store`, ...). Features this server does not implement are rejected with a 400 when asked for with a
- * non-default value: `n`/`best_of` > 1, `logprobs`, `tools`, a `response_format` other than text,
- * penalties, `logit_bias`, `echo`, `suffix`.
+ * non-default value: `n`/`best_of` > 1, `tools`, a `response_format` other than text, penalties, `logit_bias`,
+ * `echo`, `suffix`.
+ *
+ * Log-probabilities (logprobs.ts): chat `logprobs: true` with `top_logprobs` 0..20; completions `logprobs` 0..5
+ * (the legacy shape). A chat `top_logprobs` > 0 without `logprobs: true` is a 400, as OpenAI answers.
  *
  * Extensions (vLLM-style, plus Memento's):
  * - `top_k`, `min_p`, `stop_token_ids`, `skip_special_tokens` (default false: blocks and mementos stay in the text);
+ * - `return_tokens_as_token_ids` (logprob token strings are `token_id:<id>`) and `return_token_ids` (the answer
+ *   carries `prompt_token_ids` and the choice's `token_ids`; not in streams), both vLLM's;
  * - `block_masking` (alias `memento`): per-request block-masking options over the server's defaults, the
  *   fields of MaskingConfig in camelCase or snake_case (MASKING_FIELDS in src/masking/config.ts): keepLastNBlocks /
  *   keep_last_n_blocks, maskDelimiters, requireAssistantSection, compactOnSummaryEnd, keepLastBlockForAnswer,
@@ -17,6 +22,7 @@
 import { z } from "zod";
 import { maskingConfigSchema, maskingFromSnakeCase, type MaskingConfig } from "../masking/config.js";
 import { ApiError, fromZod } from "./errors.js";
+import { MAX_CHAT_TOP_LOGPROBS, MAX_COMPLETION_LOGPROBS, type LogprobsRequest } from "./logprobs.js";
 
 /** Largest max_tokens accepted at all; anything above is refused as absurd (values up to it are capped to the context). */
 export const MAX_TOKENS_LIMIT = 1 << 24;
@@ -65,11 +71,8 @@ const samplingFields = {
     .refine((o) => Object.keys(o).length === 0, "logit_bias is not supported")
     .nullable()
     .optional(),
-  logprobs: z
-    .union([z.literal(false), z.literal(0)], { error: "logprobs are not supported" })
-    .nullable()
-    .optional(),
-  top_logprobs: z.literal(0, { error: "top_logprobs are not supported" }).nullable().optional(),
+  return_tokens_as_token_ids: z.boolean().nullable().optional(),
+  return_token_ids: z.boolean().nullable().optional(),
   skip_special_tokens: z.boolean().nullable().optional(),
   block_masking: z.record(z.string(), z.unknown()).nullable().optional(),
   memento: z.record(z.string(), z.unknown()).nullable().optional(),
@@ -81,6 +84,14 @@ export const chatRequestSchema = z.looseObject({
     .array(messageSchema, { error: "messages must be an array of {role, content}" })
     .min(1, "messages must not be empty"),
   max_completion_tokens: samplingFields.max_tokens,
+  logprobs: z.boolean({ error: "logprobs must be true or false" }).nullable().optional(),
+  top_logprobs: z
+    .number()
+    .int()
+    .min(0, `top_logprobs must be an integer in [0, ${MAX_CHAT_TOP_LOGPROBS}]`)
+    .max(MAX_CHAT_TOP_LOGPROBS, `top_logprobs must be an integer in [0, ${MAX_CHAT_TOP_LOGPROBS}]`)
+    .nullable()
+    .optional(),
   tools: z.array(z.unknown()).max(0, "tools are not supported").nullable().optional(),
   response_format: z
     .looseObject({ type: z.literal("text", { error: 'only response_format {type: "text"} is supported' }) })
@@ -99,6 +110,13 @@ export const completionRequestSchema = z.looseObject({
     ],
     { error: "prompt must be a string or an array of token ids" },
   ),
+  logprobs: z
+    .number({ error: `logprobs must be an integer in [0, ${MAX_COMPLETION_LOGPROBS}] (or null)` })
+    .int()
+    .min(0, `logprobs must be an integer in [0, ${MAX_COMPLETION_LOGPROBS}]`)
+    .max(MAX_COMPLETION_LOGPROBS, `logprobs must be an integer in [0, ${MAX_COMPLETION_LOGPROBS}]`)
+    .nullable()
+    .optional(),
   echo: z.literal(false, { error: "echo is not supported" }).nullable().optional(),
   suffix: z.null({ error: "suffix is not supported" }).optional(),
 });
@@ -141,4 +159,29 @@ export function stopList(stop: string | string[] | null | undefined): string[] |
   if (stop === undefined || stop === null) return undefined;
   const list = (typeof stop === "string" ? [stop] : stop).filter((s) => s.length > 0);
   return list.length > 0 ? list : undefined;
+}
+
+/** What the body asks of log-probabilities, or undefined for none (chat: `logprobs: true`; completions: a number). */
+export function logprobsRequest(
+  body: ChatRequest | CompletionRequest,
+  endpoint: "chat" | "completions",
+): LogprobsRequest | undefined {
+  const tokenIds = body.return_tokens_as_token_ids ?? false;
+  if (endpoint === "completions") {
+    const k = (body as CompletionRequest).logprobs;
+    return k === undefined || k === null ? undefined : { top: k, tokenIds };
+  }
+  const chat = body as ChatRequest;
+  const top = chat.top_logprobs ?? 0;
+  if (chat.logprobs !== true) {
+    if (top > 0)
+      throw new ApiError(
+        400,
+        "top_logprobs: logprobs must be true when top_logprobs is set",
+        "invalid_value",
+        "top_logprobs",
+      );
+    return undefined;
+  }
+  return { top, tokenIds };
 }

@@ -4,10 +4,14 @@
  * after the headers are sent can only be reported in the stream: an error object, then [DONE]. A request
  * cancelled by its client just ends the stream (nobody reads it); one cancelled by the server (shutdown deadline)
  * ends with the error the caller gives (`cancelledError`), then [DONE]. Writes to a closed socket are dropped.
+ * With logprobs asked, each text chunk carries the logprobs of the tokens since the previous chunk (a token whose
+ * text is held back, or a stop token with no text, rides with the next chunk; the last ones with a chunk of their
+ * own before the finish_reason chunk), so a stream's logprobs concatenate to the whole completion's.
  */
-import type { DoneEvent, EngineEvent, RequestHandle } from "../engine/types.js";
+import type { DoneEvent, EngineEvent, RequestHandle, TokenEvent } from "../engine/types.js";
 import { ApiError } from "./errors.js";
 import type { Endpoint } from "./metrics.js";
+import { entryOf, type LogprobEntry, type LogprobsFormatter } from "./logprobs.js";
 import { finalChunk, roleChunk, textChunk, usageChunk, type ResponseHead } from "./openai-shapes.js";
 
 export const SSE_HEADERS = {
@@ -59,6 +63,31 @@ export interface CompletionStreamOptions {
   onDone?: (done: DoneEvent) => void;
   /** For a cancelled request: the error to send before [DONE], or undefined to just end (client gone). */
   cancelledError?: () => ApiError | undefined;
+  /** The request asked for logprobs: how to format them (one formatter per stream). */
+  logprobs?: LogprobsFormatter;
+}
+
+/** The tokens whose logprobs have not been sent yet, and the chunk that sends them. */
+class PendingLogprobs {
+  private entries: LogprobEntry[] = [];
+  constructor(private readonly formatter: LogprobsFormatter | undefined) {}
+
+  add(ev: TokenEvent): void {
+    const e = this.formatter ? entryOf(ev) : undefined;
+    if (e) this.entries.push(e);
+  }
+
+  get empty(): boolean {
+    return this.entries.length === 0;
+  }
+
+  /** The formatted logprobs of the pending tokens (null when none were asked), and none pending after. */
+  take(): object | null {
+    if (!this.formatter) return null;
+    const out = this.formatter.format(this.entries);
+    this.entries = [];
+    return out;
+  }
 }
 
 /**
@@ -71,14 +100,16 @@ export async function pipeCompletion(
   o: CompletionStreamOptions,
 ): Promise<void> {
   if (o.endpoint === "chat") stream.send(roleChunk(o.head));
+  const pending = new PendingLogprobs(o.logprobs);
   try {
     for await (const ev of handle) {
       if (ev.type === "token") {
-        if (ev.text) stream.send(textChunk(o.endpoint, o.head, ev.text));
+        pending.add(ev);
+        if (ev.text) stream.send(textChunk(o.endpoint, o.head, ev.text, pending.take()));
       } else if (ev.type === "done") {
         o.onDone?.(ev);
         if (ev.finishReason === "cancelled") sendCancelled(stream, o);
-        else sendEnding(stream, ev, o);
+        else sendEnding(stream, ev, o, pending);
       }
     }
   } catch (e) {
@@ -96,9 +127,9 @@ function sendCancelled(stream: EventStream, o: CompletionStreamOptions): void {
   stream.done();
 }
 
-/** The tail of a finished stream: held-back text, then finish_reason (or the error), usage, [DONE]. */
-function sendEnding(stream: EventStream, ev: DoneEvent, o: CompletionStreamOptions): void {
-  if (ev.text) stream.send(textChunk(o.endpoint, o.head, ev.text));
+/** The tail of a finished stream: held-back text and logprobs, then finish_reason (or the error), usage, [DONE]. */
+function sendEnding(stream: EventStream, ev: DoneEvent, o: CompletionStreamOptions, pending: PendingLogprobs): void {
+  if (ev.text || !pending.empty) stream.send(textChunk(o.endpoint, o.head, ev.text ?? "", pending.take()));
   if (ev.finishReason === "error") {
     stream.send(new ApiError(500, ev.message ?? "generation failed", "generation_error").toBody());
   } else {

@@ -14,7 +14,8 @@ import type { RequestHandle } from "../../engine/types.js";
 import type { ServerContext } from "../context.js";
 import { cancelOnDisconnect } from "../disconnect.js";
 import { ApiError, fromEngine, isEngineError } from "../errors.js";
-import { completionResponse, type ResponseHead } from "../openai-shapes.js";
+import { entriesOf, LogprobsFormatter } from "../logprobs.js";
+import { completionResponse, type CompletionExtras, type ResponseHead } from "../openai-shapes.js";
 import {
   chatPromptTokens,
   completionPromptTokens,
@@ -86,7 +87,18 @@ async function answer(ctx: ServerContext, req: FastifyRequest, reply: FastifyRep
   ctx.metrics.finished(p.endpoint, r.finishReason, r.stats);
   if (r.finishReason === "cancelled") throw cancelled(ctx.lifecycle.closing);
   if (r.finishReason === "error") throw new ApiError(500, r.message ?? "generation failed", "generation_error");
-  return completionResponse(p.endpoint, head, r.text, r);
+  const extras: CompletionExtras = {};
+  if (p.logprobs) extras.logprobs = formatter(ctx, p)?.format(entriesOf(r));
+  if (p.returnTokenIds) extras.tokenIds = { prompt: p.request.promptTokens, completion: r.tokens, forced: r.forced };
+  return completionResponse(p.endpoint, head, r.text, r, extras);
+}
+
+/** The logprobs formatter of a request that asked for them: token strings from the served tokenizer. */
+function formatter(ctx: ServerContext, p: PreparedRequest): LogprobsFormatter | undefined {
+  if (!p.logprobs) return undefined;
+  const tok = ctx.tokenizer;
+  const decodeOne = (id: number) => (id < tok.vocabSize && tok.idToToken(id) !== undefined ? tok.decode([id]) : "");
+  return new LogprobsFormatter(p.endpoint, p.logprobs, decodeOne);
 }
 
 /** Takes the response over from fastify and streams the request's events until it ends. */
@@ -112,6 +124,7 @@ async function streamAnswer(
       onDone: (done) => ctx.metrics.finished(p.endpoint, done.finishReason, done.stats),
       // A client that went away reads nothing; a stream cut by the shutdown is told why.
       cancelledError: () => (ctx.lifecycle.closing ? cancelled(true) : undefined),
+      logprobs: formatter(ctx, p),
     });
   } finally {
     stopWatching();
