@@ -23,6 +23,7 @@ import { register as registerServe } from "./serve.js";
 import { register as registerAnalyzeProbe } from "./analyze-probe.js";
 import { register as registerAnalyzeRestart } from "./analyze-restart.js";
 import { register as registerRl } from "./rl.js";
+import { register as registerTrainRl } from "./train-rl.js";
 
 /**
  * The command table. One file per command (or command group); each exports a `register(program)` that
@@ -52,5 +53,6 @@ export function registerCommands(program: Command): void {
   registerServe(program);
   registerAnalyzeProbe(program);
   registerAnalyzeRestart(program); // `analyze restart`
-  registerRl(program); // the `rl` group: `rl rollouts`
+  registerRl(program); // the `rl` group: `rl rollouts`, `rl compare`
+  registerTrainRl(program); // `train rl`
 }

@@ -1,11 +1,12 @@
 /**
- * The `rl` command group: the pieces of reinforcement learning that run past one machine (rollouts from any
- * OpenAI-compatible endpoint into records a GPU trainer consumes). Each subcommand lives in its own file and is
+ * The `rl` command group: rollouts from any OpenAI-compatible endpoint into records a GPU trainer consumes, and
+ * the comparison of a start checkpoint with its RL model (`memento train rl` trains one). Each subcommand lives in its own file and is
  * added here; commands.ts registers the group once.
  */
 import type { Command } from "commander";
 import { commandGroup } from "./group.js";
 import { registerRollouts } from "./rl-rollouts.js";
+import { registerCompare } from "./rl-compare.js";
 
 /** The `rl` group of `program` (created once, shared by its subcommands). */
 export function rlCommand(program: Command): Command {
@@ -15,4 +16,5 @@ export function rlCommand(program: Command): Command {
 export function register(program: Command): void {
   const rl = rlCommand(program);
   registerRollouts(rl);
+  registerCompare(rl);
 }

@@ -115,6 +115,80 @@ export class KVCache {
   }
 
   /**
+   * One decode step for several sequences at once: appends `tokens[b]` at `positions[b]` to `caches[b]` and
+   * returns each row's logits [vocab]. The layer loop runs once over all rows (one matmul per weight instead of
+   * one per sequence: the weights are read once per step, not once per sequence); each row attends only to its
+   * own cache, exactly as its own `step` would (results equal up to float rounding of the batched matmuls).
+   */
+  static stepMany(caches: readonly KVCache[], tokens: ArrayLike<number>, positions: ArrayLike<number>): Float32Array[] {
+    const B = caches.length;
+    if (B === 0) return [];
+    const model = caches[0].model;
+    if (tokens.length !== B || positions.length !== B) throw new Error(`${tokens.length} tokens for ${B} caches`);
+    if (new Set(caches).size !== B) throw new Error("stepMany: a cache appears twice");
+    const slots = new Int32Array(B);
+    const bounds = new Int32Array(B);
+    caches.forEach((c, b) => {
+      if (c.model !== model) throw new Error("stepMany: caches of different models");
+      const p = positions[b];
+      const last = c.size > 0 ? c.pos[c.size - 1] : -1;
+      if (!(p > Math.max(last, c.next - 1)))
+        throw new Error(`positions must increase: ${p} after ${Math.max(last, c.next - 1)}`);
+      c.reserve(c.size + 1);
+      slots[b] = c.size;
+      c.pos[c.size] = p;
+      c.size++;
+      c.peak = Math.max(c.peak, c.size);
+      c.next = p + 1;
+      bounds[b] = c.size;
+    });
+    const { heads: H, headDim: D, qDim, kvDim, vocab } = model;
+    const group = H / model.kvHeads;
+    const scale = 1 / Math.sqrt(D);
+    let scores = new Float64Array(64);
+    const attention = (layer: number, q: Float32Array, k: Float32Array, v: Float32Array, rows: number) => {
+      const out = new Float32Array(rows * qDim);
+      for (let b = 0; b < rows; b++) {
+        const c = caches[b];
+        const K = c.keys[layer];
+        const V = c.values[layer];
+        K.set(k.subarray(b * kvDim, (b + 1) * kvDim), slots[b] * kvDim);
+        V.set(v.subarray(b * kvDim, (b + 1) * kvDim), slots[b] * kvDim);
+        const nk = bounds[b];
+        if (scores.length < nk) scores = new Float64Array(nk * 2);
+        for (let h = 0; h < H; h++) {
+          const qOff = b * qDim + h * D;
+          const kvOff = Math.floor(h / group) * D;
+          let max = -Infinity;
+          for (let s = 0; s < nk; s++) {
+            const kOff = s * kvDim + kvOff;
+            let dot = 0;
+            for (let d = 0; d < D; d++) dot += q[qOff + d] * K[kOff + d];
+            dot *= scale;
+            scores[s] = dot;
+            if (dot > max) max = dot;
+          }
+          let sum = 0;
+          for (let s = 0; s < nk; s++) {
+            const e = Math.exp(scores[s] - max);
+            scores[s] = e;
+            sum += e;
+          }
+          const inv = 1 / sum;
+          for (let s = 0; s < nk; s++) {
+            const pr = scores[s] * inv;
+            const vOff = s * kvDim + kvOff;
+            for (let d = 0; d < D; d++) out[qOff + d] += pr * V[vOff + d];
+          }
+        }
+      }
+      return out;
+    };
+    const logits = model.run(Int32Array.from(tokens), Int32Array.from(positions), attention);
+    return caches.map((_, b) => logits.slice(b * vocab, (b + 1) * vocab));
+  }
+
+  /**
    * Removes every resident token with logical position in [start, end) and compacts the slots. Returns how
    * many slots were freed. Positions of the survivors (and of later tokens) do not change.
    */

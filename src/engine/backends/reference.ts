@@ -1,7 +1,7 @@
 /**
  * The reference backend: the project's TypeScript Qwen3 transformer, one evicting KVCache per sequence over a
- * shared model. Resident cells are exact (KVCache.residentTokens). A decode "batch" is a loop over its
- * sequences; everything is synchronous under the Promise surface.
+ * shared model. Resident cells are exact (KVCache.residentTokens). A decode batch runs the layer loop once over
+ * all its sequences (each row attending to its own cache); everything is synchronous under the Promise surface.
  */
 import { KVCache, type Qwen3Model } from "../../model/index.js";
 import type { Backend, DecodeInput, SeqId } from "../types.js";
@@ -51,7 +51,12 @@ export class ReferenceBackend implements Backend {
   }
 
   async decode(batch: readonly DecodeInput[]): Promise<Float32Array[]> {
-    return batch.map((b) => this.cache(b.seq).step(b.token, b.position));
+    // One batched layer loop for all sequences (KVCache.stepMany): the weights are read once per step.
+    return KVCache.stepMany(
+      batch.map((b) => this.cache(b.seq)),
+      batch.map((b) => b.token),
+      batch.map((b) => b.position),
+    );
   }
 
   async evict(seq: SeqId, start: number, end: number): Promise<number> {
