@@ -22,3 +22,4 @@ export * as report from "./report/index.js";
 export * as bench from "./bench/index.js";
 export * as server from "./server/index.js";
 export * as analyze from "./analyze/index.js";
+export * as rl from "./rl/index.js";

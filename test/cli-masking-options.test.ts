@@ -15,7 +15,7 @@ import { runInProcess as run } from "./helpers/cli.js";
 
 afterEach(() => vi.restoreAllMocks());
 
-const MASKING_COMMANDS = ["eval run", "rl rollouts", "serve", "trace stats", "view"];
+const MASKING_COMMANDS = ["eval run", "rl compare", "rl rollouts", "serve", "trace stats", "train rl", "view"];
 
 function allCommands(cmd: Command, prefix = ""): { path: string; cmd: Command }[] {
   return cmd.commands.flatMap((c) => {

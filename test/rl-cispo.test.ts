@@ -184,7 +184,7 @@ describe.skipIf(!existsSync(join(bundled, "model.safetensors")))("engine log pi_
       seed: 3,
       step: 0,
       maxTokens: 200,
-      maxBlockTokens: 40,
+      masking: { maxBlockTokens: 40 },
     });
     let compared = 0;
     let forced = 0;

@@ -25,7 +25,7 @@ import {
   ROLLOUTS_JSONL,
   ROLLOUTS_PARQUET,
   sampleSeed,
-  type RolloutOptions,
+  type CollectRolloutsOptions,
 } from "../src/rl/rollouts.js";
 import { startServer } from "../src/server/index.js";
 import { exportRecord, stagePattern } from "../src/train/sft-data.js";
@@ -120,7 +120,7 @@ afterAll(async () => {
 
 const GROUP = 4;
 
-async function options(outDir: string, extra: Partial<RolloutOptions> = {}): Promise<RolloutOptions> {
+async function options(outDir: string, extra: Partial<CollectRolloutsOptions> = {}): Promise<CollectRolloutsOptions> {
   return {
     problems: await loadBenchmark(benchmark),
     benchmark,

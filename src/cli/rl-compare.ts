@@ -6,7 +6,9 @@ import type { Command } from "commander";
 import { BUNDLED_RL_MODEL_DIR, BUNDLED_RL_START_DIR } from "../rl/bundled.js";
 import { compareRl, DEFAULT_COMPARE } from "../rl/compare.js";
 import { DEFAULT_RL_OPTIONS } from "../rl/train-rl.js";
-import { integerOption, numberOption, parseInteger, pathOption } from "./options.js";
+import { integerOption, numberOption, pathOption } from "./options.js";
+import { addMaskingOptions } from "./masking-options.js";
+import { rlMasking } from "./train-rl.js";
 
 interface RlCompareCliOptions {
   start: string;
@@ -15,13 +17,13 @@ interface RlCompareCliOptions {
   samples: number;
   temperature: number;
   seed: number;
-  maxBlockTokens: string;
   workers: number;
   json?: boolean;
 }
 
 export function registerCompare(rl: Command): void {
-  rl.command("compare")
+  const cmd = rl
+    .command("compare")
     .description("the start checkpoint and the RL model on the same held-out problems, same sampling and seeds")
     .addOption(pathOption("--start <dir>", "the SFT checkpoint RL started from").default(BUNDLED_RL_START_DIR))
     .addOption(pathOption("--rl <dir>", "the RL model").default(BUNDLED_RL_MODEL_DIR))
@@ -35,43 +37,36 @@ export function registerCompare(rl: Command): void {
       ),
     )
     .addOption(integerOption("--seed <n>", "seed of the samplers", { min: 0 }).default(DEFAULT_COMPARE.seed))
-    .option(
-      "--max-block-tokens <n|none>",
-      "force <|block_end|> at this many block tokens; none = no cap",
-      String(DEFAULT_COMPARE.maxBlockTokens),
-    )
     .addOption(integerOption("--workers <n>", "worker threads", { min: 1 }).default(DEFAULT_RL_OPTIONS.workers))
-    .option("--json", "print one JSON object")
-    .action(async (o: RlCompareCliOptions) => {
-      const cap =
-        o.maxBlockTokens === "none" ? undefined : parseInteger("--max-block-tokens", o.maxBlockTokens, { min: 1 });
-      const r = await compareRl({
-        startDir: o.start,
-        rlDir: o.rl,
-        problems: o.problems,
-        samples: o.samples,
-        temperature: o.temperature,
-        seed: o.seed,
-        ...(cap !== undefined ? { maxBlockTokens: cap } : {}),
-        workers: o.workers,
-        onProgress: (line) => process.stderr.write(`${line}\n`),
-      });
-      if (o.json) {
-        process.stdout.write(JSON.stringify(r, null, 2) + "\n");
-        return;
-      }
-      const pct = (x: number | null) => (x === null ? "-" : `${(100 * x).toFixed(1)}%`);
-      const row = (name: string, s: typeof r.start) =>
-        `${name.padEnd(6)} pass@1 ${pct(s.passAt1)} [${pct(s.ci95[0])}, ${pct(s.ci95[1])}]  maj@8 ${pct(s.majAt8)}  pass@8 ${pct(s.passAt8)}  ` +
-        `peak KV ${s.peakKvTokens.toFixed(0)}  ${s.blocksPerResponse.toFixed(2)} blocks of ${s.meanBlockTokens.toFixed(1)} tokens`;
-      process.stdout.write(
-        [
-          `${r.problems} held-out problems x ${r.samples} samples at T=${r.temperature}, block masking on`,
-          row("start", r.start),
-          row("rl", r.rl),
-          `full attention would hold ${r.fullAttentionPeakKvTokens.toFixed(0)} tokens at peak for the RL model's responses`,
-          "",
-        ].join("\n"),
-      );
+    .option("--json", "print one JSON object");
+  addMaskingOptions(cmd).action(async (o: RlCompareCliOptions) => {
+    const r = await compareRl({
+      startDir: o.start,
+      rlDir: o.rl,
+      problems: o.problems,
+      samples: o.samples,
+      temperature: o.temperature,
+      seed: o.seed,
+      masking: rlMasking(o),
+      workers: o.workers,
+      onProgress: (line) => process.stderr.write(`${line}\n`),
     });
+    if (o.json) {
+      process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+      return;
+    }
+    const pct = (x: number | null) => (x === null ? "-" : `${(100 * x).toFixed(1)}%`);
+    const row = (name: string, s: typeof r.start) =>
+      `${name.padEnd(6)} pass@1 ${pct(s.passAt1)} [${pct(s.ci95[0])}, ${pct(s.ci95[1])}]  maj@8 ${pct(s.majAt8)}  pass@8 ${pct(s.passAt8)}  ` +
+      `peak KV ${s.peakKvTokens.toFixed(0)}  ${s.blocksPerResponse.toFixed(2)} blocks of ${s.meanBlockTokens.toFixed(1)} tokens`;
+    process.stdout.write(
+      [
+        `${r.problems} held-out problems x ${r.samples} samples at T=${r.temperature}, block masking on`,
+        row("start", r.start),
+        row("rl", r.rl),
+        `full attention would hold ${r.fullAttentionPeakKvTokens.toFixed(0)} tokens at peak for the RL model's responses`,
+        "",
+      ].join("\n"),
+    );
+  });
 }

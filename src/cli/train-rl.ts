@@ -11,7 +11,9 @@ import { renderRlReportHtml } from "../rl/report-html.js";
 import { DEFAULT_RL_OPTIONS, trainRl } from "../rl/train-rl.js";
 import { BUNDLED_RL_START_DIR } from "../rl/bundled.js";
 import type { AdvantageScale } from "../rl/advantages.js";
-import { choiceOption, integerOption, numberOption, parseInteger, pathOption } from "./options.js";
+import type { MaskingConfig } from "../masking/config.js";
+import { addMaskingOptions, maskingFromOptions } from "./masking-options.js";
+import { choiceOption, integerOption, numberOption, pathOption } from "./options.js";
 import { trainCommand } from "./toy.js";
 
 interface TrainRlCliOptions {
@@ -30,7 +32,6 @@ interface TrainRlCliOptions {
   beta: number;
   advantage: AdvantageScale;
   temperature: number;
-  maxBlockTokens: string;
   trainProblems: number;
   valEvery: number;
   valProblems: number;
@@ -43,13 +44,16 @@ interface TrainRlCliOptions {
 const D = DEFAULT_RL_OPTIONS;
 const POSITIVE = { above: 0 };
 
-/** `--max-block-tokens N` or `none` (no cap: the model decides where blocks end). */
-function parseBlockCap(raw: string): number | undefined {
-  return raw === "none" ? undefined : parseInteger("--max-block-tokens", raw, { min: 1 });
+/**
+ * Rollout and training masking: Stage 2's, the RL block cap (DEFAULT_RL_OPTIONS, 96 tokens) unless
+ * `--max-block-tokens` says otherwise (0: no cap), and any other masking flag given.
+ */
+export function rlMasking(o: object): Partial<MaskingConfig> {
+  return { ...D.masking, ...maskingFromOptions(o) };
 }
 
 export function register(program: Command): void {
-  trainCommand(program)
+  const cmd = trainCommand(program)
     .command("rl")
     .description(
       "RL with block-masked rollouts (CISPO, group-relative advantages, KL to the start) from an SFT checkpoint",
@@ -95,11 +99,6 @@ export function register(program: Command): void {
       ] as const).default(D.advantageScale),
     )
     .addOption(numberOption("--temperature <x>", "rollout temperature", POSITIVE).default(D.temperature))
-    .option(
-      "--max-block-tokens <n|none>",
-      "force <|block_end|> at this many block tokens; none = the model decides",
-      String(D.maxBlockTokens),
-    )
     .addOption(
       integerOption("--train-problems <n>", "distinct training problems prompts are drawn from", { min: 1 }).default(
         D.trainProblems,
@@ -123,66 +122,66 @@ export function register(program: Command): void {
     .option(
       "--force-new",
       "the output directory holds a run with other options: move it aside to DIR.prev-<time> and start over",
-    )
-    .action(async (o: TrainRlCliOptions) => {
-      const maxBlockTokens = parseBlockCap(o.maxBlockTokens);
-      ensureOutputDir(o.out, "--out");
-      const controller = new AbortController();
-      const stop = () => controller.abort();
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-      let outcome: Awaited<ReturnType<typeof trainRl>>;
-      try {
-        outcome = await trainRl({
-          startDir: o.start,
-          outDir: o.out,
-          seed: o.seed,
-          steps: o.steps,
-          prompts: o.prompts,
-          group: o.group,
-          minibatches: o.minibatches,
-          lr: o.lr,
-          warmupUpdates: o.warmup,
-          clip: o.clip,
-          cispo: { epsLow: o.epsLow, epsHigh: o.epsHigh, beta: o.beta },
-          advantageScale: o.advantage,
-          temperature: o.temperature,
-          ...(maxBlockTokens !== undefined ? { maxBlockTokens } : {}),
-          trainProblems: o.trainProblems,
-          valEvery: o.valEvery,
-          valProblems: o.valProblems,
-          valSamples: o.valSamples,
-          valTemperature: o.valTemperature,
-          workers: o.workers,
-          forceNew: o.forceNew,
-          signal: controller.signal,
-          onLog: (line) => process.stderr.write(line + "\n"),
-        });
-      } finally {
-        process.off("SIGINT", stop);
-        process.off("SIGTERM", stop);
-      }
-      if (outcome.stopped) {
-        process.stderr.write(
-          `interrupted; the checkpoint in ${o.out}/checkpoint is saved: run the same command to resume\n`,
-        );
-        process.exitCode = 130;
-        return;
-      }
-      const r = outcome.report;
-      writeFileSync(join(o.out, "report.html"), renderRlReportHtml(r));
-      const first = r.val[0];
-      const last = r.val[r.val.length - 1];
-      const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-      process.stdout.write(
-        [
-          `RL model saved to ${join(o.out, "model")} (${(r.seconds / 60).toFixed(1)} min); report: ${join(o.out, "report.html")}`,
-          `held-out pass@1 (T=${D.valTemperature === o.valTemperature ? D.valTemperature : o.valTemperature}, ${last.problems} problems x ${last.samples}): ` +
-            `${pct(first.passAt1)} at step 0 -> ${pct(last.passAt1)} at step ${last.step}`,
-          `peak KV ${last.peakKvTokens.toFixed(0)} tokens vs ${last.fullAttentionPeakKvTokens.toFixed(0)} with full attention; ` +
-            `${last.blocksPerResponse.toFixed(2)} blocks of ${last.meanBlockTokens.toFixed(1)} tokens`,
-          "",
-        ].join("\n"),
+    );
+  addMaskingOptions(cmd).action(async (o: TrainRlCliOptions) => {
+    const masking = rlMasking(o);
+    ensureOutputDir(o.out, "--out");
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    let outcome: Awaited<ReturnType<typeof trainRl>>;
+    try {
+      outcome = await trainRl({
+        startDir: o.start,
+        outDir: o.out,
+        seed: o.seed,
+        steps: o.steps,
+        prompts: o.prompts,
+        group: o.group,
+        minibatches: o.minibatches,
+        lr: o.lr,
+        warmupUpdates: o.warmup,
+        clip: o.clip,
+        cispo: { epsLow: o.epsLow, epsHigh: o.epsHigh, beta: o.beta },
+        advantageScale: o.advantage,
+        temperature: o.temperature,
+        masking,
+        trainProblems: o.trainProblems,
+        valEvery: o.valEvery,
+        valProblems: o.valProblems,
+        valSamples: o.valSamples,
+        valTemperature: o.valTemperature,
+        workers: o.workers,
+        forceNew: o.forceNew,
+        signal: controller.signal,
+        onLog: (line) => process.stderr.write(line + "\n"),
+      });
+    } finally {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+    }
+    if (outcome.stopped) {
+      process.stderr.write(
+        `interrupted; the checkpoint in ${o.out}/checkpoint is saved: run the same command to resume\n`,
       );
-    });
+      process.exitCode = 130;
+      return;
+    }
+    const r = outcome.report;
+    writeFileSync(join(o.out, "report.html"), renderRlReportHtml(r));
+    const first = r.val[0];
+    const last = r.val[r.val.length - 1];
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    process.stdout.write(
+      [
+        `RL model saved to ${join(o.out, "model")} (${(r.seconds / 60).toFixed(1)} min); report: ${join(o.out, "report.html")}`,
+        `held-out pass@1 (T=${o.valTemperature}, ${last.problems} problems x ${last.samples}): ` +
+          `${pct(first.passAt1)} at step 0 -> ${pct(last.passAt1)} at step ${last.step}`,
+        `peak KV ${last.peakKvTokens.toFixed(0)} tokens vs ${last.fullAttentionPeakKvTokens.toFixed(0)} with full attention; ` +
+          `${last.blocksPerResponse.toFixed(2)} blocks of ${last.meanBlockTokens.toFixed(1)} tokens`,
+        "",
+      ].join("\n"),
+    );
+  });
 }

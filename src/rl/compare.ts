@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { loadModel } from "../model/index.js";
 import { toyTokenizer } from "../train/char-tokenizer.js";
 import { STAGE2_MASKING } from "../train/sft-data.js";
+import type { MaskingConfig } from "../masking/config.js";
 import { generateHeldOut, type ToyParams } from "../train/toy-task.js";
 import { evaluatePolicy, type PolicyEval } from "./evaluate.js";
 import { RlPool } from "./pool.js";
@@ -24,7 +25,8 @@ export interface CompareOptions {
   samples: number;
   temperature: number;
   seed: number;
-  maxBlockTokens?: number;
+  /** Masking over Stage 2's (the block cap: `maxBlockTokens`). */
+  masking: Partial<MaskingConfig>;
   task?: Partial<ToyParams>;
   workers: number;
   onProgress?: (line: string) => void;
@@ -35,7 +37,6 @@ export const DEFAULT_COMPARE = Object.freeze({
   samples: 8,
   temperature: 0.6,
   seed: 1,
-  maxBlockTokens: 96,
 });
 
 export interface SideSummary {
@@ -92,8 +93,7 @@ export async function compareRl(o: CompareOptions): Promise<RlCompare> {
         samples: o.samples,
         temperature: o.temperature,
         seed: o.seed,
-        masking: STAGE2_MASKING,
-        ...(o.maxBlockTokens !== undefined ? { maxBlockTokens: o.maxBlockTokens } : {}),
+        masking: { ...STAGE2_MASKING, ...o.masking },
         onProgress: (done, total) => o.onProgress?.(`${name}: ${done}/${total} problems`),
       });
     } finally {

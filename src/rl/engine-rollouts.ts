@@ -27,13 +27,14 @@ import { toyMaxTokens } from "../train/toy.js";
 export interface RolloutOptions {
   /** Sampling temperature (the paper: 1.0 for rollouts, 0.6 for evaluation). */
   temperature: number;
-  /** Force `<|block_end|>` once a block reaches this many tokens (undefined: no cap). */
-  maxBlockTokens?: number;
   /** Base seed: with the step, problem and sample it makes each rollout's sampler seed. */
   seed: number;
   /** Which step (or evaluation) this is, for the seeds. */
   step: number;
-  /** Masking of the rollouts: Stage 2's by default; `{ keepLastNBlocks: -1 }`-style overrides for full attention. */
+  /**
+   * Masking of the rollouts over Stage 2's (keep-last-0, assistant section only): `maxBlockTokens` caps blocks,
+   * `{ keepLastNBlocks: -1 }` gives full attention.
+   */
   masking?: Partial<MaskingConfig>;
   /** Record log-probabilities (default true; evaluation does not need them). */
   logprobs?: boolean;
@@ -101,7 +102,6 @@ export async function generateRollouts(
   const st = tok.specialTokens;
   const stops = [st.imEnd, st.pad].filter((x): x is number => x !== undefined && x >= 0);
   const masking: Partial<MaskingConfig> = { ...STAGE2_MASKING, ...(opts.masking ?? {}) };
-  if (opts.maxBlockTokens !== undefined) masking.maxBlockTokens = opts.maxBlockTokens;
   const prompts = problems.map((p) => tok.encode(renderSftPrompt(p.prompt)));
   const budget = (p: ToyDatasetItem) => opts.maxTokens ?? toyMaxTokens(p.problem);
   const longest = Math.max(...problems.map((p, i) => prompts[i].length + budget(p)));

@@ -34,7 +34,7 @@ export interface PolicyEval {
   meanCompletionTokens: number;
 }
 
-export interface EvalOptions extends Pick<RolloutOptions, "maxBlockTokens" | "masking" | "maxTokens"> {
+export interface EvalOptions extends Pick<RolloutOptions, "masking" | "maxTokens"> {
   samples: number;
   temperature: number;
   seed: number;
@@ -90,7 +90,6 @@ export async function evaluatePolicy(
       step: EVAL_SEED_STEP,
       logprobs: false,
       problemIds: part.map((_, i) => at + i),
-      ...(opts.maxBlockTokens !== undefined ? { maxBlockTokens: opts.maxBlockTokens } : {}),
       ...(opts.masking ? { masking: opts.masking } : {}),
       ...(opts.maxTokens !== undefined ? { maxTokens: opts.maxTokens } : {}),
     });

@@ -83,7 +83,7 @@ export interface RolloutSampling {
   seed: number;
 }
 
-export interface RolloutOptions {
+export interface CollectRolloutsOptions {
   problems: BenchmarkProblem[];
   /** The benchmark file (fingerprinted into the run's identity). */
   benchmark: string;
@@ -150,7 +150,7 @@ export function sampleSeed(base: number, problemId: string, sample: number): num
 }
 
 /** The run's identity: every option that changes a record, under its flag, and the benchmark's fingerprint. */
-export function rolloutIdentity(o: RolloutOptions): JobIdentity {
+export function rolloutIdentity(o: CollectRolloutsOptions): JobIdentity {
   const s = o.sampling;
   return {
     options: {
@@ -303,7 +303,7 @@ export function summarizeRollouts(problems: number, entries: readonly GroupEntry
 }
 
 /** `memento rl rollouts`: see the header. */
-export async function collectRollouts(o: RolloutOptions): Promise<RolloutResult> {
+export async function collectRollouts(o: CollectRolloutsOptions): Promise<RolloutResult> {
   const group = o.group ?? DEFAULT_GROUP_SIZE;
   const identity = rolloutIdentity(o);
   const manifestPath = join(o.outDir, ROLLOUTS_MANIFEST);
