@@ -118,6 +118,16 @@ describe("bad option values: one line naming the flag, exit 2", () => {
       /--lr: expected a positive number, got "fast"/,
     ],
     ["train toy --stage2-causal", ["train", "toy", "--stage2-causal", "1", "--out", join(tmp, "never")], /in \[0, 1\)/],
+    ["train rl --lr", ["train", "rl", "--lr", "0", "--out", join(tmp, "never")], /--lr: expected a positive number/],
+    ["train rl --group", ["train", "rl", "--group", "1", "--out", join(tmp, "never")], /--group/],
+    [
+      "train rl --start",
+      ["train", "rl", "--start", join(tmp, "no-model"), "--out", join(tmp, "never")],
+      /not a model directory/,
+    ],
+    ["train rl --advantage", ["train", "rl", "--advantage", "max", "--out", join(tmp, "never")], /--advantage/],
+    ["rl compare --samples", ["rl", "compare", "--samples", "4"], /--samples must be 8/],
+    ["rl compare --rl", ["rl", "compare", "--rl", join(tmp, "no-model")], /--rl .* is not a model directory/],
     [
       "eval run --temperature",
       ["eval", "run", "-b", benchmark, "-e", "http://x/v1", "-m", "m", "--temperature", "-1"],

@@ -3,7 +3,7 @@
  * problems with the same sampling and seeds (src/rl/compare.ts) and prints one JSON object (`--json`) or a table.
  */
 import type { Command } from "commander";
-import { BUNDLED_RL_MODEL_DIR, BUNDLED_RL_START_DIR } from "../rl/bundled.js";
+import { BUNDLED_RL_START_DIR, DEFAULT_RL_MODEL_DIR } from "../rl/bundled.js";
 import { compareRl, DEFAULT_COMPARE } from "../rl/compare.js";
 import { DEFAULT_RL_OPTIONS } from "../rl/train-rl.js";
 import { integerOption, numberOption, pathOption } from "./options.js";
@@ -26,7 +26,7 @@ export function registerCompare(rl: Command): void {
     .command("compare")
     .description("the start checkpoint and the RL model on the same held-out problems, same sampling and seeds")
     .addOption(pathOption("--start <dir>", "the SFT checkpoint RL started from").default(BUNDLED_RL_START_DIR))
-    .addOption(pathOption("--rl <dir>", "the RL model").default(BUNDLED_RL_MODEL_DIR))
+    .addOption(pathOption("--rl <dir>", "the RL model (train rl writes it to OUT/model)").default(DEFAULT_RL_MODEL_DIR))
     .addOption(integerOption("--problems <n>", "held-out problems", { min: 1 }).default(DEFAULT_COMPARE.problems))
     .addOption(
       integerOption("--samples <n>", "samples per problem (8: maj@8)", { min: 1 }).default(DEFAULT_COMPARE.samples),

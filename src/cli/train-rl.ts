@@ -9,7 +9,7 @@ import type { Command } from "commander";
 import { ensureOutputDir } from "../io/files.js";
 import { renderRlReportHtml } from "../rl/report-html.js";
 import { DEFAULT_RL_OPTIONS, trainRl } from "../rl/train-rl.js";
-import { BUNDLED_RL_START_DIR } from "../rl/bundled.js";
+import { BUNDLED_RL_START_DIR, DEFAULT_RL_OUT_DIR } from "../rl/bundled.js";
 import type { AdvantageScale } from "../rl/advantages.js";
 import type { MaskingConfig } from "../masking/config.js";
 import { addMaskingOptions, maskingFromOptions } from "./masking-options.js";
@@ -65,7 +65,7 @@ export function register(program: Command): void {
       pathOption(
         "-o, --out <dir>",
         "output directory (checkpoint, metrics.jsonl, report, model/); rerun resumes",
-      ).default("runs/rl"),
+      ).default(DEFAULT_RL_OUT_DIR),
     )
     .addOption(integerOption("--seed <n>", "seed for prompts and rollouts", { min: 0 }).default(D.seed))
     .addOption(integerOption("--steps <n>", "RL steps (rollout batches)", { min: 1 }).default(D.steps))

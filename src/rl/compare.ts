@@ -73,16 +73,16 @@ function side(e: PolicyEval): SideSummary {
 }
 
 export async function compareRl(o: CompareOptions): Promise<RlCompare> {
+  if (o.samples !== 8) {
+    // maj@8 needs eight samples per problem; more would make it an estimate over subsets, fewer impossible.
+    throw new UserError(`rl compare: --samples must be 8 (maj@8 and pass@8 are computed from them), got ${o.samples}`);
+  }
   for (const [flag, dir] of [
     ["--start", o.startDir],
     ["--rl", o.rlDir],
   ] as const) {
     if (!existsSync(join(dir, "model.safetensors")))
       throw new UserError(`rl compare: ${flag} ${dir} is not a model directory (no model.safetensors)`);
-  }
-  if (o.samples !== 8) {
-    // maj@8 needs eight samples per problem; more would make it an estimate over subsets, fewer impossible.
-    throw new UserError(`rl compare: --samples must be 8 (maj@8 and pass@8 are computed from them), got ${o.samples}`);
   }
   const tok = toyTokenizer();
   const items = generateHeldOut(o.problems, o.task ?? {});
