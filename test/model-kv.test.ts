@@ -249,3 +249,36 @@ describe("KV cache bookkeeping", () => {
     expect(cache.keyAt(0, 4)).toBeUndefined();
   });
 });
+
+describe("batched decode (KVCache.stepMany)", () => {
+  it("gives each sequence the logits its own step would, with its own evictions and positions", () => {
+    const model = Qwen3Model.random(smallConfig(2), { seed: 5, std: 0.3, normJitter: 0.2 });
+    const rng = new Rng(9);
+    const prefixes = [5, 12, 30].map((n) => Array.from({ length: n }, () => rng.int(100)));
+    const make = () =>
+      prefixes.map((p, i) => {
+        const c = new KVCache(model);
+        c.prefill(p);
+        if (i === 2) c.evict(4, 20); // a gap: the next position is still 30
+        return c;
+      });
+    const alone = make();
+    const batched = make();
+    for (let step = 0; step < 4; step++) {
+      const tokens = prefixes.map(() => rng.int(100));
+      const one = alone.map((c, i) => c.step(tokens[i]));
+      const many = KVCache.stepMany(
+        batched,
+        tokens,
+        batched.map((c) => c.nextPosition),
+      );
+      for (let i = 0; i < one.length; i++) {
+        let worst = 0;
+        for (let v = 0; v < one[i].length; v++) worst = Math.max(worst, Math.abs(one[i][v] - many[i][v]));
+        expect(worst, `sequence ${i}, step ${step}`).toBeLessThan(1e-5);
+        expect(batched[i].residentTokens).toBe(alone[i].residentTokens);
+      }
+    }
+    expect(() => KVCache.stepMany([batched[0], batched[0]], [1, 2], [50, 51])).toThrow(/twice/);
+  });
+});

@@ -24,7 +24,10 @@ interface RlCompareCliOptions {
 export function registerCompare(rl: Command): void {
   const cmd = rl
     .command("compare")
-    .description("the start checkpoint and the RL model on the same held-out problems, same sampling and seeds")
+    .description(
+      "the start checkpoint and the RL model on the same held-out problems, same sampling and seeds; masking as " +
+        `train rl's (Stage 2, blocks capped at ${DEFAULT_RL_OPTIONS.masking.maxBlockTokens} tokens unless --max-block-tokens says otherwise)`,
+    )
     .addOption(pathOption("--start <dir>", "the SFT checkpoint RL started from").default(BUNDLED_RL_START_DIR))
     .addOption(pathOption("--rl <dir>", "the RL model (train rl writes it to OUT/model)").default(DEFAULT_RL_MODEL_DIR))
     .addOption(integerOption("--problems <n>", "held-out problems", { min: 1 }).default(DEFAULT_COMPARE.problems))

@@ -56,7 +56,9 @@ export function register(program: Command): void {
   const cmd = trainCommand(program)
     .command("rl")
     .description(
-      "RL with block-masked rollouts (CISPO, group-relative advantages, KL to the start) from an SFT checkpoint",
+      "RL with block-masked rollouts (CISPO, group-relative advantages, KL to the start) from an SFT checkpoint; " +
+        `masking is Stage 2's with blocks capped at ${D.masking.maxBlockTokens} tokens unless --max-block-tokens says ` +
+        "otherwise (0: no cap)",
     )
     .addOption(
       pathOption("--start <dir>", "SFT checkpoint to start from (also the KL reference)").default(BUNDLED_RL_START_DIR),

@@ -142,9 +142,7 @@ export class KVCache {
       c.next = p + 1;
       bounds[b] = c.size;
     });
-    const { heads: H, headDim: D, qDim, kvDim, vocab } = model;
-    const group = H / model.kvHeads;
-    const scale = 1 / Math.sqrt(D);
+    const { qDim, kvDim, vocab } = model;
     let scores = new Float64Array(64);
     const attention = (layer: number, q: Float32Array, k: Float32Array, v: Float32Array, rows: number) => {
       const out = new Float32Array(rows * qDim);
@@ -156,31 +154,7 @@ export class KVCache {
         V.set(v.subarray(b * kvDim, (b + 1) * kvDim), slots[b] * kvDim);
         const nk = bounds[b];
         if (scores.length < nk) scores = new Float64Array(nk * 2);
-        for (let h = 0; h < H; h++) {
-          const qOff = b * qDim + h * D;
-          const kvOff = Math.floor(h / group) * D;
-          let max = -Infinity;
-          for (let s = 0; s < nk; s++) {
-            const kOff = s * kvDim + kvOff;
-            let dot = 0;
-            for (let d = 0; d < D; d++) dot += q[qOff + d] * K[kOff + d];
-            dot *= scale;
-            scores[s] = dot;
-            if (dot > max) max = dot;
-          }
-          let sum = 0;
-          for (let s = 0; s < nk; s++) {
-            const e = Math.exp(scores[s] - max);
-            scores[s] = e;
-            sum += e;
-          }
-          const inv = 1 / sum;
-          for (let s = 0; s < nk; s++) {
-            const pr = scores[s] * inv;
-            const vOff = s * kvDim + kvOff;
-            for (let d = 0; d < D; d++) out[qOff + d] += pr * V[vOff + d];
-          }
-        }
+        attendRow(out, q, b, K, V, nk, model, scores);
       }
       return out;
     };
@@ -239,9 +213,7 @@ export class KVCache {
    */
   private compute(tokens: Int32Array, positions: Int32Array, slots: Int32Array): Float32Array {
     const model = this.model;
-    const { heads: H, headDim: D, qDim, kvDim } = model;
-    const group = H / model.kvHeads;
-    const scale = 1 / Math.sqrt(D);
+    const { qDim, kvDim } = model;
     const m = tokens.length;
     const bounds = new Int32Array(m);
     for (let i = 0; i < m; i++) bounds[i] = this.lowerBound(positions[i] + 1);
@@ -266,32 +238,7 @@ export class KVCache {
       if (scores.length < this.size) scores = new Float64Array(this.size);
       for (let i = 0; i < rows; i++) {
         const nk = bounds[i];
-        for (let h = 0; h < H; h++) {
-          const qOff = i * qDim + h * D;
-          const kvOff = Math.floor(h / group) * D;
-          let max = -Infinity;
-          for (let s = 0; s < nk; s++) {
-            const kOff = s * kvDim + kvOff;
-            let dot = 0;
-            for (let d = 0; d < D; d++) dot += q[qOff + d] * K[kOff + d];
-            dot *= scale;
-            scores[s] = dot;
-            if (dot > max) max = dot;
-          }
-          if (nk === 0) continue;
-          let sum = 0;
-          for (let s = 0; s < nk; s++) {
-            const e = Math.exp(scores[s] - max);
-            scores[s] = e;
-            sum += e;
-          }
-          const inv = 1 / sum;
-          for (let s = 0; s < nk; s++) {
-            const p = scores[s] * inv;
-            const vOff = s * kvDim + kvOff;
-            for (let d = 0; d < D; d++) out[qOff + d] += p * V[vOff + d];
-          }
-        }
+        attendRow(out, q, i, K, V, nk, model, scores);
       }
       return out;
     };
@@ -330,5 +277,50 @@ export class KVCache {
     const p = new Int32Array(cap);
     p.set(this.pos.subarray(0, this.size));
     this.pos = p;
+  }
+}
+
+/**
+ * Attention of query row `row` over the first `nk` cached slots, every head (grouped-query: head h reads KV head
+ * h / (H / KV)), softmax in float64, added into `out` [rows, H*D]. `scores` is scratch of at least nk entries.
+ */
+function attendRow(
+  out: Float32Array,
+  q: Float32Array,
+  row: number,
+  K: Float32Array,
+  V: Float32Array,
+  nk: number,
+  model: Pick<Qwen3Model, "heads" | "kvHeads" | "headDim" | "qDim" | "kvDim">,
+  scores: Float64Array,
+): void {
+  if (nk === 0) return;
+  const { heads: H, headDim: D, qDim, kvDim } = model;
+  const group = H / model.kvHeads;
+  const scale = 1 / Math.sqrt(D);
+  for (let h = 0; h < H; h++) {
+    const qOff = row * qDim + h * D;
+    const kvOff = Math.floor(h / group) * D;
+    let max = -Infinity;
+    for (let s = 0; s < nk; s++) {
+      const kOff = s * kvDim + kvOff;
+      let dot = 0;
+      for (let d = 0; d < D; d++) dot += q[qOff + d] * K[kOff + d];
+      dot *= scale;
+      scores[s] = dot;
+      if (dot > max) max = dot;
+    }
+    let sum = 0;
+    for (let s = 0; s < nk; s++) {
+      const e = Math.exp(scores[s] - max);
+      scores[s] = e;
+      sum += e;
+    }
+    const inv = 1 / sum;
+    for (let s = 0; s < nk; s++) {
+      const p = scores[s] * inv;
+      const vOff = s * kvDim + kvOff;
+      for (let d = 0; d < D; d++) out[qOff + d] += p * V[vOff + d];
+    }
   }
 }
