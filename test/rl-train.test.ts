@@ -12,20 +12,13 @@ import { Qwen3Model } from "../src/model/transformer.js";
 import { DEFAULT_RL_OPTIONS, trainRl, type RlMetric, type RlTrainOptions } from "../src/rl/train-rl.js";
 import { toyTokenizer } from "../src/train/char-tokenizer.js";
 import { UserError } from "../src/errors.js";
+import { ONE_LAYER_CONFIG } from "./helpers/random-model.js";
 
 function startCheckpoint(): string {
   const dir = mkdtempSync(join(tmpdir(), "rl-start-"));
   const tok = toyTokenizer();
-  const config = toyConfig({
-    // The tokenizer's size exactly: a random model would sample the padding ids a trained one never does.
-    vocab_size: tok.vocabSize,
-    hidden_size: 16,
-    intermediate_size: 32,
-    num_hidden_layers: 1,
-    num_attention_heads: 2,
-    num_key_value_heads: 1,
-    head_dim: 8,
-  });
+  // The tokenizer's size exactly: a random model would sample the padding ids a trained one never does.
+  const config = toyConfig({ ...ONE_LAYER_CONFIG, vocab_size: tok.vocabSize });
   saveModel(dir, Qwen3Model.random(config, { seed: 3, std: 0.5 }));
   return dir;
 }
