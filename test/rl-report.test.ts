@@ -77,7 +77,7 @@ function report(over: Partial<RlReport> = {}): RlReport {
       temperature: 1,
       valTemperature: 0.6,
       valEvery: 4,
-      maxBlockTokens: 96,
+      masking: { maxBlockTokens: 96 },
       cispo: { epsLow: 0.2, epsHigh: 0.2, beta: 0.001 },
     },
     steps: 8,
@@ -211,6 +211,13 @@ describe("the RL report page", () => {
       ["change", "", "+25.0 pts", "", "+22.5 pts", "+10", "", "", "+0.50", "+2.3"],
     ]);
     expect(html).toContain("<th>maj@4</th>");
+  });
+
+  it("states the block cap from the run's masking, and no cap when it is 0", () => {
+    expect(html).toContain("blocks capped at 96 tokens");
+    const r = report();
+    const uncapped = renderRlReportHtml({ ...r, options: { ...r.options, masking: { maxBlockTokens: 0 } } });
+    expect(uncapped).toContain("no block cap");
   });
 
   it("adds the rl compare table only when a compare result is given", () => {

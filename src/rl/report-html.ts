@@ -324,10 +324,9 @@ function optionsTable(r: RlReport): string {
 function header(r: RlReport): string {
   const trained = r.train.length === 0 ? 0 : Math.max(...r.train.map((t) => t.step)) + 1;
   const took = r.seconds < 120 ? `${r.seconds.toFixed(0)} s` : `${(r.seconds / 60).toFixed(1)} min`;
-  const cap =
-    r.options.maxBlockTokens === undefined
-      ? "no block cap"
-      : `blocks capped at ${optionText(r, "maxBlockTokens")} tokens`;
+  // The run's masking over Stage 2's (train-rl.ts); maxBlockTokens 0 or absent: the model ends its blocks.
+  const capTokens = (r.options.masking as { maxBlockTokens?: number } | undefined)?.maxBlockTokens ?? 0;
+  const cap = capTokens > 0 ? `blocks capped at ${capTokens} tokens` : "no block cap";
   return (
     `<h1>RL run: CISPO with block-masked rollouts (Figure 7 at toy scale)</h1>` +
     `<p class="note">Start checkpoint <code>${escapeHtml(r.startDir)}</code>; ${trained} of ${r.steps} steps in ` +
