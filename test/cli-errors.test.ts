@@ -127,6 +127,11 @@ describe("bad option values: one line naming the flag, exit 2", () => {
     ],
     ["train rl --advantage", ["train", "rl", "--advantage", "max", "--out", join(tmp, "never")], /--advantage/],
     ["rl compare --samples", ["rl", "compare", "--samples", "4"], /--samples must be 8/],
+    [
+      "rl rollouts --field",
+      ["rl", "rollouts", "-b", benchmark, "-e", "http://127.0.0.1:1/v1", "-m", "m", "--field", "question"],
+      /--field: expected KEY=NAME/,
+    ],
     ["rl compare --rl", ["rl", "compare", "--rl", join(tmp, "no-model")], /--rl .* is not a model directory/],
     [
       "eval run --temperature",

@@ -14,7 +14,8 @@ import { UserError } from "../errors.js";
 import { ensureOutputDir } from "../io/files.js";
 import { loadTokenizer } from "../format/tokenizer.js";
 import { resolveArchitecture } from "../kv/resolve.js";
-import { loadBenchmark, type BenchmarkFields } from "../eval/benchmark.js";
+import { loadBenchmark } from "../eval/benchmark.js";
+import { FIELD_OPTION_FLAGS, FIELD_OPTION_HELP, parseFields } from "./benchmark-fields.js";
 import { runEval } from "../eval/runner.js";
 import { formatSummaryTable } from "../eval/summary.js";
 import { PAPER_SAMPLING, type RequestSampling } from "../eval/types.js";
@@ -61,18 +62,6 @@ interface EvalRunCli {
 /** Exit status of a run in which some generation failed (0 ok, 2 user error, 130 interrupted). */
 export const EXIT_GENERATIONS_FAILED = 1;
 
-function parseFields(pairs: string[]): BenchmarkFields {
-  const out: BenchmarkFields = {};
-  const keys = ["id", "prompt", "answer", "kind", "options", "tests", "subject"] as const;
-  for (const p of pairs) {
-    const m = /^([a-z]+)=(.+)$/.exec(p);
-    if (!m || !(keys as readonly string[]).includes(m[1]))
-      throw new UserError(`--field: expected KEY=NAME with KEY one of ${keys.join(", ")}, got "${p}"`);
-    out[m[1] as (typeof keys)[number]] = m[2];
-  }
-  return out;
-}
-
 /** The --server help: each kind and what it means. */
 const serverHelp = () =>
   "who owns block masking: " + SERVER_KINDS.map((k) => `${k} (${SERVER_KIND_HELP[k]})`).join("; ");
@@ -103,7 +92,7 @@ export function register(program: Command): void {
     .addOption(integerOption("--seed <n>", "base seed (sample i uses seed + i)", { min: 0 }))
     .addOption(integerOption("-c, --concurrency <n>", "requests in flight", { min: 1 }).default(4))
     .addOption(integerOption("--limit <n>", "first N problems only", { min: 1 }))
-    .option("--field <key=name...>", "benchmark field mapping, e.g. --field prompt=question --field answer=solution")
+    .option(FIELD_OPTION_FLAGS, FIELD_OPTION_HELP)
     .option("--prompt-template <text>", "user message template with {problem}")
     .option(
       "--extra-body <json>",

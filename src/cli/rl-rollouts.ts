@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import { basename, join } from "node:path";
 import { UserError } from "../errors.js";
 import { loadBenchmark } from "../eval/benchmark.js";
+import { FIELD_OPTION_FLAGS, FIELD_OPTION_HELP, parseFields } from "./benchmark-fields.js";
 import { loadTokenizer } from "../format/tokenizer.js";
 import { ensureOutputDir } from "../io/files.js";
 import { DEFAULT_ADVANTAGE_SCALE, type AdvantageScale } from "../rl/advantages.js";
@@ -32,6 +33,7 @@ export const EXIT_GROUPS_FAILED = 1;
 
 interface RolloutsCli {
   benchmark: string;
+  field?: string[];
   endpoint: string;
   model: string;
   apiKey?: string;
@@ -98,6 +100,7 @@ export function registerRollouts(rl: Command): void {
       integerOption("-c, --concurrency <n>", "requests in flight", { min: 1 }).default(DEFAULT_ROLLOUT_CONCURRENCY),
     )
     .addOption(integerOption("--limit <n>", "first N problems only", { min: 1 }))
+    .option(FIELD_OPTION_FLAGS, FIELD_OPTION_HELP)
     .option("--prompt-template <text>", "user message template with {problem} (default: the problem + instruction)")
     .option("--extra-body <json>", "extra JSON fields for every request (e.g. our server's block_masking)")
     .addOption(pathOption("-t, --tokenizer <dir>", "the model's tokenizer: chat template, prompt ids (default: Qwen3)"))
@@ -122,7 +125,8 @@ export function registerRollouts(rl: Command): void {
   cmd.action(async (o: RolloutsCli) => {
     const extraBody = parseExtraBody(o.extraBody);
     const masking = maskingFromOptions(o);
-    const problems = await loadBenchmark(o.benchmark, {}, o.limit);
+    const fields = parseFields(o.field ?? []);
+    const problems = await loadBenchmark(o.benchmark, fields, o.limit);
     const tokenizer = loadTokenizer(o.tokenizer);
     const out = o.out ?? `runs/rollouts-${basename(o.benchmark).replace(/\.(jsonl|parquet)$/i, "")}`;
     ensureOutputDir(out, "--out");
@@ -135,6 +139,7 @@ export function registerRollouts(rl: Command): void {
       const r = await collectRollouts({
         problems,
         benchmark: o.benchmark,
+        fields,
         ...(o.promptTemplate !== undefined ? { promptTemplate: o.promptTemplate } : {}),
         outDir: out,
         endpoint: o.endpoint,
