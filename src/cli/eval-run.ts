@@ -32,6 +32,7 @@ import { addMaskingOptions, maskingFromOptions } from "./masking-options.js";
 import { evalCommand } from "./eval-report.js";
 import { ProgressReporter } from "./progress.js";
 import { choiceOption, integerOption, numberOption, pathOption } from "./options.js";
+import { onInterrupt } from "./interrupt.js";
 
 interface EvalRunCli {
   benchmark: string;
@@ -140,10 +141,7 @@ export function register(program: Command): void {
     const label = o.label ?? "run";
     const out = o.out ?? `runs/${basename(o.benchmark).replace(/\.(jsonl|parquet)$/i, "")}-${label}`;
     ensureOutputDir(out, "--out");
-    const controller = new AbortController();
-    const stop = () => controller.abort();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    const interrupt = onInterrupt();
     const progress = new ProgressReporter(`eval ${label}`);
     try {
       const r = await runEval({
@@ -168,7 +166,7 @@ export function register(program: Command): void {
         timeoutMs: o.timeout * 1000,
         forceNew: o.forceNew,
         onMovedAside: (path) => process.stderr.write(`--force-new: moved the earlier run to ${path}\n`),
-        signal: controller.signal,
+        signal: interrupt.signal,
         onProgress: (p) => progress.update(p),
       });
       progress.stop();
@@ -201,8 +199,7 @@ export function register(program: Command): void {
       process.stderr.write(`wrote ${out}/results.json\n`);
     } finally {
       progress.stop();
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
+      interrupt.release();
     }
   });
 }

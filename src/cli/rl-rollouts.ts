@@ -27,6 +27,7 @@ import {
 import { addMaskingOptions, maskingFromOptions } from "./masking-options.js";
 import { choiceOption, integerOption, numberOption, pathOption } from "./options.js";
 import { ProgressReporter } from "./progress.js";
+import { onInterrupt } from "./interrupt.js";
 
 /** Exit status of a run in which some group failed (0 ok, 2 user error, 130 interrupted). */
 export const EXIT_GROUPS_FAILED = 1;
@@ -130,10 +131,7 @@ export function registerRollouts(rl: Command): void {
     const tokenizer = loadTokenizer(o.tokenizer);
     const out = o.out ?? `runs/rollouts-${basename(o.benchmark).replace(/\.(jsonl|parquet)$/i, "")}`;
     ensureOutputDir(out, "--out");
-    const controller = new AbortController();
-    const stop = () => controller.abort();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    const interrupt = onInterrupt();
     const progress = new ProgressReporter("rollouts (groups)");
     try {
       const r = await collectRollouts({
@@ -163,7 +161,7 @@ export function registerRollouts(rl: Command): void {
         attempts: o.attempts,
         forceNew: o.forceNew,
         onMovedAside: (path) => process.stderr.write(`--force-new: moved the earlier run to ${path}\n`),
-        signal: controller.signal,
+        signal: interrupt.signal,
         onProgress: (p) => progress.update(p),
       });
       progress.stop();
@@ -192,8 +190,7 @@ export function registerRollouts(rl: Command): void {
       process.stderr.write(`wrote ${join(out, ROLLOUTS_JSONL)} and ${join(out, ROLLOUTS_PARQUET)}\n`);
     } finally {
       progress.stop();
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
+      interrupt.release();
     }
   });
 }

@@ -15,6 +15,7 @@ import type { MaskingConfig } from "../masking/config.js";
 import { addMaskingOptions, maskingFromOptions } from "./masking-options.js";
 import { choiceOption, integerOption, numberOption, pathOption } from "./options.js";
 import { trainCommand } from "./toy.js";
+import { onInterrupt } from "./interrupt.js";
 
 interface TrainRlCliOptions {
   start: string;
@@ -128,10 +129,7 @@ export function register(program: Command): void {
   addMaskingOptions(cmd).action(async (o: TrainRlCliOptions) => {
     const masking = rlMasking(o);
     ensureOutputDir(o.out, "--out");
-    const controller = new AbortController();
-    const stop = () => controller.abort();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    const interrupt = onInterrupt();
     let outcome: Awaited<ReturnType<typeof trainRl>>;
     try {
       outcome = await trainRl({
@@ -156,12 +154,11 @@ export function register(program: Command): void {
         valTemperature: o.valTemperature,
         workers: o.workers,
         forceNew: o.forceNew,
-        signal: controller.signal,
+        signal: interrupt.signal,
         onLog: (line) => process.stderr.write(line + "\n"),
       });
     } finally {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
+      interrupt.release();
     }
     if (outcome.stopped) {
       process.stderr.write(

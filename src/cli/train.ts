@@ -8,6 +8,7 @@ import { ensureOutputDir } from "../io/files.js";
 import { trainToy } from "../train/toy.js";
 import { integerOption, numberOption, pathOption } from "./options.js";
 import { trainCommand } from "./toy.js";
+import { onInterrupt } from "./interrupt.js";
 
 /** The options of `memento train toy`, converted while parsing. */
 interface TrainToyCliOptions {
@@ -116,15 +117,11 @@ export function register(program: Command): void {
     )
     .action(async (o: TrainToyCliOptions) => {
       ensureOutputDir(o.out, "--out");
-      // Ctrl-C / SIGTERM: finish the step in progress, checkpoint, say how to resume (a second signal kills).
-      const controller = new AbortController();
-      const stop = () => controller.abort();
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
+      const interrupt = onInterrupt();
       let outcome: Awaited<ReturnType<typeof trainToy>>;
       try {
         outcome = await trainToy({
-          signal: controller.signal,
+          signal: interrupt.signal,
           outDir: o.out,
           seed: o.seed,
           trainExamples: o.trainExamples,
@@ -148,8 +145,7 @@ export function register(program: Command): void {
           onLog: (line) => process.stderr.write(line + "\n"),
         });
       } finally {
-        process.off("SIGINT", stop);
-        process.off("SIGTERM", stop);
+        interrupt.release();
       }
       if (outcome.interrupted) {
         process.stderr.write(
