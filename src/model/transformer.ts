@@ -547,6 +547,18 @@ export class Qwen3Model {
     return { loss, count, grads, logits };
   }
 
+  /** Logits [n, vocab] of a whole sequence under `pattern`, keeping nothing for a backward (inference). */
+  logits(
+    tokens: Int32Array | ArrayLike<number>,
+    pattern: CompactAttentionPattern,
+    positions?: Int32Array,
+  ): Float32Array {
+    const tk = toInt32(tokens);
+    if (pattern.length !== tk.length) throw new Error(`pattern length ${pattern.length} != ${tk.length} tokens`);
+    const positionsOr = positions ?? defaultPositions(tk.length);
+    return this.run(tk, positionsOr, (_l, q, k, v, rows) => this.maskedAttention(q, k, v, rows, pattern));
+  }
+
   /** Mean cross-entropy only (no backward). */
   loss(
     tokens: Int32Array | ArrayLike<number>,
@@ -554,10 +566,7 @@ export class Qwen3Model {
     pattern: CompactAttentionPattern,
     positions?: Int32Array,
   ): number {
-    const tk = toInt32(tokens);
-    if (pattern.length !== tk.length) throw new Error(`pattern length ${pattern.length} != ${tk.length} tokens`);
-    const positionsOr = positions ?? defaultPositions(tk.length);
-    const logits = this.run(tk, positionsOr, (_l, q, k, v, rows) => this.maskedAttention(q, k, v, rows, pattern));
-    return crossEntropy(logits, targets, tk.length, this.vocab).loss;
+    const n = toInt32(tokens).length;
+    return crossEntropy(this.logits(tokens, pattern, positions), targets, n, this.vocab).loss;
   }
 }

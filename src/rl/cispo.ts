@@ -17,6 +17,7 @@
  */
 import type { CompactAttentionPattern } from "../masking/masks.js";
 import type { Qwen3Model } from "../model/transformer.js";
+import { logSumExp } from "../engine/logprobs.js";
 
 export interface CispoOptions {
   /** Lower clip: the ratio weight is at least 1 - epsLow. The paper: 0.2. */
@@ -80,12 +81,7 @@ export function countedTokens(sample: Pick<RolloutSample, "counted">): number {
 
 /** log_softmax of logits row `row` at `token`, in float64. */
 function rowLogprob(logits: Float32Array, vocab: number, row: number, token: number): number {
-  const base = row * vocab;
-  let max = -Infinity;
-  for (let i = 0; i < vocab; i++) if (logits[base + i] > max) max = logits[base + i];
-  let sum = 0;
-  for (let i = 0; i < vocab; i++) sum += Math.exp(logits[base + i] - max);
-  return logits[base + token] - max - Math.log(sum);
+  return logits[row * vocab + token] - logSumExp(logits.subarray(row * vocab, (row + 1) * vocab));
 }
 
 /** log pi(completion token j) for every j, from one forward of `ids` under `pattern` (no gradient). */
@@ -95,7 +91,7 @@ export function completionLogprobs(
   promptLength: number,
   pattern: CompactAttentionPattern,
 ): Float32Array {
-  const { logits } = model.forward(ids, pattern);
+  const logits = model.logits(ids, pattern);
   const out = new Float32Array(ids.length - promptLength);
   for (let j = 0; j < out.length; j++)
     out[j] = rowLogprob(logits, model.vocab, promptLength + j - 1, ids[promptLength + j]);
@@ -123,11 +119,7 @@ export function cispoGrad(
     const row = P + j - 1;
     const a = ids[P + j];
     const base = row * V;
-    let max = -Infinity;
-    for (let i = 0; i < V; i++) if (logits[base + i] > max) max = logits[base + i];
-    let sum = 0;
-    for (let i = 0; i < V; i++) sum += Math.exp(logits[base + i] - max);
-    const lse = max + Math.log(sum);
+    const lse = logSumExp(logits.subarray(base, base + V));
     const lp = logits[base + a] - lse;
     const t = term(j, lp);
     // d L / d lp_t, then through log_softmax: onehot(a) - softmax.

@@ -21,7 +21,7 @@ import type { MaskingConfig } from "../masking/config.js";
 import type { Qwen3Model } from "../model/transformer.js";
 import type { CharTokenizer } from "../train/char-tokenizer.js";
 import { renderSftPrompt, STAGE2_MASKING } from "../train/sft-data.js";
-import { checkAnswer, fnv1a, type ToyDatasetItem } from "../train/toy-task.js";
+import { fnv1a, gradeResponse, type ToyDatasetItem } from "../train/toy-task.js";
 import { toyMaxTokens } from "../train/toy.js";
 
 export interface RolloutOptions {
@@ -54,6 +54,8 @@ export interface Rollout {
   /** Indices into completionIds of forced tokens. */
   forced: number[];
   text: string;
+  /** The answer after `</think>` (trimmed), or null when there is none. */
+  answer: string | null;
   reward: number;
   finishReason: FinishReason;
   peakKvTokens: number;
@@ -140,6 +142,7 @@ export async function generateRollouts(
         if (r.finishReason === "error") throw new Error(`rollout ${pi}/${s} failed: ${r.message ?? "engine error"}`);
         const lengths = blockLengths(r.tokens, st.blockStart, st.blockEnd);
         const text = tok.decode(r.tokens);
+        const grade = gradeResponse(p.problem, text);
         return {
           problem: opts.problemIds?.[pi] ?? pi,
           sample: s,
@@ -148,7 +151,8 @@ export async function generateRollouts(
           logprobs: Float32Array.from(r.logprobs ?? []),
           forced: r.forced,
           text,
-          reward: checkAnswer(p.problem, text) ? 1 : 0,
+          answer: grade.answer,
+          reward: grade.correct ? 1 : 0,
           finishReason: r.finishReason,
           peakKvTokens: r.stats.peakKvTokens,
           blocks: lengths.length,

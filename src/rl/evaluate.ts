@@ -12,7 +12,7 @@
  *    never computed), what an engine without eviction would hold at their end.
  */
 import { majAtK, passAt1, passAtKOverProblems } from "../eval/metrics.js";
-import { gradeResponse, type ToyDatasetItem } from "../train/toy-task.js";
+import type { ToyDatasetItem } from "../train/toy-task.js";
 import type { Rollout, RolloutOptions, RolloutSource } from "./engine-rollouts.js";
 
 /** The step number evaluation seeds use (never a training step). */
@@ -47,7 +47,7 @@ export interface EvalOptions extends Pick<RolloutOptions, "masking" | "maxTokens
 const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
 /** Summary of rollouts grouped by problem (one inner array per problem, same sample count each). */
-export function summarize(groups: readonly (readonly Rollout[])[], items: readonly ToyDatasetItem[]): PolicyEval {
+export function summarize(groups: readonly (readonly Rollout[])[]): PolicyEval {
   const samples = groups[0]?.length ?? 0;
   const correct = groups.map((g) => g.map((r) => r.reward > 0));
   const p1 = passAt1(correct);
@@ -55,7 +55,7 @@ export function summarize(groups: readonly (readonly Rollout[])[], items: readon
   const all = groups.flat();
   const withBlocks = all.filter((r) => r.blocks > 0);
   const votes = groups.map((g, i) => ({
-    answers: g.map((r) => gradeResponse(items[i].problem, r.text).answer),
+    answers: g.map((r) => r.answer),
     correct: correct[i],
   }));
   return {
@@ -96,5 +96,5 @@ export async function evaluatePolicy(
     groups.push(...got);
     opts.onProgress?.(groups.length, items.length);
   }
-  return { ...summarize(groups, items), rollouts: groups };
+  return { ...summarize(groups), rollouts: groups };
 }

@@ -36,7 +36,6 @@ import { AdamW, clipGradNorm } from "../train/optim.js";
 import { STAGE2_MASKING, stagePattern, trackerIdsOf } from "../train/sft-data.js";
 import { batchIndices } from "../train/trainer.js";
 import {
-  checkAnswer as checkToyAnswer,
   DEFAULT_TRAIN_SEED,
   generateDataset,
   generateHeldOut,
@@ -331,7 +330,6 @@ export async function trainRl(o: RlTrainOptions): Promise<{ stopped: boolean; re
     opt.t = start.t;
   }
   const rolloutMasking = resolveMasking({ ...STAGE2_MASKING, ...o.masking });
-  const reward = o.reward ?? ((item: ToyDatasetItem, text: string) => defaultReward(item, text));
   const began = performance.now();
   const elapsed = () => start.seconds + (performance.now() - began) / 1000;
   const validate = async (step: number) => {
@@ -371,7 +369,8 @@ export async function trainRl(o: RlTrainOptions): Promise<{ stopped: boolean; re
         problemIds: idx,
         ...(o.maxTokens !== undefined ? { maxTokens: o.maxTokens } : {}),
       });
-      const rewards = groups.map((g, i) => g.map((r) => reward(items[i], r.text)));
+      // The checker's reward came with each rollout; a caller's reward function replaces it.
+      const rewards = groups.map((g, i) => g.map((r) => (o.reward ? o.reward(items[i], r.text) : r.reward)));
       const t1 = performance.now();
       const { samples, trained } = toSamples(groups, rewards, o.advantageScale, rolloutMasking);
       // Whole groups per minibatch, dealt round-robin; an empty minibatch makes no update.
@@ -445,11 +444,6 @@ export async function trainRl(o: RlTrainOptions): Promise<{ stopped: boolean; re
     writeFileSync(join(o.outDir, "report.json"), JSON.stringify(report, null, 2) + "\n");
   }
   return { stopped, report };
-}
-
-function defaultReward(item: ToyDatasetItem, text: string): number {
-  // The task's own rule-based checker (toy-task.ts): the answer after `</think>` equals the expected one.
-  return checkToyAnswer(item.problem, text) ? 1 : 0;
 }
 
 export function buildReport(o: RlTrainOptions, metrics: readonly RlMetric[], seconds: number): RlReport {
