@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Qwen3Model } from "../model/transformer.js";
 import type { CharTokenizer } from "../train/char-tokenizer.js";
-import { modelOverShared, sharedParams } from "../train/grad-job.js";
+import { dealByCost, modelOverShared, sharedParams } from "../train/grad-job.js";
 import type { ToyDatasetItem } from "../train/toy-task.js";
 import { addCispoStats, emptyCispoStats, type CispoOptions, type RolloutSample } from "./cispo.js";
 import { rlGradSum, type RlGradSum } from "./grad-job.js";
@@ -107,14 +107,10 @@ export class RlPool {
 
   async grads(samples: readonly RolloutSample[], batchTokens: number, cispo: CispoOptions): Promise<RlGradSum> {
     if (this.workers.length === 0) return rlGradSum(this.model, this.ref, samples, batchTokens, cispo);
-    const order = samples.map((_, i) => i).sort((a, b) => samples[b].ids.length - samples[a].ids.length || a - b);
-    const parts: RolloutSample[][] = this.workers.map(() => []);
-    const load = this.workers.map(() => 0);
-    for (const i of order) {
-      const w = load.indexOf(Math.min(...load));
-      parts[w].push(samples[i]);
-      load[w] += samples[i].ids.length ** 1.3;
-    }
+    const parts = dealByCost(
+      samples.map((s) => s.ids.length),
+      this.workers.length,
+    ).map((part) => part.map((i) => samples[i]));
     const replies = await Promise.all(
       this.workers.map((w, k) =>
         this.call<Extract<Reply, { type: "grads" }>>(w, { type: "grads", samples: parts[k], batchTokens, cispo }),

@@ -57,3 +57,20 @@ export function modelOverShared(config: Qwen3Config, buffers: ReadonlyMap<string
   for (const [name, buf] of buffers) params.set(name, new Float32Array(buf));
   return new Qwen3Model(config, params);
 }
+
+/**
+ * Splits sequences of the given lengths over `workers` so they finish together: longest first (ties by index),
+ * each to the least-loaded worker, a sequence costing length^1.3 (attention grows faster than linearly).
+ * Returns, per worker, the indices it gets. Deterministic: the same lengths always split the same way.
+ */
+export function dealByCost(lengths: readonly number[], workers: number): number[][] {
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a] || a - b);
+  const parts: number[][] = Array.from({ length: workers }, () => []);
+  const load = new Array<number>(workers).fill(0);
+  for (const i of order) {
+    const w = load.indexOf(Math.min(...load));
+    parts[w].push(i);
+    load[w] += lengths[i] ** 1.3;
+  }
+  return parts;
+}

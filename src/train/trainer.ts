@@ -8,7 +8,7 @@ import { loadModel, saveModel } from "../model/index.js";
 import { readSafetensors, writeSafetensors } from "../model/safetensors.js";
 import { lineChart } from "../util/charts.js";
 import { AdamW, clipGradNorm, cosineLr } from "./optim.js";
-import { gradSum, modelOverShared, sharedParams, type GradSum, type TrainSequence } from "./grad-job.js";
+import { dealByCost, gradSum, modelOverShared, sharedParams, type GradSum, type TrainSequence } from "./grad-job.js";
 import { makeRng } from "./toy-task.js";
 
 export interface StageSpec {
@@ -130,15 +130,8 @@ class GradPool {
 
   async run(indices: number[]): Promise<GradSum> {
     if (this.workers.length === 0) return gradSum(this.local, this.sequences, indices);
-    // Longest first, each to the least-loaded worker (by tokens), so the workers finish together.
-    const order = [...indices].sort((a, b) => this.sequences[b].ids.length - this.sequences[a].ids.length);
-    const parts: number[][] = this.workers.map(() => []);
-    const load = this.workers.map(() => 0);
-    for (const i of order) {
-      const w = load.indexOf(Math.min(...load));
-      parts[w].push(i);
-      load[w] += this.sequences[i].ids.length ** 1.3;
-    }
+    const lengths = indices.map((i) => this.sequences[i].ids.length);
+    const parts = dealByCost(lengths, this.workers.length).map((part) => part.map((k) => indices[k]));
     type Reply = { grads: [string, Float32Array][]; lossSum: number; count: number; tokens: number };
     const replies = await Promise.all(
       this.workers.map((w, k) => this.call<Reply>(w, { type: "step", indices: parts[k] })),
