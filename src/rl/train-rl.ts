@@ -22,17 +22,16 @@
  * 5. Validation every `valEvery` steps and at the end: held-out problems, `valSamples` each at `valTemperature`
  *    (the paper evaluates at 0.6), pass@1 with its interval, maj@k, peak KV, blocks and block length.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { UserError } from "../errors.js";
 import { resolveMasking, type MaskingConfig } from "../masking/config.js";
 import { checkJobIdentity, fileFingerprint, moveAside, type JobIdentity } from "../io/manifest.js";
 import { loadModel, saveModel } from "../model/index.js";
-import { readSafetensors, writeSafetensors } from "../model/safetensors.js";
-import type { Qwen3Model } from "../model/transformer.js";
 import { toyTokenizer } from "../train/char-tokenizer.js";
 import { AdamW, clipGradNorm } from "../train/optim.js";
+import { loadCheckpoint, restoreOptimizer, saveCheckpoint } from "../train/checkpoint.js";
 import { STAGE2_MASKING, stagePattern, trackerIdsOf } from "../train/sft-data.js";
 import { batchIndices } from "../train/trainer.js";
 import {
@@ -157,7 +156,6 @@ export interface RlReport {
   train: Extract<RlMetric, { kind: "train" }>[];
 }
 
-const CKPT = "checkpoint";
 export const RL_MANIFEST_FILE = "manifest.json";
 
 /** Every option that changes the weights, under its flag (io/manifest.ts policy 1). */
@@ -195,23 +193,6 @@ interface CheckpointState {
   /** AdamW updates so far. */
   t: number;
   seconds: number;
-}
-
-function saveCheckpoint(dir: string, model: Qwen3Model, opt: AdamW, state: CheckpointState): void {
-  // Written beside, then swapped in: a kill mid-save leaves the previous checkpoint whole.
-  const tmp = join(dir, `${CKPT}.tmp`);
-  rmSync(tmp, { recursive: true, force: true });
-  saveModel(tmp, model);
-  const moments = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, m] of opt.m) moments.set(`m.${name}`, { shape: [m.length], data: m });
-  for (const [name, v] of opt.v) moments.set(`v.${name}`, { shape: [v.length], data: v });
-  writeSafetensors(join(tmp, "optimizer.safetensors"), moments);
-  writeFileSync(join(tmp, "state.json"), JSON.stringify(state) + "\n");
-  const final = join(dir, CKPT);
-  rmSync(`${final}.old`, { recursive: true, force: true });
-  if (existsSync(final)) renameSync(final, `${final}.old`);
-  renameSync(tmp, final);
-  rmSync(`${final}.old`, { recursive: true, force: true });
 }
 
 function readMetrics(path: string): RlMetric[] {
@@ -308,12 +289,11 @@ export async function trainRl(o: RlTrainOptions): Promise<{ stopped: boolean; re
 
   let start: CheckpointState = { step: 0, t: 0, seconds: 0 };
   let moments: Map<string, Float32Array> | undefined;
-  const ck = join(o.outDir, CKPT);
-  if (existsSync(join(ck, "state.json"))) {
-    start = JSON.parse(readFileSync(join(ck, "state.json"), "utf8")) as CheckpointState;
-    const saved = loadModel(ck);
-    for (const [name, p] of policy.params) p.set(saved.params.get(name)!);
-    moments = new Map([...readSafetensors(join(ck, "optimizer.safetensors"))].map(([n, t]) => [n, t.data]));
+  const ck = loadCheckpoint<CheckpointState>(o.outDir);
+  if (ck) {
+    start = ck.state;
+    for (const [name, p] of policy.params) p.set(ck.model.params.get(name)!);
+    moments = ck.moments;
     log(`resuming at step ${start.step} of ${o.steps}`);
   }
   // metrics.jsonl holds exactly what happened before the checkpoint.
@@ -325,9 +305,7 @@ export async function trainRl(o: RlTrainOptions): Promise<{ stopped: boolean; re
   const model = pool.model;
   const opt = new AdamW(model.params);
   if (moments) {
-    for (const [name, m] of opt.m) m.set(moments.get(`m.${name}`)!);
-    for (const [name, v] of opt.v) v.set(moments.get(`v.${name}`)!);
-    opt.t = start.t;
+    restoreOptimizer(opt, moments, start.t);
   }
   const rolloutMasking = resolveMasking({ ...STAGE2_MASKING, ...o.masking });
   const began = performance.now();

@@ -1,13 +1,12 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { performance } from "node:perf_hooks";
 import type { Qwen3Model } from "../model/transformer.js";
-import { loadModel, saveModel } from "../model/index.js";
-import { readSafetensors, writeSafetensors } from "../model/safetensors.js";
 import { lineChart } from "../util/charts.js";
 import { AdamW, clipGradNorm, cosineLr } from "./optim.js";
+import { loadCheckpoint, restoreOptimizer, saveCheckpoint } from "./checkpoint.js";
 import { dealByCost, gradSum, modelOverShared, sharedParams, type GradSum, type TrainSequence } from "./grad-job.js";
 import { makeRng } from "./toy-task.js";
 
@@ -49,8 +48,6 @@ export interface TrainResult {
   /** True when `stopAfterSteps` or `signal` ended the call before the plan was done. */
   stopped: boolean;
 }
-
-const CKPT = "checkpoint";
 
 interface CheckpointState {
   stage: number;
@@ -155,36 +152,6 @@ class GradPool {
   }
 }
 
-function saveCheckpoint(dir: string, model: Qwen3Model, opt: AdamW, state: CheckpointState): void {
-  // Written beside, then swapped in, so a kill mid-save leaves the previous checkpoint intact.
-  const tmp = join(dir, `${CKPT}.tmp`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  saveModel(tmp, model);
-  const moments = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, m] of opt.m) moments.set(`m.${name}`, { shape: [m.length], data: m });
-  for (const [name, v] of opt.v) moments.set(`v.${name}`, { shape: [v.length], data: v });
-  writeSafetensors(join(tmp, "optimizer.safetensors"), moments);
-  writeFileSync(join(tmp, "state.json"), JSON.stringify(state, null, 2) + "\n");
-  const final = join(dir, CKPT);
-  const old = join(dir, `${CKPT}.old`);
-  rmSync(old, { recursive: true, force: true });
-  if (existsSync(final)) renameSync(final, old);
-  renameSync(tmp, final);
-  rmSync(old, { recursive: true, force: true });
-}
-
-function loadCheckpoint(
-  dir: string,
-): { model: Qwen3Model; moments: Map<string, Float32Array>; state: CheckpointState } | undefined {
-  const ck = join(dir, CKPT);
-  if (!existsSync(join(ck, "state.json"))) return undefined;
-  const state = JSON.parse(readFileSync(join(ck, "state.json"), "utf8")) as CheckpointState;
-  const moments = new Map<string, Float32Array>();
-  for (const [name, t] of readSafetensors(join(ck, "optimizer.safetensors"))) moments.set(name, t.data);
-  return { model: loadModel(ck), moments, state };
-}
-
 /** Writes the loss curve as SVG from loss.csv (stage, step, loss, ...). */
 export function writeLossSvg(outDir: string): void {
   const csv = join(outDir, "loss.csv");
@@ -231,7 +198,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let t = 0;
   let tokens = 0;
   let secondsBefore = 0;
-  const ck = loadCheckpoint(opts.outDir);
+  const ck = loadCheckpoint<CheckpointState>(opts.outDir);
   if (ck) {
     for (const [name, p] of opts.model.params) p.set(ck.model.params.get(name)!);
     ({ stage: startStage, step: startStep, t, tokens, seconds: secondsBefore } = ck.state);
@@ -265,9 +232,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       await pool.setSequences(stage.sequences);
       const opt = new AdamW(model.params);
       if (si === startStage && startStep > 0 && moments) {
-        for (const [name, m] of opt.m) m.set(moments.get(`m.${name}`)!);
-        for (const [name, v] of opt.v) v.set(moments.get(`v.${name}`)!);
-        opt.t = t;
+        restoreOptimizer(opt, moments, t);
       }
       let ema = NaN;
       for (let step = si === startStage ? startStep : 0; step < stage.steps; step++) {
