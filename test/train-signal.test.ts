@@ -80,3 +80,48 @@ describe("train toy: signals", () => {
     expect(b.code, b.stderr).toBe(130);
   }, 120_000);
 });
+
+describe("train toy: --stop-after-steps", () => {
+  it("stops at a checkpoint that is a model directory, exit 0; the same command without it goes on", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const { loadModel } = await import("../src/model/index.js");
+    const out = join(tempDir("memento-train-stop-"), "run");
+    const args = (extra: string[]) => [
+      CLI,
+      "train",
+      "toy",
+      "--out",
+      out,
+      "--train-examples",
+      "20",
+      "--test-examples",
+      "2",
+      "--short-steps",
+      "0",
+      "--stage1-steps",
+      "4",
+      "--stage2-steps",
+      "2",
+      "--answer-steps",
+      "0",
+      "--answer-all-steps",
+      "0",
+      "--batch",
+      "2",
+      "--workers",
+      "1",
+      ...extra,
+    ];
+    const a = spawnSync(process.execPath, args(["--stop-after-steps", "3"]), { cwd: repoRoot, encoding: "utf8" });
+    expect(a.status, a.stderr).toBe(0);
+    expect(a.stderr).toMatch(/stopped after 3 steps as asked .*checkpoint holds the weights/);
+    const state = JSON.parse(readFileSync(join(out, "checkpoint", "state.json"), "utf8")) as { step: number };
+    expect(state.step).toBe(3);
+    expect(existsSync(join(out, "model"))).toBe(false);
+    expect(loadModel(join(out, "checkpoint")).params.size).toBeGreaterThan(0);
+    const b = spawnSync(process.execPath, args([]), { cwd: repoRoot, encoding: "utf8" });
+    expect(b.status, b.stderr).toBe(0);
+    expect(b.stderr).toMatch(/resuming stage1 at step 3/);
+    expect(existsSync(join(out, "model", "model.safetensors"))).toBe(true);
+  }, 120_000);
+});

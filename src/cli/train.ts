@@ -31,6 +31,7 @@ interface TrainToyCliOptions {
   lr: number;
   workers: number;
   checkpointEvery: number;
+  stopAfterSteps?: number;
   forceNew?: boolean;
 }
 
@@ -109,6 +110,14 @@ export function register(program: Command): void {
     .addOption(numberOption("--lr <x>", "peak learning rate", POSITIVE).default(3e-3))
     .addOption(integerOption("--workers <n>", "gradient worker threads", { min: 1 }).default(2))
     .addOption(integerOption("--checkpoint-every <n>", "steps between checkpoints", { min: 1 }).default(25))
+    .addOption(
+      integerOption(
+        "--stop-after-steps <n>",
+        "stop after n optimizer steps in this run, at a checkpoint: OUT/checkpoint is then a model directory " +
+          "(a snapshot mid-recipe, as models/toy-rl-start is); rerun without it to go on",
+        { min: 1 },
+      ),
+    )
     .option(
       "--force-new",
       "the output directory holds a run with other options: move it aside to DIR.prev-<time> and start over " +
@@ -141,11 +150,19 @@ export function register(program: Command): void {
           lr: o.lr,
           workers: o.workers,
           checkpointEvery: o.checkpointEvery,
+          ...(o.stopAfterSteps !== undefined ? { stopAfterSteps: o.stopAfterSteps } : {}),
           forceNew: o.forceNew,
           onLog: (line) => process.stderr.write(line + "\n"),
         });
       } finally {
         interrupt.release();
+      }
+      if (outcome.interrupted && !interrupt.signal.aborted) {
+        process.stderr.write(
+          `stopped after ${outcome.result.steps} steps as asked (--stop-after-steps); ${o.out}/checkpoint holds the ` +
+            "weights (config.json, model.safetensors: a model directory); run without the flag to go on\n",
+        );
+        return;
       }
       if (outcome.interrupted) {
         process.stderr.write(

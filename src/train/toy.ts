@@ -352,6 +352,8 @@ export interface ToyTrainOptions {
   trainMinBlocks?: number;
   config?: Partial<Qwen3Config>;
   checkpointEvery?: number;
+  /** Stop after this many optimizer steps in this call, at a checkpoint (a snapshot mid-recipe; rerun to go on). */
+  stopAfterSteps?: number;
   /** Move an existing output directory aside and start over (`--force-new`). */
   forceNew?: boolean;
   onLog?: (line: string) => void;
@@ -445,7 +447,7 @@ export interface ToyReport {
  * (stage 1 causal, stage 2 memento attention), save it in the Hugging Face layout with its tokenizer, and
  * evaluate held-out problems with block masking (keepLastNBlocks 0) and with full attention.
  */
-/** A finished run (the model saved and evaluated), or one `signal` interrupted at a checkpoint. */
+/** A finished run (the model saved and evaluated), or one stopped at a checkpoint (`signal` or `stopAfterSteps`). */
 export type ToyTrainOutcome =
   | { interrupted: false; report: ToyReport; result: TrainResult; modelDir: string }
   | { interrupted: true; result: TrainResult };
@@ -538,6 +540,7 @@ export async function trainToy(opts: ToyTrainOptions): Promise<ToyTrainOutcome> 
     checkpointEvery: opts.checkpointEvery ?? 50,
     onLog: log,
     ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.stopAfterSteps !== undefined ? { stopAfterSteps: opts.stopAfterSteps } : {}),
   });
   if (result.stopped) return { interrupted: true, result };
 
