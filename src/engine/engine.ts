@@ -57,6 +57,8 @@ export class MementoEngine implements Engine {
   private readonly markers: TrackerTokenIds;
   private readonly baseStopIds: number[];
   private readonly maxWaiting: number;
+  /** Ids the sampler may draw (below the tokenizer's size when the model's logits are padded). */
+  private readonly sampleableIds: number | undefined;
   /** Tokens one step computes at most (decode rows first, then catch-up chunks). */
   readonly maxStepTokens: number;
   private readonly running: Sequence[] = [];
@@ -97,6 +99,8 @@ export class MementoEngine implements Engine {
       Math.max(1, Math.min(maxRunning, config.backend.maxSequences, this.maxStepTokens)),
     );
     this.maxWaiting = config.maxWaiting ?? 1024;
+    const known = config.tokenizer.vocabSize;
+    this.sampleableIds = known !== undefined && known < config.backend.vocabSize ? known : undefined;
     const st = config.tokenizer.specialTokens;
     this.markers = {
       blockStart: st.blockStart,
@@ -148,6 +152,7 @@ export class MementoEngine implements Engine {
       replayLogits: req.replayLogits === true,
       skipSpecialTokens: req.skipSpecialTokens ?? false,
       ...(req.logprobs !== undefined ? { logprobs: req.logprobs } : {}),
+      ...(this.sampleableIds !== undefined ? { sampleableIds: this.sampleableIds } : {}),
       channel,
     });
     seqRef = seq;

@@ -37,6 +37,8 @@ export interface SequenceInit {
   skipSpecialTokens: boolean;
   /** EngineRequest.logprobs: alternatives per token to record (0 = the token's own only); absent = none. */
   logprobs?: number;
+  /** Sample only ids below this (the tokenizer's size, when the model has padded logits); absent = all. */
+  sampleableIds?: number;
   channel: RequestChannel;
 }
 
@@ -91,6 +93,7 @@ export class Sequence {
   private lastTokenAt = 0;
 
   private readonly sampler: Sampler;
+  private readonly sampleableIds: number | undefined;
   private readonly logprobs: number | undefined;
   private readonly replay: readonly number[] | undefined;
   private readonly stopIds: ReadonlySet<number>;
@@ -110,6 +113,7 @@ export class Sequence {
     this.stopIds = init.stopIds;
     this.tracker = new BlockTracker(init.masking, init.markers);
     this.sampler = new Sampler(init.sampling);
+    this.sampleableIds = init.sampleableIds;
     this.logprobs = init.replay ? undefined : init.logprobs;
     this.text = new TextStream(init.tokenizer, init.replay ? [] : (init.sampling.stop ?? []), init.skipSpecialTokens);
     this.stats = emptyRequestStats(init.prompt.length);
@@ -206,7 +210,9 @@ export class Sequence {
   /** Generation: the next token from the logits of the last computed token (forced `<|block_end|>` when the block is full). */
   choose(logits: Float32Array): { token: number; forced: boolean } {
     if (this.tracker.mustEndBlock()) return { token: this.markers.blockEnd, forced: true };
-    return { token: this.sampler.sample(logits), forced: false };
+    // A view, not a copy: the padded ids are simply out of the sampler's reach (log-probabilities stay raw).
+    const view = this.sampleableIds !== undefined ? logits.subarray(0, this.sampleableIds) : logits;
+    return { token: this.sampler.sample(view), forced: false };
   }
 
   /**

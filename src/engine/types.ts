@@ -215,6 +215,12 @@ export interface RequestHandle extends AsyncIterable<EngineEvent> {
 export interface EngineTokenizer {
   decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
   readonly specialTokens: Readonly<SpecialTokenIds>;
+  /**
+   * Ids the tokenizer knows (0..vocabSize-1). When the model has more logits (embedding rows padded to a
+   * multiple of 8, as the toy's are), the engine never samples the extra ids: they decode to nothing, and a
+   * policy at temperature 1.0 that RL has nudged can draw one.
+   */
+  readonly vocabSize?: number;
 }
 
 export interface EngineConfig {
