@@ -3,7 +3,7 @@
  * problems with the same sampling and seeds (src/rl/compare.ts) and prints one JSON object (`--json`) or a table.
  */
 import type { Command } from "commander";
-import { BUNDLED_RL_START_DIR, DEFAULT_RL_MODEL_DIR } from "../rl/bundled.js";
+import { BUNDLED_RL_MODEL_DIR, BUNDLED_RL_START_DIR, DEFAULT_RL_MODEL_DIR } from "../rl/bundled.js";
 import { compareRl, DEFAULT_COMPARE } from "../rl/compare.js";
 import { DEFAULT_RL_OPTIONS } from "../rl/train-rl.js";
 import { integerOption, numberOption, pathOption } from "./options.js";
@@ -29,7 +29,12 @@ export function registerCompare(rl: Command): void {
         `train rl's (Stage 2, blocks capped at ${DEFAULT_RL_OPTIONS.masking.maxBlockTokens} tokens unless --max-block-tokens says otherwise)`,
     )
     .addOption(pathOption("--start <dir>", "the SFT checkpoint RL started from").default(BUNDLED_RL_START_DIR))
-    .addOption(pathOption("--rl <dir>", "the RL model (train rl writes it to OUT/model)").default(DEFAULT_RL_MODEL_DIR))
+    .addOption(
+      pathOption(
+        "--rl <dir>",
+        `the RL model (default: the bundled one, models/toy-rl; train rl writes yours to OUT/model, e.g. ${DEFAULT_RL_MODEL_DIR})`,
+      ).default(BUNDLED_RL_MODEL_DIR),
+    )
     .addOption(integerOption("--problems <n>", "held-out problems", { min: 1 }).default(DEFAULT_COMPARE.problems))
     .addOption(
       integerOption("--samples <n>", "samples per problem (8: maj@8)", { min: 1 }).default(DEFAULT_COMPARE.samples),
@@ -65,6 +70,8 @@ export function registerCompare(rl: Command): void {
     process.stdout.write(
       [
         `${r.problems} held-out problems x ${r.samples} samples at T=${r.temperature}, block masking on`,
+        `start: ${o.start}`,
+        `rl:    ${o.rl}`,
         row("start", r.start),
         row("rl", r.rl),
         `full attention would hold ${r.fullAttentionPeakKvTokens.toFixed(0)} tokens at peak for the RL model's responses`,
