@@ -32,7 +32,7 @@ export function registerCompare(rl: Command): void {
     .addOption(
       pathOption(
         "--rl <dir>",
-        `the RL model (default: the bundled one, models/toy-rl; train rl writes yours to OUT/model, e.g. ${DEFAULT_RL_MODEL_DIR})`,
+        `the RL model (the bundled one by default; train rl writes yours to OUT/model, e.g. ${DEFAULT_RL_MODEL_DIR})`,
       ).default(BUNDLED_RL_MODEL_DIR),
     )
     .addOption(integerOption("--problems <n>", "held-out problems", { min: 1 }).default(DEFAULT_COMPARE.problems))
