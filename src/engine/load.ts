@@ -159,12 +159,14 @@ export interface ServingModel {
 }
 
 /**
- * The tokenizer the engine decodes with: ids the vocabulary lacks (a model's padded rows, e.g. 108..111 of the
- * toy model's 112) decode to nothing instead of throwing, so an untrained model cannot fail a request.
+ * The tokenizer the engine decodes with. Its vocabSize keeps the sampler off a model's padded rows (e.g. 108..111
+ * of the toy model's 112); ids the vocabulary still lacks (gaps below it, or a replayed id) decode to nothing
+ * instead of throwing, so an untrained model cannot fail a request.
  */
 export function lenientTokenizer(tok: MementoTokenizer): EngineTokenizer {
   return {
     specialTokens: tok.specialTokens,
+    vocabSize: tok.vocabSize,
     decode(ids, opts) {
       const known = ids.filter((id) => id < tok.vocabSize && tok.idToToken(id) !== undefined);
       return tok.decode(known, opts);
