@@ -160,7 +160,7 @@ export function register(program: Command): void {
       if (outcome.interrupted && !interrupt.signal.aborted) {
         process.stderr.write(
           `stopped after ${outcome.result.steps} steps as asked (--stop-after-steps); ${o.out}/checkpoint holds the ` +
-            "weights (config.json, model.safetensors: a model directory); run without the flag to go on\n",
+            "model (config.json, model.safetensors, tokenizer: a model directory); run without the flag to go on\n",
         );
         return;
       }

@@ -101,6 +101,8 @@ export async function generateRollouts(
   group: number,
   opts: RolloutOptions,
 ): Promise<Rollout[][]> {
+  // Nothing to generate (a worker dealt no problem): no engine, whose KV budget would be sized by an empty max.
+  if (problems.length === 0) return [];
   const st = tok.specialTokens;
   const stops = [st.imEnd, st.pad].filter((x): x is number => x !== undefined && x >= 0);
   const masking: Partial<MaskingConfig> = { ...STAGE2_MASKING, ...(opts.masking ?? {}) };

@@ -90,6 +90,7 @@ export class RlPool {
       return generateRollouts(this.model, this.tok, items, group, { ...opts, problemIds: ids });
     const n = this.workers.length;
     const shares = this.workers.map((_, k) => items.map((_, i) => i).filter((i) => i % n === k));
+    // Fewer problems than workers: a worker dealt none answers with none (generateRollouts).
     const replies = await Promise.all(
       this.workers.map((w, k) =>
         this.call<Extract<Reply, { type: "rollouts" }>>(w, {

@@ -542,7 +542,11 @@ export async function trainToy(opts: ToyTrainOptions): Promise<ToyTrainOutcome> 
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.stopAfterSteps !== undefined ? { stopAfterSteps: opts.stopAfterSteps } : {}),
   });
-  if (result.stopped) return { interrupted: true, result };
+  if (result.stopped) {
+    // The checkpoint is then a complete model directory (serve, train rl --start, rl compare take it as it is).
+    tok.save(join(opts.outDir, "checkpoint"));
+    return { interrupted: true, result };
+  }
 
   const modelDir = join(opts.outDir, "model");
   mkdirSync(modelDir, { recursive: true });
