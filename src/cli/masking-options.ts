@@ -32,14 +32,16 @@ function rangeOf(f: MaskingField): IntegerRange {
   return range;
 }
 
-/** Adds a flag for every setting that has one (and its hidden aliases) to `cmd`. */
-export function addMaskingOptions(cmd: Command): Command {
+/** Adds a flag for every setting that has one (and its hidden aliases) to `cmd`; `defaults` are the help text's where the command overlays its own. */
+export function addMaskingOptions(cmd: Command, defaults: Partial<MaskingConfig> = {}): Command {
   for (const name of MASKING_FIELD_NAMES) {
     const f: MaskingField = MASKING_FIELDS[name];
     const flags = flagsOf(f);
     if (flags === null) continue;
     const numeric = typeof f.default === "number";
-    cmd.addOption(new Option(flags, numeric ? `${f.help} (default: ${f.default})` : f.help));
+    // The command's own default where it overlays one (train rl caps blocks), else the table's.
+    const shown = (defaults as Record<string, unknown>)[name] ?? f.default;
+    cmd.addOption(new Option(flags, numeric ? `${f.help} (default: ${String(shown)})` : f.help));
     for (const alias of f.aliases ?? []) {
       cmd.addOption(new Option(aliasFlags(f, alias), `alias of ${f.flag}`).hideHelp());
     }

@@ -47,7 +47,7 @@ export function registerCompare(rl: Command): void {
     .addOption(integerOption("--seed <n>", "seed of the samplers", { min: 0 }).default(DEFAULT_COMPARE.seed))
     .addOption(integerOption("--workers <n>", "worker threads", { min: 1 }).default(DEFAULT_RL_OPTIONS.workers))
     .option("--json", "print one JSON object");
-  addMaskingOptions(cmd).action(async (o: RlCompareCliOptions) => {
+  addMaskingOptions(cmd, DEFAULT_RL_OPTIONS.masking).action(async (o: RlCompareCliOptions) => {
     const r = await compareRl({
       startDir: o.start,
       rlDir: o.rl,

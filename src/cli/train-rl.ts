@@ -126,7 +126,7 @@ export function register(program: Command): void {
       "--force-new",
       "the output directory holds a run with other options: move it aside to DIR.prev-<time> and start over",
     );
-  addMaskingOptions(cmd).action(async (o: TrainRlCliOptions) => {
+  addMaskingOptions(cmd, D.masking).action(async (o: TrainRlCliOptions) => {
     const masking = rlMasking(o);
     ensureOutputDir(o.out, "--out");
     const interrupt = onInterrupt();
