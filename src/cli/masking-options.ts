@@ -32,7 +32,10 @@ function rangeOf(f: MaskingField): IntegerRange {
   return range;
 }
 
-/** Adds a flag for every setting that has one (and its hidden aliases) to `cmd`; `defaults` are the help text's where the command overlays its own. */
+/**
+ * Adds a flag for every setting that has one (and its hidden aliases) to `cmd`. `defaults`: the command's own
+ * overlay (train rl caps blocks at 96), shown in the help instead of the table's default.
+ */
 export function addMaskingOptions(cmd: Command, defaults: Partial<MaskingConfig> = {}): Command {
   for (const name of MASKING_FIELD_NAMES) {
     const f: MaskingField = MASKING_FIELDS[name];
