@@ -69,7 +69,7 @@ export function registerCompare(rl: Command): void {
       `peak KV ${s.peakKvTokens.toFixed(0)}  ${s.blocksPerResponse.toFixed(2)} blocks of ${s.meanBlockTokens.toFixed(1)} tokens`;
     process.stdout.write(
       [
-        `${r.problems} held-out problems x ${r.samples} samples at T=${r.temperature}, block masking on`,
+        `${r.problems} held-out problem${r.problems === 1 ? "" : "s"} x ${r.samples} samples at T=${r.temperature}, block masking on`,
         `start: ${o.start}`,
         `rl:    ${o.rl}`,
         row("start", r.start),

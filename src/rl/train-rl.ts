@@ -398,7 +398,8 @@ export async function trainRl(o: RlTrainOptions): Promise<{ stopped: boolean; re
       log(
         `step ${step + 1}/${o.steps} reward ${m.reward.toFixed(3)} pass ${(100 * m.passRate).toFixed(0)}% ` +
           `trained ${trained}/${groups.length} groups, KL ${m.kl.toExponential(2)} clip ${(100 * m.clipFraction).toFixed(1)}% ` +
-          `|g| ${gradNorm.toFixed(3)} lr ${lr.toExponential(1)}, ${m.blocksPerResponse.toFixed(2)} blocks of ` +
+          `${trained > 0 ? `|g| ${gradNorm.toFixed(3)} lr ${lr.toExponential(1)}` : "no update (no group carried signal)"}, ` +
+          `${m.blocksPerResponse.toFixed(2)} blocks of ` +
           `${m.meanBlockTokens.toFixed(1)} tokens, peak KV ${m.peakKvTokens.toFixed(0)} ` +
           `(${m.rolloutSeconds.toFixed(1)} s rollouts, ${m.trainSeconds.toFixed(1)} s train)`,
       );
