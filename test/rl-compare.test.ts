@@ -5,13 +5,12 @@
  * numbers come from `npx memento rl compare --json` (50 x 8); this checks the plumbing and the bundled files.
  */
 import { describe, expect, it } from "vitest";
-import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { BUNDLED_RL_MODEL_DIR, BUNDLED_RL_START_DIR } from "../src/rl/bundled.js";
 import { compareRl, DEFAULT_COMPARE } from "../src/rl/compare.js";
 import { DEFAULT_RL_OPTIONS } from "../src/rl/train-rl.js";
-import { repoRoot } from "./helpers/reference.js";
+import { runCli } from "./helpers/cli.js";
 
 describe("rl compare on the bundled models", () => {
   it("the start and the RL model exist and load", () => {
@@ -46,11 +45,7 @@ describe("rl compare on the bundled models", () => {
 
   it("the CLI with fewer problems than worker threads (a worker dealt nothing) prints its object, exit 0", () => {
     // Needs the built CLI (npm test builds first): worker threads run the compiled rl-worker.js.
-    const r = spawnSync(
-      process.execPath,
-      [join(repoRoot, "bin", "memento.js"), "rl", "compare", "--problems", "1", "--workers", "2", "--json"],
-      { cwd: repoRoot, encoding: "utf8" },
-    );
+    const r = runCli(["rl", "compare", "--problems", "1", "--workers", "2", "--json"]);
     expect(r.status, r.stderr).toBe(0);
     expect((JSON.parse(r.stdout) as { problems: number }).problems).toBe(1);
   }, 180_000);

@@ -1,7 +1,8 @@
 /**
  * `memento train rl`: parses the options and runs `trainRl` (src/rl/train-rl.ts) from an SFT checkpoint (by
- * default the bundled `models/toy-rl-start`, a snapshot inside the toy recipe's answer stage), writing checkpoints, metrics.jsonl, report.json,
- * report.html and model/. Rerunning resumes; a rerun with options that change the weights is refused in one line.
+ * default the bundled `models/toy-rl-start`, a snapshot inside the toy recipe's answer stage), writing
+ * checkpoints, metrics.jsonl, report.json, report.html and model/. Rerunning resumes; a rerun with options that
+ * change the weights is refused in one line.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
