@@ -118,6 +118,11 @@ describe("bad option values: one line naming the flag, exit 2", () => {
       /--lr: expected a positive number, got "fast"/,
     ],
     ["train toy --stage2-causal", ["train", "toy", "--stage2-causal", "1", "--out", join(tmp, "never")], /in \[0, 1\)/],
+    [
+      "train toy --stop-after-steps",
+      ["train", "toy", "--stop-after-steps", "0", "--out", join(tmp, "never")],
+      /--stop-after-steps: expected a positive integer/,
+    ],
     ["train rl --lr", ["train", "rl", "--lr", "0", "--out", join(tmp, "never")], /--lr: expected a positive number/],
     ["train rl --group", ["train", "rl", "--group", "1", "--out", join(tmp, "never")], /--group/],
     [
